@@ -1,0 +1,37 @@
+"""ZappWay Bridge: a Flask service between no-code automation tools and the ZappWay API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from flask import Flask
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    upstream_transport: httpx.BaseTransport | None = None,
+) -> Flask:
+    """Build the app. `config` (a dict of Settings fields) replaces the environment entirely."""
+    from bridge import api_connections, cli, errors, health, logs, storage, worker
+    from bridge.config import Settings
+    from bridge.crypto import SecretBox
+    from bridge.upstream import UpstreamPool
+
+    settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
+    logs.configure(settings.log_level)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["settings"] = settings
+    app.extensions["secret_box"] = SecretBox((settings.secret_key, *settings.old_secret_keys))
+    storage.init_app(app, storage.make_engine(settings.database_url))
+    app.extensions["upstream"] = UpstreamPool(settings, upstream_transport)
+    app.extensions["huey"] = worker.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api_connections.bp)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,72 @@
+"""Who is calling: connection tokens for platforms, the admin token for operators.
+
+Platforms send `Authorization: Bearer <token>`; tools that can set only one custom header send
+`X-API-Key: <token>`. Errors say which of missing / malformed / unknown / revoked applies and
+nothing about other tenants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+
+from bridge import connections, context, crypto
+from bridge.errors import APIError
+from bridge.models import Connection
+from bridge.storage import get_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def presented_token() -> str | None:
+    """Read the token from Authorization (Bearer) or X-API-Key.
+
+    Raises:
+        ConnectionAuthError: when Authorization uses another scheme or is malformed.
+    """
+    header = request.headers.get("Authorization", "").strip()
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise connections.ConnectionAuthError(
+                "malformed_credentials", "Malformed Authorization header: expected 'Bearer <token>'"
+            )
+        return value.strip()
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+def current_connection() -> Connection:
+    """Authenticate the request once and cache the connection on `g`."""
+    if "connection" not in g:
+        g.connection = connections.authenticate(get_session(), presented_token())
+    return cast(Connection, g.connection)
+
+
+def require_connection(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        current_connection()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def is_admin() -> bool:
+    configured = context.settings().admin_token
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(configured) and bool(token) and crypto.same_secret(token, configured)
+
+
+def require_admin(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not context.settings().admin_token:
+            raise APIError(403, "admin_disabled", "Admin API is disabled: set BRIDGE_ADMIN_TOKEN")
+        if not is_admin():
+            raise APIError(401, "admin_unauthorized", "Admin token missing or wrong")
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)

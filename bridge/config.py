@@ -1,0 +1,231 @@
+"""Settings: the one place that reads the environment.
+
+`Settings.from_environ(os.environ)` validates every variable at once and raises a single
+`ConfigError` listing all problems, so a misconfigured deploy fails at start-up with one
+readable message instead of a 500 on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "test", "production")
+PROFILES = ("documented", "legacy")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_BASE_URL = "https://app.zappway.ai/api/v1"
+PLAN_LIMITS = {"free": 60, "pro": 300}
+MIN_SECRET_LENGTH = 32
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot produce valid settings; lists every problem."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, immutable configuration. Secrets are excluded from repr()."""
+
+    env: str = "production"
+    secret_key: str = field(default="", repr=False)
+    old_secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    admin_token: str = field(default="", repr=False)
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str = ""
+    upstream_base_url: str = DEFAULT_BASE_URL
+    upstream_profile: str = "documented"
+    upstream_connect_timeout_s: float = 5.0
+    upstream_read_timeout_s: float = 90.0
+    upstream_max_retries: int = 2
+    upstream_rate_wait_s: float = 20.0
+    plan_limits: Mapping[str, int] = field(default_factory=lambda: dict(PLAN_LIMITS))
+    default_plan: str = "free"
+    allow_self_registration: bool = True
+    max_body_bytes: int = 1_000_000
+    key_check_cache_s: float = 60.0
+    housekeeping_minutes: int = 5
+    log_level: str = "INFO"
+    huey_immediate: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "var_dir", Path(self.var_dir))
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def sqlite_queue_path(self) -> Path:
+        return self.var_dir / "queue.sqlite3"
+
+    @property
+    def ratelimit_sqlite_path(self) -> Path:
+        return self.var_dir / "ratelimit.sqlite3"
+
+    def limit_for_plan(self, plan: str) -> int:
+        """Return requests/minute for a plan name, or the number itself for a custom plan."""
+        if plan in self.plan_limits:
+            return self.plan_limits[plan]
+        return int(plan)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """Return a copy with some fields replaced (tests pass a dict, never patch env)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return replace(self, **overrides)
+
+    @classmethod
+    def from_process_env(cls) -> Settings:
+        """Build settings from this process's environment (the only read of os.environ)."""
+        return cls.from_environ(os.environ)
+
+    @classmethod
+    def for_tests(cls, overrides: Mapping[str, Any]) -> Settings:
+        """Build settings from explicit values only (tests and tools never touch the env)."""
+        return cls(env="test").with_overrides(overrides).with_secret_resolved()
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping.
+
+        Raises:
+            ConfigError: listing every missing or invalid variable.
+        """
+        reader = _Reader(environ)
+        env = reader.choice("BRIDGE_ENV", ENVIRONMENTS, "production")
+        var_dir = Path(reader.text("BRIDGE_VAR_DIR", "var"))
+        settings = cls(
+            env=env,
+            secret_key=reader.text("BRIDGE_SECRET_KEY", ""),
+            old_secret_keys=reader.csv("BRIDGE_OLD_SECRET_KEYS"),
+            admin_token=reader.text("BRIDGE_ADMIN_TOKEN", ""),
+            var_dir=var_dir,
+            database_url=normalise_database_url(
+                reader.text("DATABASE_URL", f"sqlite:///{var_dir / 'bridge.sqlite3'}")
+            ),
+            redis_url=reader.text("REDIS_URL", ""),
+            upstream_base_url=reader.text("ZAPPWAY_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
+            upstream_profile=reader.choice("ZAPPWAY_PROFILE", PROFILES, "documented"),
+            upstream_connect_timeout_s=reader.number("ZAPPWAY_CONNECT_TIMEOUT", 5.0, 0.1, 30),
+            upstream_read_timeout_s=reader.number("ZAPPWAY_READ_TIMEOUT", 90.0, 1, 99),
+            upstream_max_retries=int(reader.number("ZAPPWAY_MAX_RETRIES", 2, 0, 5)),
+            upstream_rate_wait_s=reader.number("BRIDGE_RATE_WAIT", 20.0, 0, 60),
+            plan_limits={
+                "free": int(reader.number("BRIDGE_FREE_RPM", 60, 1, 100_000)),
+                "pro": int(reader.number("BRIDGE_PRO_RPM", 300, 1, 100_000)),
+            },
+            default_plan=reader.text("BRIDGE_DEFAULT_PLAN", "free"),
+            allow_self_registration=reader.flag("BRIDGE_SELF_REGISTRATION", True),
+            max_body_bytes=int(reader.number("BRIDGE_MAX_BODY_BYTES", 1_000_000, 1024, 50_000_000)),
+            housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
+            log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
+        )
+        reader.raise_if_errors()
+        return settings.with_secret_resolved()
+
+    def with_secret_resolved(self) -> Settings:
+        """Check the secret key; outside production, generate a dev secret under var/ once.
+
+        Raises:
+            ConfigError: in production when the secret is missing, short or a placeholder.
+        """
+        if self.secret_key:
+            problem = secret_problem(self.secret_key)
+            if problem and self.is_production:
+                raise ConfigError(f"BRIDGE_SECRET_KEY {problem}")
+            return self
+        if self.is_production:
+            raise ConfigError(
+                "BRIDGE_SECRET_KEY is required in production (generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                "or set BRIDGE_ENV=development for local use"
+            )
+        return replace(self, secret_key=load_or_create_dev_secret(self.var_dir))
+
+
+def secret_problem(secret: str) -> str | None:
+    """Say what is wrong with a secret key, or None when it is acceptable."""
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is a placeholder value"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"must be at least {MIN_SECRET_LENGTH} characters"
+    return None
+
+
+def load_or_create_dev_secret(var_dir: Path) -> str:
+    """Return the development secret in var/, creating it (mode 0600) on first use."""
+    path = var_dir / "dev_secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+def normalise_database_url(url: str) -> str:
+    """Map PaaS-style URLs to the SQLAlchemy dialect we ship (psycopg 3)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class _Reader:
+    """Collects parse errors instead of stopping at the first one."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.errors: list[str] = []
+
+    def text(self, name: str, default: str) -> str:
+        return self.environ.get(name, default).strip() or default
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.environ.get(name, "").split(",") if part.strip())
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            self.errors.append(f"{name} must be one of {', '.join(allowed)}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.errors.append(f"{name} must be a number")
+            return default
+        if not low <= value <= high:
+            self.errors.append(f"{name} must be between {low:g} and {high:g}")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        self.errors.append(f"{name} must be true or false")
+        return default
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise ConfigError("invalid configuration: " + "; ".join(self.errors))

@@ -1,0 +1,108 @@
+"""Secrets at rest and bridge credentials: encryption, hashing, constant-time comparison.
+
+ZappWay keys are encrypted with MultiFernet keyed from BRIDGE_SECRET_KEY (HKDF, one derived key
+per purpose), so the master secret can rotate: the new secret encrypts, old ones still decrypt
+until `flask --app bridge connections reencrypt` has rewritten every row. Connection tokens are
+random and only their SHA-256 is stored: a leaked database yields no usable credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+TOKEN_PREFIX = "zwb_"  # noqa: S105 (a public prefix that makes leaked tokens greppable)
+TOKEN_BYTES = 32
+
+
+class DecryptionError(RuntimeError):
+    """Raised when a stored secret cannot be decrypted with any configured key."""
+
+
+def derive_key(secret: str, purpose: str) -> bytes:
+    """Derive a 32-byte key for one purpose from the master secret."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+    return hkdf.derive(secret.encode())
+
+
+class SecretBox:
+    """Encrypts and decrypts stored secrets; the first key encrypts, all keys decrypt."""
+
+    PURPOSE = "zappway-bridge/stored-secrets/v1"
+
+    def __init__(self, secret_keys: Iterable[str]) -> None:
+        fernets = [
+            Fernet(base64.urlsafe_b64encode(derive_key(key, self.PURPOSE))) for key in secret_keys
+        ]
+        if not fernets:
+            raise ValueError("at least one secret key is required")
+        self._multi = MultiFernet(fernets)
+
+    def __repr__(self) -> str:
+        return "SecretBox(<SECRET>)"
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._multi.encrypt(plaintext.encode()).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        """Return the plaintext.
+
+        Raises:
+            DecryptionError: when no configured key can decrypt (the secret key changed).
+        """
+        try:
+            return self._multi.decrypt(ciphertext.encode("ascii")).decode()
+        except InvalidToken as exc:
+            raise DecryptionError(
+                "stored secret cannot be decrypted with the configured keys"
+            ) from exc
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt under the primary key (used after BRIDGE_SECRET_KEY changes)."""
+        try:
+            return self._multi.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except InvalidToken as exc:
+            raise DecryptionError(
+                "stored secret cannot be decrypted with the configured keys"
+            ) from exc
+
+
+def new_connection_token() -> str:
+    """Return a fresh connection token: recognisable prefix plus 256 random bits."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def looks_like_token(value: str) -> bool:
+    """Tell a well-formed connection token from garbage without touching storage."""
+    body = value[len(TOKEN_PREFIX) :]
+    return (
+        value.startswith(TOKEN_PREFIX)
+        and 40 <= len(body) <= 64
+        and all(c.isalnum() or c in "-_" for c in body)
+    )
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of a token (hex SHA-256; tokens have 256 bits of entropy)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_secret(a: str, b: str) -> bool:
+    """Compare two secrets in constant time."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def fingerprint(secret: str) -> str:
+    """Return a short, non-reversible name for a secret (rate-limit buckets, logs)."""
+    return hashlib.sha256(b"zappway-bridge/fingerprint/" + secret.encode()).hexdigest()[:24]
+
+
+def last4(secret: str) -> str:
+    return secret[-4:]

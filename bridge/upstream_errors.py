@@ -1,0 +1,256 @@
+"""The upstream exception tree and the one place that turns a ZappWay response into an error.
+
+    UpstreamError                      base; `status_code` is what we answer, `reason` a slug
+    ├── UpstreamUnavailable      503   DNS failure, refused or reset connection
+    │   └── UpstreamTimeout      504   no answer within the read timeout
+    ├── UpstreamProtocolError    502   a 2xx whose body is not the JSON we expect
+    └── UpstreamResponseError          an error status; carries `upstream_status`
+        ├── UpstreamAuthError    401   key missing, invalid or revoked (401, or legacy 403)
+        ├── UpstreamForbidden    403   valid key, but not allowed (role, other org, plan tier)
+        ├── UpstreamQuotaExceeded 402  monthly plan quota used up (legacy USAGE_LIMIT)
+        ├── UpstreamNotFound     404   resource missing (also legacy `null` bodies, 500 "Not found")
+        ├── UpstreamRejected     422   upstream refused the input (400); `fields` names the culprits
+        ├── UpstreamPayloadTooLarge 413  body over the upstream cap; callers split and retry
+        ├── UpstreamRateLimited  429   `retry_after` seconds (None when the upstream sent none)
+        └── UpstreamServerError  502   5xx, HTML error pages, edge timeouts (524)
+
+Messages never quote more than 250 characters of an upstream body, and never the key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from typing import Any, ClassVar
+
+import httpx
+
+MAX_MESSAGE = 250
+
+
+class UpstreamError(Exception):
+    """Raised for any failure talking to ZappWay; subclasses say which."""
+
+    status_code: ClassVar[int] = 502
+    reason: ClassVar[str] = "upstream_error"
+    default_message: ClassVar[str] = "ZappWay could not be reached or answered unexpectedly"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = _clip(message or self.default_message)
+        super().__init__(self.message)
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Raised when no connection to ZappWay could be made (request not sent)."""
+
+    status_code = 503
+    reason = "upstream_unavailable"
+    default_message = "ZappWay is unreachable; try again shortly"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """Raised when ZappWay did not answer within the read timeout (request may have run)."""
+
+    status_code = 504
+    reason = "upstream_timeout"
+    default_message = "ZappWay did not answer in time"
+
+
+class UpstreamProtocolError(UpstreamError):
+    """Raised when a success status carries a body the bridge cannot read."""
+
+    status_code = 502
+    reason = "upstream_bad_response"
+    default_message = "ZappWay sent a response the bridge could not read"
+
+
+class UpstreamResponseError(UpstreamError):
+    """Raised for an error status; `upstream_status` keeps the original code."""
+
+    def __init__(self, message: str | None = None, *, upstream_status: int = 0) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+class UpstreamAuthError(UpstreamResponseError):
+    """Raised when ZappWay rejects the stored key (401, or the legacy 403 on strict routes)."""
+
+    status_code = 401
+    reason = "upstream_key_rejected"
+    default_message = "ZappWay rejected the stored API key: it may have been revoked; rotate it"
+
+
+class UpstreamForbidden(UpstreamResponseError):
+    """Raised when the key is valid but may not touch this resource."""
+
+    status_code = 403
+    reason = "upstream_forbidden"
+    default_message = "ZappWay refused access to this resource"
+
+
+class UpstreamQuotaExceeded(UpstreamResponseError):
+    """Raised when the organization's monthly ZappWay quota is used up (not retryable)."""
+
+    status_code = 402
+    reason = "upstream_quota_exceeded"
+    default_message = "ZappWay plan quota exhausted; upgrade the plan or wait for the next cycle"
+
+
+class UpstreamNotFound(UpstreamResponseError):
+    """Raised when the requested resource does not exist upstream."""
+
+    status_code = 404
+    reason = "upstream_not_found"
+    default_message = "Not found on ZappWay"
+
+
+class UpstreamRejected(UpstreamResponseError):
+    """Raised when ZappWay refuses the input; `fields` lists the offending field names."""
+
+    status_code = 422
+    reason = "upstream_rejected_input"
+    default_message = "ZappWay rejected the request parameters"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        upstream_status: int = 400,
+        fields: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, upstream_status=upstream_status)
+        self.fields = fields
+
+
+class UpstreamPayloadTooLarge(UpstreamResponseError):
+    """Raised on 413: the caller should split the batch and retry."""
+
+    status_code = 413
+    reason = "upstream_payload_too_large"
+    default_message = "The request was too large for ZappWay"
+
+
+class UpstreamRateLimited(UpstreamResponseError):
+    """Raised on 429 (or by the bridge's own per-key limiter); `retry_after` in seconds."""
+
+    status_code = 429
+    reason = "rate_limited"
+    default_message = "ZappWay rate limit reached"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        upstream_status: int = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, upstream_status=upstream_status)
+        self.retry_after = retry_after
+
+    @property
+    def retry_after_header(self) -> str:
+        """Whole seconds for the Retry-After we send (at least 1, even when upstream sent none)."""
+        return str(max(1, math.ceil(self.retry_after or 1)))
+
+
+class UpstreamServerError(UpstreamResponseError):
+    """Raised on 5xx, HTML error pages and edge timeouts."""
+
+    status_code = 502
+    reason = "upstream_server_error"
+    default_message = "ZappWay had an internal error"
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Read Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_from_response(response: httpx.Response) -> UpstreamResponseError:
+    """Map an error response (either profile, JSON or not) to the matching exception."""
+    status = response.status_code
+    _code, message, fields = _read_error_body(response)
+    if status == 401:
+        return UpstreamAuthError(upstream_status=status)
+    if status == 403:
+        return UpstreamForbidden(message or None, upstream_status=status)
+    if status == 402:
+        return UpstreamQuotaExceeded(upstream_status=status)
+    if status in (404, 410):
+        return UpstreamNotFound(message or None, upstream_status=status)
+    if status == 413:
+        return UpstreamPayloadTooLarge(upstream_status=status)
+    if status == 429:
+        return UpstreamRateLimited(
+            upstream_status=status,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status in (400, 422):
+        detail = f"ZappWay rejected the request: {message}" if message else None
+        return UpstreamRejected(detail, upstream_status=status, fields=fields)
+    if status == 500 and message.lower() in ("not found", "not_found"):
+        return UpstreamNotFound(upstream_status=status)  # legacy B.12: missing datastore
+    if status == 500 and message.lower() == "unauthorized":
+        return UpstreamForbidden(upstream_status=status)  # legacy B.12: foreign datasource
+    if 400 <= status < 500:
+        return UpstreamRejected(upstream_status=status)
+    suffix = f" (HTTP {status})"
+    return UpstreamServerError(UpstreamServerError.default_message + suffix, upstream_status=status)
+
+
+def is_legacy_auth_denial(response: httpx.Response) -> bool:
+    """Tell whether a 403 looks like the legacy key check (plain `Forbidden` or `UNAUTHORIZED`)."""
+    code, message, _ = _read_error_body(response)
+    return code.upper() == "UNAUTHORIZED" or message.strip().lower() == "forbidden"
+
+
+def _read_error_body(response: httpx.Response) -> tuple[str, str, tuple[str, ...]]:
+    """Return (code, message, field names) from any of the upstream's error shapes."""
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        text = response.text.strip()
+        looks_html = text.startswith("<") or "html" in response.headers.get("content-type", "")
+        return "", "" if looks_html else _clip(text), ()
+    if not isinstance(body, dict):
+        return "", "", ()
+    error = body.get("error")
+    fields = _field_names(body.get("details"))
+    if isinstance(error, dict):
+        return str(error.get("code") or ""), _clip(str(error.get("message") or "")), fields
+    if isinstance(error, str):
+        is_code = error.isupper() and " " not in error
+        return (error, "", fields) if is_code else ("", _clip(error), fields)
+    return "", _clip(str(body.get("message") or "")), fields
+
+
+def _field_names(details: Any) -> tuple[str, ...]:
+    """Extract field names from a validation `details` block, never its free text."""
+    if isinstance(details, dict):
+        names = details.get("fieldErrors", details)
+        if isinstance(names, dict):
+            return tuple(str(name) for name in names)[:10]
+    if isinstance(details, list):
+        found = [
+            str(item.get("path") or item.get("field")) for item in details if isinstance(item, dict)
+        ]
+        return tuple(name for name in found if name and name != "None")[:10]
+    return ()
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"

@@ -1,0 +1,74 @@
+"""Background work on Huey: SQLite queue under var/ by default, Redis when REDIS_URL is set.
+
+Tasks are registered per app (closures over the app), so the web process enqueues and the
+consumer (`python -m bridge.worker`) executes the same named tasks with the same settings.
+Every task re-reads what it needs from the database; nothing is shared through memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Flask
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.config import Settings
+from bridge.models import Heartbeat
+from bridge.storage import session_scope
+
+log = logging.getLogger(__name__)
+QUEUE_NAME = "zappway-bridge"
+
+
+def make_huey(settings: Settings) -> Huey:
+    """Pick the queue backend from settings (immediate in-memory mode for unit tests)."""
+    if settings.huey_immediate:
+        return MemoryHuey(QUEUE_NAME, immediate=True)
+    if settings.redis_url:
+        return RedisHuey(QUEUE_NAME, url=settings.redis_url)
+    settings.sqlite_queue_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path))
+
+
+def beat(sessions: sessionmaker[Session], name: str) -> None:
+    """Record that a background process is alive (read by /readyz)."""
+    with session_scope(sessions) as session:
+        row = session.get(Heartbeat, name) or Heartbeat(name=name, runs=0)
+        row.beat_at = datetime.now(UTC)
+        row.runs += 1
+        session.add(row)
+
+
+def init_app(app: Flask) -> Huey:
+    """Create the queue for this app and register its tasks."""
+    settings: Settings = app.extensions["settings"]
+    huey = make_huey(settings)
+    sessions = app.extensions["sessions"]
+
+    every = crontab(minute=f"*/{settings.housekeeping_minutes}")
+
+    @huey.periodic_task(every, name="housekeeping")  # type: ignore[untyped-decorator]  # huey is untyped
+    def housekeeping() -> None:
+        """Periodic upkeep; later issues add pruning and polling here."""
+        beat(sessions, "housekeeping")
+
+    app.extensions["tasks"] = {"housekeeping": housekeeping}
+    return huey
+
+
+def main() -> None:
+    """Run the consumer: `python -m bridge.worker` (the Procfile's worker line)."""
+    from bridge import create_app
+
+    app = create_app()
+    huey: Huey = app.extensions["huey"]
+    beat(app.extensions["sessions"], "worker")
+    log.info("worker.start backend=%s", type(huey.storage).__name__)
+    consumer = huey.create_consumer(workers=4, worker_type="thread", periodic=True)
+    consumer.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Settings come from one place, fail loudly, and never show secrets."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from bridge import create_app
+from bridge.config import ConfigError, Settings, normalise_database_url
+
+GOOD_SECRET = "x" * 48
+
+
+def test_production_refuses_to_start_without_secret(tmp_path):
+    """With BRIDGE_ENV=production and no BRIDGE_SECRET_KEY, building settings fails."""
+    with pytest.raises(ConfigError, match="BRIDGE_SECRET_KEY is required"):
+        Settings.from_environ({"BRIDGE_ENV": "production", "BRIDGE_VAR_DIR": str(tmp_path)})
+
+
+def test_production_is_the_default_environment(tmp_path):
+    """An unset BRIDGE_ENV is treated as production, so a bare deploy cannot run on a dev secret."""
+    with pytest.raises(ConfigError):
+        Settings.from_environ({"BRIDGE_VAR_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize("secret", ["changeme", "short-secret", "secret"])
+def test_production_refuses_placeholder_or_short_secret(secret, tmp_path):
+    """Placeholder and short secrets are refused in production."""
+    with pytest.raises(ConfigError, match="BRIDGE_SECRET_KEY"):
+        Settings.from_environ({"BRIDGE_ENV": "production", "BRIDGE_SECRET_KEY": secret})
+
+
+def test_create_app_refuses_in_production_without_secret(monkeypatch, tmp_path):
+    """The app factory itself stops, not the first request."""
+    monkeypatch.setenv("BRIDGE_ENV", "production")
+    monkeypatch.delenv("BRIDGE_SECRET_KEY", raising=False)
+    monkeypatch.setenv("BRIDGE_VAR_DIR", str(tmp_path))
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_development_generates_a_private_secret_once(tmp_path):
+    """Outside production a dev secret is generated under var/ with mode 0600 and reused."""
+    env = {"BRIDGE_ENV": "development", "BRIDGE_VAR_DIR": str(tmp_path / "var")}
+    first = Settings.from_environ(env)
+    second = Settings.from_environ(env)
+    path = tmp_path / "var" / "dev_secret_key"
+    assert first.secret_key == second.secret_key
+    assert len(first.secret_key) >= 32
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_all_problems_are_reported_at_once():
+    """Every invalid variable is named in one error."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_environ(
+            {
+                "BRIDGE_ENV": "staging",
+                "ZAPPWAY_READ_TIMEOUT": "500",
+                "ZAPPWAY_PROFILE": "v9",
+                "BRIDGE_SELF_REGISTRATION": "maybe",
+                "BRIDGE_SECRET_KEY": GOOD_SECRET,
+            }
+        )
+    message = str(caught.value)
+    for name in ("BRIDGE_ENV", "ZAPPWAY_READ_TIMEOUT", "ZAPPWAY_PROFILE", "BRIDGE_SELF_REGISTRATION"):
+        assert name in message
+
+
+def test_read_timeout_stays_below_upstream_edge_limit():
+    """The upstream read timeout cannot be configured at or above the ~100 s proxy limit."""
+    with pytest.raises(ConfigError, match="ZAPPWAY_READ_TIMEOUT"):
+        Settings.from_environ({"ZAPPWAY_READ_TIMEOUT": "100", "BRIDGE_SECRET_KEY": GOOD_SECRET})
+    settings = Settings.from_environ({"BRIDGE_SECRET_KEY": GOOD_SECRET})
+    assert settings.upstream_read_timeout_s < 100
+
+
+def test_paas_postgres_url_is_normalised():
+    """Heroku-style postgres:// URLs are mapped to the psycopg 3 dialect."""
+    assert normalise_database_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalise_database_url("sqlite:///var/x.db") == "sqlite:///var/x.db"
+
+
+def test_repr_hides_secrets():
+    """Secrets never appear in repr(), so a logged Settings object leaks nothing."""
+    settings = Settings.from_environ(
+        {"BRIDGE_SECRET_KEY": GOOD_SECRET, "BRIDGE_ADMIN_TOKEN": "admin-" + "y" * 40}
+    )
+    assert GOOD_SECRET not in repr(settings)
+    assert "admin-" not in repr(settings)
+
+
+def test_plan_limits_are_configurable():
+    """Free and Pro limits come from the environment; a number is a custom plan."""
+    settings = Settings.from_environ(
+        {"BRIDGE_SECRET_KEY": GOOD_SECRET, "BRIDGE_FREE_RPM": "30", "BRIDGE_PRO_RPM": "600"}
+    )
+    assert settings.limit_for_plan("free") == 30
+    assert settings.limit_for_plan("pro") == 600
+    assert settings.limit_for_plan("1200") == 1200
