@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from flask import Flask
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def create_app(

@@ -11,7 +11,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import connections, context, storage
@@ -117,6 +117,7 @@ def reencrypt_command() -> None:
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate_command() -> None:
     """Apply database migrations (run by `make run` and the Procfile's release line)."""
     storage.migrate(current_app.extensions["engine"])

@@ -65,7 +65,12 @@ def test_all_problems_are_reported_at_once():
             }
         )
     message = str(caught.value)
-    for name in ("BRIDGE_ENV", "ZAPPWAY_READ_TIMEOUT", "ZAPPWAY_PROFILE", "BRIDGE_SELF_REGISTRATION"):
+    for name in (
+        "BRIDGE_ENV",
+        "ZAPPWAY_READ_TIMEOUT",
+        "ZAPPWAY_PROFILE",
+        "BRIDGE_SELF_REGISTRATION",
+    ):
         assert name in message
 
 

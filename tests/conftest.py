@@ -1,0 +1,161 @@
+"""Shared fixtures: a real simulator, a real database, the bridge app built from a settings dict.
+
+Tier 1 runs the simulator in-process through `httpx.WSGITransport`; tier 2 serves it on a real
+socket (`sim_server`). PostgreSQL and Redis fixtures skip only when those servers are absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import sim
+from bridge import create_app, storage
+from sim.testing import SimAdmin, serve_in_thread
+
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_BASE = "redis://127.0.0.1:6379"
+ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def sim_app() -> Flask:
+    return sim.create_app({"profile": "documented", "seed": 1})
+
+
+@pytest.fixture
+def sim_transport(sim_app: Flask) -> httpx.WSGITransport:
+    return httpx.WSGITransport(app=sim_app)
+
+
+@pytest.fixture
+def sim_admin(sim_transport: httpx.WSGITransport) -> Iterator[SimAdmin]:
+    with httpx.Client(transport=sim_transport, base_url="http://sim") as http:
+        yield SimAdmin(http)
+
+
+@pytest.fixture
+def seeded(sim_admin: SimAdmin) -> dict[str, Any]:
+    """A demo organization with a key, agents, a datastore and conversations."""
+    return sim_admin.seed()
+
+
+@pytest.fixture
+def sim_server(sim_app: Flask) -> Iterator[str]:
+    """The same simulator on a real socket; yields its base URL."""
+    with serve_in_thread(sim_app) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def base_settings(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "secret_key": TEST_SECRET,
+        "admin_token": ADMIN_TOKEN,
+        "var_dir": tmp_path / "var",
+        "database_url": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+        "upstream_base_url": "http://sim/api/v1",
+        "upstream_max_retries": 2,
+        "upstream_rate_wait_s": 2.0,
+        "huey_immediate": True,
+    }
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(
+    base_settings: dict[str, Any], sim_transport: httpx.WSGITransport
+) -> Iterator[AppFactory]:
+    """Build migrated bridge apps; keyword overrides replace settings fields."""
+    built: list[Flask] = []
+
+    def factory(transport: httpx.BaseTransport | None = sim_transport, **overrides: Any) -> Flask:
+        app = create_app({**base_settings, **overrides}, upstream_transport=transport)
+        storage.migrate(app.extensions["engine"])
+        built.append(app)
+        return app
+
+    yield factory
+    for app in built:
+        app.extensions["upstream"].close()
+        app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def connection(client: FlaskClient, seeded: dict[str, Any]) -> dict[str, Any]:
+    """A connection registered with the seeded key; includes its one-time token."""
+    response = client.post("/v1/connections", json={"api_key": seeded["key"], "label": "Tests"})
+    assert response.status_code == 201, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A private schema in the local PostgreSQL `test` database; skipped when absent."""
+    if not _port_open(5432):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin_engine = sa.create_engine(PG_BASE)
+    with admin_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin_engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin_engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database emptied before and after the test; skipped when absent."""
+    if not _port_open(6379):
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    import redis
+
+    url = f"{REDIS_BASE}/9"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def random_key() -> str:
+    return "zw_live_" + secrets.token_hex(16)

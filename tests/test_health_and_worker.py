@@ -1,0 +1,67 @@
+"""Health endpoints and the background queue, on the embedded and the Redis backends."""
+
+from __future__ import annotations
+
+from huey import RedisHuey, SqliteHuey
+
+from bridge.models import Heartbeat
+
+
+def test_healthz_is_alive(client):
+    """/healthz answers 200 without touching dependencies."""
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_queue(client):
+    """/readyz checks the database and the queue."""
+    body = client.get("/readyz").get_json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["queue"] == "ok"
+
+
+def test_readyz_is_503_when_database_is_down(make_app):
+    """An unreachable database makes /readyz answer 503 naming it, without the URL."""
+    app = make_app(huey_immediate=True)
+    app.extensions["engine"].dispose()
+    from sqlalchemy import create_engine
+
+    app.extensions["engine"] = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"] == "unreachable"
+    assert "nobody" not in response.get_data(as_text=True)
+
+
+def test_housekeeping_records_a_heartbeat(app):
+    """The periodic housekeeping task runs and records the worker as alive."""
+    app.extensions["tasks"]["housekeeping"]()
+    with app.extensions["sessions"]() as session:
+        assert session.get(Heartbeat, "housekeeping").runs == 1
+    assert app.test_client().get("/readyz").get_json()["checks"]["worker_last_seen_s"] >= 0
+
+
+def test_embedded_queue_is_sqlite_under_var(make_app, tmp_path):
+    """Without REDIS_URL the queue is a SQLite file under var/ and a task round-trips through it."""
+    app = make_app(huey_immediate=False)
+    huey = app.extensions["huey"]
+    assert isinstance(huey, SqliteHuey)
+    assert (tmp_path / "var" / "queue.sqlite3").exists()
+    app.extensions["tasks"]["housekeeping"]()
+    task = huey.dequeue()
+    huey.execute(task)
+    with app.extensions["sessions"]() as session:
+        assert session.get(Heartbeat, "housekeeping").runs == 1
+
+
+def test_redis_queue_when_configured(make_app, redis_url):
+    """With REDIS_URL the queue lives in Redis and tasks round-trip through it."""
+    app = make_app(huey_immediate=False, redis_url=redis_url)
+    huey = app.extensions["huey"]
+    assert isinstance(huey, RedisHuey)
+    app.extensions["tasks"]["housekeeping"]()
+    assert huey.pending_count() == 1
+    huey.execute(huey.dequeue())
+    with app.extensions["sessions"]() as session:
+        assert session.get(Heartbeat, "housekeeping").runs == 1
+    assert app.test_client().get("/readyz").get_json()["checks"]["queue"] == "ok"
