@@ -34,6 +34,9 @@ check: install  ## format check, lint, types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+manifest: install  ## regenerate manifest.json from the registry
+	$(BIN)/flask --app bridge manifest
+
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

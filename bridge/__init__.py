@@ -17,9 +17,23 @@ def create_app(
     upstream_transport: httpx.BaseTransport | None = None,
 ) -> Flask:
     """Build the app. `config` (a dict of Settings fields) replaces the environment entirely."""
-    from bridge import api_connections, cli, errors, health, logs, storage, worker
+    from bridge import (
+        api_actions,
+        api_connections,
+        api_meta,
+        cli,
+        errors,
+        health,
+        logs,
+        storage,
+        worker,
+    )  # fmt: skip
     from bridge.config import Settings
     from bridge.crypto import SecretBox
+    from bridge.delivery import Deliverer
+    from bridge.jobs import DeadlineRunner
+    from bridge.registry import ACTIONS
+    from bridge.runtime import Runtime
     from bridge.upstream import UpstreamPool
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
@@ -31,9 +45,20 @@ def create_app(
     app.extensions["secret_box"] = SecretBox((settings.secret_key, *settings.old_secret_keys))
     storage.init_app(app, storage.make_engine(settings.database_url))
     app.extensions["upstream"] = UpstreamPool(settings, upstream_transport)
+    runtime = Runtime(
+        settings=settings,
+        sessions=app.extensions["sessions"],
+        box=app.extensions["secret_box"],
+        pool=app.extensions["upstream"],
+        deliverer=Deliverer(settings.allow_private_targets),
+    )
+    app.extensions["runtime"] = runtime
+    app.extensions["deadline_runner"] = DeadlineRunner(runtime)
     app.extensions["huey"] = worker.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_connections.bp)
+    app.register_blueprint(api_meta.bp)
+    api_actions.register(app, ACTIONS)
     cli.init_app(app)
     return app

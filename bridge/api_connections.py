@@ -37,12 +37,17 @@ class RotateKeyIn(Schema):
     api_key = fields.String(required=True, validate=validate.Length(min=1, max=512))
 
 
-def json_body(schema: Schema) -> dict[str, Any]:
-    """Parse and validate the JSON body (400 when it is not a JSON object)."""
+def json_object() -> dict[str, Any]:
+    """Return the JSON object body (400 when it is missing, malformed or not an object)."""
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise APIError(400, "malformed_json", "Request body must be a JSON object")
-    data: dict[str, Any] = schema.load(payload)
+    return payload
+
+
+def json_body(schema: Schema) -> dict[str, Any]:
+    """Parse and validate the JSON body (400 malformed, 422 naming the field)."""
+    data: dict[str, Any] = schema.load(json_object())
     return data
 
 
@@ -73,7 +78,8 @@ def create_connection() -> tuple[Response, int]:
     )
     session.commit()
     body = connections.describe(issued.connection, settings)
-    return jsonify({**body, "token": issued.token}), 201
+    secrets_once = {"token": issued.token, "signing_secret": issued.signing_secret}
+    return jsonify({**body, **secrets_once}), 201
 
 
 @bp.get("/v1/me")
@@ -128,6 +134,16 @@ def rotate_token() -> Response:
     token = connections.rotate_token(connection)
     get_session().commit()
     return jsonify({**connections.describe(connection, context.settings()), "token": token})
+
+
+@bp.post("/v1/me/rotate-signing-secret")
+@require_connection
+def rotate_signing_secret() -> Response:
+    """Issue a new secret for verifying callbacks and hook deliveries (shown once)."""
+    connection = current_connection()
+    secret = connections.rotate_signing_secret(connection, context.secret_box())
+    get_session().commit()
+    return jsonify({"id": connection.id, "signing_secret": secret})
 
 
 @bp.delete("/v1/me")

@@ -58,7 +58,8 @@ def create_command(label: str | None, plan: str | None, api_key_stdin: bool) -> 
         issued = connections.create(
             session, context.secret_box(), org, api_key=api_key, label=label, plan=plan
         )
-        _echo({**connections.describe(issued.connection, settings), "token": issued.token})
+        shown_once = {"token": issued.token, "signing_secret": issued.signing_secret}
+        _echo({**connections.describe(issued.connection, settings), **shown_once})
 
 
 @connections_cli.command("list")
@@ -124,6 +125,24 @@ def migrate_command() -> None:
     click.echo("database is up to date")
 
 
+@click.command("manifest")
+@click.option("--check", is_flag=True, help="Fail if manifest.json differs from the registry.")
+def manifest_command(check: bool) -> None:
+    """Write manifest.json from the registry (`make manifest`)."""
+    from bridge.manifest import MANIFEST_PATH, manifest_text
+    from bridge.registry import ACTIONS
+
+    text = manifest_text(ACTIONS)
+    if check:
+        if not MANIFEST_PATH.exists() or MANIFEST_PATH.read_text() != text:
+            raise click.ClickException("manifest.json is stale: run `make manifest`")
+        click.echo("manifest.json is up to date")
+        return
+    MANIFEST_PATH.write_text(text)
+    click.echo(f"wrote {MANIFEST_PATH.name}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(connections_cli)
     app.cli.add_command(migrate_command)
+    app.cli.add_command(manifest_command)

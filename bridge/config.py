@@ -50,6 +50,10 @@ class Settings:
     max_body_bytes: int = 1_000_000
     key_check_cache_s: float = 60.0
     housekeeping_minutes: int = 5
+    action_deadline_s: float = 25.0
+    callback_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
+    allow_private_targets: bool = False
+    action_threads: int = 256
     log_level: str = "INFO"
     huey_immediate: bool = False
 
@@ -126,6 +130,9 @@ class Settings:
             allow_self_registration=reader.flag("BRIDGE_SELF_REGISTRATION", True),
             max_body_bytes=int(reader.number("BRIDGE_MAX_BODY_BYTES", 1_000_000, 1024, 50_000_000)),
             housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
+            action_deadline_s=reader.number("BRIDGE_ACTION_DEADLINE", 25.0, 1, 110),
+            allow_private_targets=reader.flag("BRIDGE_ALLOW_PRIVATE_TARGETS", False),
+            action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 256, 4, 4096)),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

@@ -40,10 +40,11 @@ class ConnectionRevoked(Exception):
 
 @dataclass(frozen=True)
 class IssuedConnection:
-    """A connection and its token; the only moment the token exists in clear."""
+    """A connection, its token and its signing secret: the only moment both exist in clear."""
 
     connection: Connection
     token: str
+    signing_secret: str
 
 
 def normalise_api_key(raw: str) -> str:
@@ -57,6 +58,8 @@ def normalise_api_key(raw: str) -> str:
         raise InvalidApiKey("api_key must not be empty")
     if any(c.isspace() for c in key):
         raise InvalidApiKey("api_key must not contain spaces or line breaks")
+    if not key.isascii() or not key.isprintable():
+        raise InvalidApiKey("api_key must contain only printable ASCII characters")
     if len(key) > 512:
         raise InvalidApiKey("api_key is too long (max 512 characters)")
     return key
@@ -82,6 +85,7 @@ def create(
 ) -> IssuedConnection:
     """Store a verified key and issue a token for it."""
     token = crypto.new_connection_token()
+    signing_secret = crypto.new_signing_secret()
     connection = Connection(
         id="conn_" + secrets.token_hex(10),
         label=(label or org.name or "ZappWay connection")[:200],
@@ -94,10 +98,11 @@ def create(
         upstream_org_name=org.name,
         key_status="valid",
         key_checked_at=datetime.now(UTC),
+        signing_secret_ciphertext=box.encrypt(signing_secret),
     )
     session.add(connection)
     session.flush()
-    return IssuedConnection(connection, token)
+    return IssuedConnection(connection, token, signing_secret)
 
 
 def authenticate(session: Session, token: str | None) -> Connection:
@@ -156,6 +161,19 @@ def replace_api_key(
     connection.upstream_org_name = org.name
     connection.key_status = "valid"
     connection.key_checked_at = datetime.now(UTC)
+
+
+def signing_secret(connection: Connection, box: crypto.SecretBox) -> str:
+    """Return the secret that signs callbacks and hook deliveries to this connection's URLs."""
+    if connection.signing_secret_ciphertext is None:
+        raise ConnectionRevoked(connection.id)
+    return box.decrypt(connection.signing_secret_ciphertext)
+
+
+def rotate_signing_secret(connection: Connection, box: crypto.SecretBox) -> str:
+    secret = crypto.new_signing_secret()
+    connection.signing_secret_ciphertext = box.encrypt(secret)
+    return secret
 
 
 def rotate_token(connection: Connection) -> str:

@@ -79,6 +79,11 @@ def new_connection_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 
 
+def new_signing_secret() -> str:
+    """Return a Standard Webhooks signing secret (`whsec_` + base64 of 32 random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
 def looks_like_token(value: str) -> bool:
     """Tell a well-formed connection token from garbage without touching storage."""
     body = value[len(TOKEN_PREFIX) :]

@@ -9,6 +9,7 @@ Retry-After, 5xx from ZappWay become 502/503/504, and our own bugs a plain 500 w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -17,6 +18,8 @@ from werkzeug.exceptions import HTTPException
 
 from bridge.connections import ConnectionAuthError, ConnectionRevoked, InvalidApiKey
 from bridge.crypto import DecryptionError
+from bridge.documents import DocumentBusy
+from bridge.idempotency import IdempotencyConflict
 from bridge.upstream_errors import MAX_MESSAGE, UpstreamError, UpstreamRateLimited
 
 log = logging.getLogger(__name__)
@@ -33,17 +36,8 @@ class APIError(Exception):
         self.extra = extra
 
 
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
-    """Build the JSON error body every handler returns."""
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 1] + "…"
-    response = jsonify({"error": {"code": code, "message": message, **extra}})
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
 def validation_message(messages: Any, prefix: str = "") -> tuple[str, list[str]]:
@@ -51,8 +45,8 @@ def validation_message(messages: Any, prefix: str = "") -> tuple[str, list[str]]
     if not isinstance(messages, dict):
         return f"Invalid input: {messages}", []
     parts, names = [], []
-    for field, problems in messages.items():
-        name = f"{prefix}{field}"
+    for field_name, problems in messages.items():
+        name = f"{prefix}{field_name}"
         if isinstance(problems, dict) and not all(isinstance(k, int) for k in problems):
             nested, nested_names = validation_message(problems, f"{name}.")
             parts.append(nested.removeprefix("Invalid input: "))
@@ -67,69 +61,87 @@ def validation_message(messages: Any, prefix: str = "") -> tuple[str, list[str]]
     return "Invalid input: " + "; ".join(parts), names
 
 
-def init_app(app: Flask) -> None:
-    """Register the handlers; called once by the app factory."""
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception as the client will see it."""
 
-    @app.errorhandler(APIError)
-    def _api_error(exc: APIError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    @app.errorhandler(ValidationError)
-    def _validation(exc: ValidationError) -> Response:
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": _clip(self.message), **self.extra}}
+
+
+def translate(exc: Exception) -> ErrorInfo:
+    """Map any exception to status, code and message: the single translation to HTTP terms."""
+    if isinstance(exc, APIError):
+        return ErrorInfo(exc.status, exc.code, exc.message, extra=exc.extra)
+    if isinstance(exc, ValidationError):
         message, fields = validation_message(exc.messages)
-        return error_response(422, "invalid_input", message, fields=fields)
-
-    @app.errorhandler(InvalidApiKey)
-    def _invalid_key(exc: InvalidApiKey) -> Response:
-        return error_response(422, "invalid_input", str(exc), fields=["api_key"])
-
-    @app.errorhandler(ConnectionAuthError)
-    def _auth(exc: ConnectionAuthError) -> Response:
-        return error_response(
-            401,
-            exc.reason,
-            exc.message,
-            headers={"WWW-Authenticate": 'Bearer realm="zappway-bridge"'},
-        )
-
-    @app.errorhandler(ConnectionRevoked)
-    def _revoked(_exc: ConnectionRevoked) -> Response:
-        return error_response(401, "revoked_credentials", "This connection has been revoked")
-
-    @app.errorhandler(DecryptionError)
-    def _undecryptable(_exc: DecryptionError) -> Response:
+        return ErrorInfo(422, "invalid_input", message, extra={"fields": fields})
+    if isinstance(exc, InvalidApiKey):
+        return ErrorInfo(422, "invalid_input", str(exc), extra={"fields": ["api_key"]})
+    if isinstance(exc, ConnectionAuthError):
+        challenge = {"WWW-Authenticate": 'Bearer realm="zappway-bridge"'}
+        return ErrorInfo(401, exc.reason, exc.message, headers=challenge)
+    if isinstance(exc, ConnectionRevoked):
+        return ErrorInfo(401, "revoked_credentials", "This connection has been revoked")
+    if isinstance(exc, IdempotencyConflict):
+        return ErrorInfo(exc.status, exc.code, exc.message, headers={"Retry-After": "1"})
+    if isinstance(exc, DocumentBusy):
+        return ErrorInfo(409, "document_busy", str(exc), headers={"Retry-After": "2"})
+    if isinstance(exc, DecryptionError):
         log.error("crypto.decrypt_failed: BRIDGE_SECRET_KEY changed without BRIDGE_OLD_SECRET_KEYS")
-        return error_response(
+        return ErrorInfo(
             500, "stored_key_unreadable",
             "The bridge cannot decrypt this connection's stored key (server secret changed)",
         )  # fmt: skip
+    if isinstance(exc, UpstreamError):
+        return _upstream(exc)
+    if isinstance(exc, HTTPException):
+        return _http(exc)
+    log.error("bridge.unhandled_error type=%s", type(exc).__name__, exc_info=exc)
+    return ErrorInfo(500, "internal_error", "Internal error; it has been logged")
 
-    @app.errorhandler(UpstreamError)
-    def _upstream(exc: UpstreamError) -> Response:
-        headers = {}
-        if isinstance(exc, UpstreamRateLimited):
-            headers["Retry-After"] = exc.retry_after_header
-        extra: dict[str, Any] = {}
-        upstream_status = getattr(exc, "upstream_status", 0)
-        if upstream_status:
-            extra["upstream_status"] = upstream_status
-        fields = getattr(exc, "fields", ())
-        if fields:
-            extra["fields"] = list(fields)
-        return error_response(exc.status_code, exc.reason, exc.message, headers=headers, **extra)
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        messages = {
-            404: "No such endpoint",
-            405: "Method not allowed on this endpoint",
-            413: f"Request body too large (max {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
-        }
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, messages.get(status, exc.description or exc.name))
+def _upstream(exc: UpstreamError) -> ErrorInfo:
+    headers = {}
+    if isinstance(exc, UpstreamRateLimited):
+        headers["Retry-After"] = exc.retry_after_header
+    extra: dict[str, Any] = {}
+    upstream_status = getattr(exc, "upstream_status", 0)
+    if upstream_status:
+        extra["upstream_status"] = upstream_status
+    fields = getattr(exc, "fields", ())
+    if fields:
+        extra["fields"] = list(fields)
+    return ErrorInfo(exc.status_code, exc.reason, exc.message, headers=headers, extra=extra)
+
+
+def _http(exc: HTTPException) -> ErrorInfo:
+    status = exc.code or 500
+    messages = {
+        404: "No such endpoint",
+        405: "Method not allowed on this endpoint",
+        413: "Request body too large",
+    }
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return ErrorInfo(status, code, messages.get(status, exc.description or exc.name))
+
+
+def render(info: ErrorInfo) -> Response:
+    response = jsonify(info.body())
+    response.status_code = info.status
+    response.headers.update(info.headers)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Route every exception through `translate`; called once by the app factory."""
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("bridge.unhandled_error type=%s", type(exc).__name__)
-        return error_response(500, "internal_error", "Internal error; it has been logged")
+    def _any(exc: Exception) -> Response:
+        return render(translate(exc))

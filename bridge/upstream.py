@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -145,6 +146,10 @@ class UpstreamClient:
     def __repr__(self) -> str:
         return f"UpstreamClient(key=<SECRET …{self._api_key[-4:]}>)"
 
+    @property
+    def profile(self) -> str:
+        return self._pool.settings.upstream_profile
+
     def whoami(self) -> Organization:
         """Return the key's organization (GET /me): the cheap, strict key check.
 
@@ -173,8 +178,11 @@ class UpstreamClient:
         json: Any = None,
         idempotent: bool = False,
         max_wait: float | None = None,
+        keep_meta: bool = False,
     ) -> Any:
-        """Run one documented operation and return its unwrapped JSON body.
+        """Run one operation and return its JSON body, unwrapped from `{data}`.
+
+        With `keep_meta`, return `(data, meta)` where meta is None for bare (legacy) bodies.
 
         Raises:
             UpstreamError: any subclass, already translated.
@@ -187,6 +195,7 @@ class UpstreamClient:
             json=json,
             idempotent=idempotent,
             max_wait=max_wait,
+            keep_meta=keep_meta,
         )
 
     def _call(
@@ -199,15 +208,17 @@ class UpstreamClient:
         json: Any = None,
         idempotent: bool = False,
         max_wait: float | None = None,
+        keep_meta: bool = False,
     ) -> Any:
         settings = self._pool.settings
         budget = settings.upstream_rate_wait_s if max_wait is None else max_wait
         deadline = time.monotonic() + budget
-        path = self._paths[operation].format(**(path_params or {}))
+        quoted = {name: quote(str(value), safe="") for name, value in (path_params or {}).items()}
+        path = self._paths[operation].format(**quoted)
         attempt = 0
         while True:
             try:
-                return self._attempt(method, operation, path, params, json, deadline)
+                return self._attempt(method, operation, path, params, json, deadline, keep_meta)
             except UpstreamError as exc:
                 delay = self._retry_delay(exc, attempt, idempotent)
                 if delay is None or time.monotonic() + delay > deadline:
@@ -240,6 +251,7 @@ class UpstreamClient:
         params: Mapping[str, Any] | None,
         json: Any,
         deadline: float,
+        keep_meta: bool,
     ) -> Any:
         self._pool.limiter.acquire(
             self._fp, self._per_minute, max_wait=max(0.0, deadline - time.monotonic())
@@ -252,7 +264,7 @@ class UpstreamClient:
             )
         log.debug("upstream.response op=%s status=%d", operation, response.status_code)
         if response.is_success:
-            return _unwrap(response)
+            return _unwrap(response, keep_meta)
         error = error_from_response(response)
         if response.status_code == 403 and is_legacy_auth_denial(response):
             error = self._resolve_ambiguous_403(operation, error)
@@ -292,7 +304,7 @@ def _translate_transport_errors() -> Iterator[None]:
         raise UpstreamUnavailable() from exc
 
 
-def _unwrap(response: httpx.Response) -> Any:
+def _unwrap(response: httpx.Response, keep_meta: bool = False) -> Any:
     """Return the body of a success, unwrapping `{data: ...}` (documented) or bare JSON (legacy).
 
     Raises:
@@ -300,13 +312,15 @@ def _unwrap(response: httpx.Response) -> Any:
         UpstreamProtocolError: for HTML or unparsable bodies.
     """
     if response.status_code == 204 or not response.content:
-        return None
+        return (None, None) if keep_meta else None
     try:
         body = response.json()
     except ValueError as exc:
         raise UpstreamProtocolError() from exc
     if body is None:
         raise UpstreamNotFound()
+    meta = None
     if isinstance(body, dict) and "data" in body and set(body) <= {"data", "meta"}:
-        return body["data"]
-    return body
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else None
+        body = body["data"]
+    return (body, meta) if keep_meta else body

@@ -14,6 +14,7 @@ from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import idempotency
 from bridge.config import Settings
 from bridge.models import Heartbeat
 from bridge.storage import session_scope
@@ -51,10 +52,18 @@ def init_app(app: Flask) -> Huey:
 
     @huey.periodic_task(every, name="housekeeping")  # type: ignore[untyped-decorator]  # huey is untyped
     def housekeeping() -> None:
-        """Periodic upkeep; later issues add pruning and polling here."""
+        """Periodic upkeep: heartbeat, expired idempotency records."""
         beat(sessions, "housekeeping")
+        with session_scope(sessions) as session:
+            purged = idempotency.purge_expired(session)
+        if purged:
+            log.info("housekeeping.idempotency_purged count=%d", purged)
 
-    app.extensions["tasks"] = {"housekeeping": housekeeping}
+    from bridge import job_tasks
+    from bridge.registry import ACTIONS
+
+    tasks = job_tasks.register(huey, app.extensions["runtime"], ACTIONS)
+    app.extensions["tasks"] = {"housekeeping": housekeeping, **tasks}
     return huey
 
 
@@ -66,7 +75,8 @@ def main() -> None:
     huey: Huey = app.extensions["huey"]
     beat(app.extensions["sessions"], "worker")
     log.info("worker.start backend=%s", type(huey.storage).__name__)
-    consumer = huey.create_consumer(workers=4, worker_type="thread", periodic=True)
+    # max_delay bounds how long an idle SQLite-backed consumer sleeps between polls.
+    consumer = huey.create_consumer(workers=8, worker_type="thread", periodic=True, max_delay=1.0)
     consumer.run()
 
 

@@ -1,0 +1,60 @@
+"""Delete Document: remove a document from a ZappWay datastore by your id (or ZappWay's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from bridge.documents import delete_document
+from bridge.operation import ActionContext
+from bridge.schemas import ToolInput, zappway_id
+from bridge.upstream_errors import UpstreamNotFound
+
+KEY = "delete_document"
+NOUN = "Document"
+LABEL = "Delete Document"
+DESCRIPTION = "Deletes a document from a ZappWay datastore, by the id you upserted it with."
+KIND = "create"
+
+
+class Input(ToolInput):
+    datastore_id = zappway_id(required=True)
+    document_id = fields.String(validate=validate.Length(min=1, max=255), metadata={
+        "description": "The id you gave the document when upserting it."
+    })  # fmt: skip
+    upstream_id = zappway_id(metadata={
+        "description": "ZappWay's own document id, for documents not upserted through the bridge."
+    })  # fmt: skip
+
+    @validates_schema
+    def one_id(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if ("document_id" in data) == ("upstream_id" in data):
+            raise ValidationError("give exactly one of document_id or upstream_id", "document_id")
+
+
+class Output(Schema):
+    deleted = fields.Boolean(required=True)
+    document_id = fields.String(allow_none=True, required=True)
+    upstream_id = fields.String(allow_none=True, required=True)
+
+
+SAMPLE = {"deleted": True, "document_id": "wp-post-42", "upstream_id": "clds000000000000000000007"}
+
+
+def perform(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
+    if "upstream_id" in data:
+        deleted = ctx.zappway.delete_document(data["upstream_id"])
+        result = {"deleted": deleted, "document_id": None, "upstream_id": data["upstream_id"]}
+    else:
+        upstream_id, deleted = delete_document(
+            ctx.zappway, ctx.documents, data["datastore_id"], data["document_id"]
+        )
+        result = {
+            "deleted": deleted,
+            "document_id": data["document_id"],
+            "upstream_id": upstream_id,
+        }
+    if not result["deleted"] and result["upstream_id"] is None:
+        raise UpstreamNotFound("No document with this id was upserted through this connection")
+    return result

@@ -1,0 +1,63 @@
+"""Search Datastore: semantic search over a datastore (a search: `[]` when nothing matches)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from bridge.operation import ActionContext
+from bridge.schemas import ToolInput, zappway_id
+from bridge.upstream_errors import UpstreamNotFound
+
+KEY = "query_datastore"
+NOUN = "Passage"
+LABEL = "Search Datastore"
+DESCRIPTION = "Finds the passages of a ZappWay datastore closest in meaning to a query."
+KIND = "search"
+
+
+class Filters(ToolInput):
+    custom_ids = fields.List(
+        fields.String(validate=validate.Length(max=255)), validate=validate.Length(max=100)
+    )
+    datasource_ids = fields.List(
+        fields.String(validate=validate.Length(max=100)), validate=validate.Length(max=100)
+    )
+
+
+class Input(ToolInput):
+    datastore_id = zappway_id(required=True)
+    query = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
+    top_k = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+    filters = fields.Nested(Filters)
+
+
+class Output(Schema):
+    text = fields.String(allow_none=True)
+    score = fields.Float(allow_none=True)
+    source = fields.String(allow_none=True)
+    datasource_id = fields.String(allow_none=True)
+    datasource_name = fields.String(allow_none=True)
+    custom_id = fields.String(allow_none=True)
+
+
+SAMPLE = [
+    {
+        "text": "Our return window is 30 days from delivery.",
+        "score": 0.83,
+        "source": "https://example.com/returns",
+        "datasource_id": "clds000000000000000000001",
+        "datasource_name": "Returns FAQ",
+        "custom_id": None,
+    }
+]
+
+
+def perform(ctx: ActionContext, data: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return ctx.zappway.query_datastore(
+            data["datastore_id"], data["query"], data["top_k"], data.get("filters")
+        )
+    except UpstreamNotFound:
+        return []

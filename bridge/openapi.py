@@ -1,0 +1,242 @@
+"""OpenAPI 3.1 for the bridge, built with apispec from the registry's marshmallow schemas.
+
+Every status a route can answer is listed, so contract testers (schemathesis) can hold the
+bridge to it: the same error envelope everywhere, 401 for credentials, 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from bridge.api_connections import CreateConnectionIn, RotateKeyIn
+from bridge.manifest import VERSION
+from bridge.operation import Action
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.List(fields.String(), data_key="fields")
+    upstream_status = fields.Integer()
+    job_id = fields.String()
+    status_url = fields.String()
+
+
+class ErrorEnvelope(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class Organization(Schema):
+    id = fields.String(allow_none=True, required=True)
+    name = fields.String(allow_none=True, required=True)
+
+
+class ConnectionOut(Schema):
+    id = fields.String(required=True)
+    label = fields.String(required=True)
+    plan = fields.String(required=True)
+    rate_limit_per_minute = fields.Integer(required=True)
+    api_key_last4 = fields.String(required=True)
+    token_last4 = fields.String(required=True)
+    key_status = fields.String(required=True)
+    organization = fields.Nested(Organization, required=True)
+    created_at = fields.String(required=True)
+    revoked_at = fields.String(allow_none=True, required=True)
+    token = fields.String()
+    signing_secret = fields.String()
+
+
+class JobOut(Schema):
+    job_id = fields.String(required=True)
+    action = fields.String(required=True)
+    status = fields.String(required=True)
+    result = fields.Raw()
+    error = fields.Dict()
+    callback = fields.Dict()
+
+
+class JobAccepted(Schema):
+    job_id = fields.String(required=True)
+    status = fields.String(required=True)
+    status_url = fields.String(required=True)
+
+
+class DropdownItem(Schema):
+    id = fields.String()
+    name = fields.String()
+    label = fields.String()
+    value = fields.String()
+
+
+ERROR_TEXT = {
+    400: "Malformed JSON",
+    401: "Missing, malformed, unknown or revoked credentials, or ZappWay rejected the stored key",
+    402: "ZappWay plan quota exhausted",
+    403: "ZappWay refused access",
+    404: "Not found",
+    409: "Idempotency-Key still in progress, or the document is being written",
+    413: "Body too large",
+    422: "Invalid input (the message names the field)",
+    429: "Rate limited: see Retry-After",
+    502: "ZappWay failed",
+    503: "ZappWay unreachable",
+    504: "ZappWay too slow (actions: a job id to poll)",
+}
+AUTHED_ERRORS = (400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 503, 504)
+UNAUTHED_ERRORS = (400, 403, 413, 422, 429, 502, 503, 504)
+
+
+def _errors(statuses: tuple[int, ...]) -> dict[int, Any]:
+    return {status: _json(ERROR_TEXT[status], "ErrorEnvelope") for status in statuses}
+
+
+def _json(description: str, schema: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema: Any, description: str = "OK") -> dict[str, Any]:
+    return _json(description, schema)
+
+
+def _body(schema: Any) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema}
+
+
+def _operation(
+    summary: str, responses: dict[int, Any], secured: bool = True, **extra: Any
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    if secured:
+        operation["security"] = SECURITY
+    return operation
+
+
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+LIST_PARAMS = [
+    _param("page", "query", {"type": "integer", "minimum": 1, "maximum": 10_000}),
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
+    _param("format", "query", {"type": "string", "enum": ["items", "options"]}),
+]
+COMPONENTS = (
+    ("ErrorEnvelope", ErrorEnvelope),
+    ("Connection", ConnectionOut),
+    ("Job", JobOut),
+    ("JobAccepted", JobAccepted),
+    ("DropdownItem", DropdownItem),
+    ("CreateConnection", CreateConnectionIn),
+    ("RotateKey", RotateKeyIn),
+)
+
+
+def build_openapi(actions: tuple[Action, ...]) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for every route the bridge serves."""
+    spec = APISpec(
+        title="ZappWay Bridge",
+        version=VERSION,
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Bridge between no-code automation tools and the ZappWay API."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    )
+    for name, schema in COMPONENTS:
+        spec.components.schema(name, schema=schema)
+    _connection_paths(spec)
+    for action in actions:
+        _action_path(spec, action)
+    job_id = _param("job_id", "path", {"type": "string"}, required=True)
+    spec.path(
+        path="/v1/jobs/{job_id}",
+        operations={
+            "get": _operation(
+                "Poll a job", {200: _ok("Job"), **_errors((401, 404))}, parameters=[job_id]
+            )
+        },
+    )
+    items = {200: _ok({"type": "array", "items": "DropdownItem"}), **_errors(AUTHED_ERRORS)}
+    for noun in ("agents", "datastores"):
+        operation = _operation(f"Dropdown source: {noun}", items, parameters=LIST_PARAMS)
+        spec.path(path=f"/v1/{noun}", operations={"get": operation})
+    probe = {200: _ok({"type": "object"}), 503: _ok({"type": "object"}, "Not ready")}
+    for path, summary in (("/healthz", "Liveness"), ("/readyz", "Readiness")):
+        spec.path(path=path, operations={"get": _operation(summary, probe, secured=False)})
+    return spec.to_dict()
+
+
+def _connection_paths(spec: APISpec) -> None:
+    spec.path(
+        path="/v1/connections",
+        operations={
+            "post": _operation(
+                "Register a ZappWay API key; the token is shown once",
+                {201: _ok("Connection", "Created"), **_errors(UNAUTHED_ERRORS)},
+                secured=False,
+                requestBody=_body("CreateConnection"),
+            )
+        },
+    )
+    verify = _param("verify", "query", {"type": "string", "enum": ["0", "1", "true", "false"]})
+    spec.path(
+        path="/v1/me",
+        operations={
+            "get": _operation(
+                "Auth test",
+                {200: _ok("Connection"), **_errors((401, 402, 403, 429, 502, 503, 504))},
+                parameters=[verify],
+            ),
+            "delete": _operation(
+                "Revoke this connection", {204: {"description": "Revoked"}, **_errors((401,))}
+            ),
+        },
+    )
+    spec.path(
+        path="/v1/me/rotate-key",
+        operations={
+            "post": _operation(
+                "Swap the stored ZappWay key (verified first)",
+                {200: _ok("Connection"), **_errors((400, 401, 413, 422, 429, 502, 503, 504))},
+                requestBody=_body("RotateKey"),
+            )
+        },
+    )
+    for path, summary in (
+        ("/v1/me/rotate-token", "New connection token"),
+        ("/v1/me/rotate-signing-secret", "New signing secret"),
+    ):
+        responses = {200: _ok({"type": "object"}), **_errors((401,))}
+        spec.path(path=path, operations={"post": _operation(summary, responses)})
+
+
+def _action_path(spec: APISpec, action: Action) -> None:
+    input_name = f"{_camel(action.key)}Input"
+    output_name = f"{_camel(action.key)}Output"
+    spec.components.schema(input_name, schema=action.input_schema)
+    spec.components.schema(output_name, schema=action.output_schema)
+    output: Any = {"type": "array", "items": output_name} if action.many else output_name
+    responses: dict[int, Any] = {200: _ok(output), **_errors(AUTHED_ERRORS)}
+    if action.long_running:
+        responses[202] = _ok("JobAccepted", "Accepted: the result goes to callback_url")
+    idempotency = _param("Idempotency-Key", "header", {"type": "string", "minLength": 1})
+    operation = _operation(
+        action.label,
+        responses,
+        operationId=action.key,
+        description=action.description,
+        parameters=[idempotency],
+        requestBody=_body(input_name),
+    )
+    spec.path(path=f"/v1/actions/{action.key}", operations={"post": operation})
+
+
+def _camel(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
