@@ -21,6 +21,7 @@ def create_app(
         api_actions,
         api_connections,
         api_meta,
+        api_triggers,
         cli,
         errors,
         health,
@@ -32,7 +33,7 @@ def create_app(
     from bridge.crypto import SecretBox
     from bridge.delivery import Deliverer
     from bridge.jobs import DeadlineRunner
-    from bridge.registry import ACTIONS
+    from bridge.registry import ACTIONS, TRIGGERS
     from bridge.runtime import Runtime
     from bridge.upstream import UpstreamPool
 
@@ -50,7 +51,7 @@ def create_app(
         sessions=app.extensions["sessions"],
         box=app.extensions["secret_box"],
         pool=app.extensions["upstream"],
-        deliverer=Deliverer(settings.allow_private_targets),
+        deliverer=Deliverer(settings.allow_private_targets, settings.hook_timeout_s),
     )
     app.extensions["runtime"] = runtime
     app.extensions["deadline_runner"] = DeadlineRunner(runtime)
@@ -60,5 +61,6 @@ def create_app(
     app.register_blueprint(api_connections.bp)
     app.register_blueprint(api_meta.bp)
     api_actions.register(app, ACTIONS)
+    api_triggers.register(app, TRIGGERS)
     cli.init_app(app)
     return app

@@ -9,14 +9,14 @@ from flask import Blueprint, Response, jsonify
 
 from bridge.manifest import build_manifest
 from bridge.openapi import build_openapi
-from bridge.registry import ACTIONS
+from bridge.registry import ACTIONS, TRIGGERS
 
 bp = Blueprint("meta", __name__)
 
 
 @cache
 def _openapi() -> dict[str, Any]:
-    return build_openapi(ACTIONS)
+    return build_openapi(ACTIONS, TRIGGERS)
 
 
 @bp.get("/openapi.json")
@@ -26,4 +26,4 @@ def openapi() -> Response:
 
 @bp.get("/manifest.json")
 def manifest() -> Response:
-    return jsonify(build_manifest(ACTIONS))
+    return jsonify(build_manifest(ACTIONS, TRIGGERS))

@@ -130,9 +130,9 @@ def migrate_command() -> None:
 def manifest_command(check: bool) -> None:
     """Write manifest.json from the registry (`make manifest`)."""
     from bridge.manifest import MANIFEST_PATH, manifest_text
-    from bridge.registry import ACTIONS
+    from bridge.registry import ACTIONS, TRIGGERS
 
-    text = manifest_text(ACTIONS)
+    text = manifest_text(ACTIONS, TRIGGERS)
     if check:
         if not MANIFEST_PATH.exists() or MANIFEST_PATH.read_text() != text:
             raise click.ClickException("manifest.json is stale: run `make manifest`")

@@ -54,6 +54,9 @@ class Settings:
     callback_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
     allow_private_targets: bool = False
     action_threads: int = 256
+    poll_interval_s: float = 15.0
+    hook_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    hook_timeout_s: float = 15.0
     log_level: str = "INFO"
     huey_immediate: bool = False
 
@@ -133,6 +136,8 @@ class Settings:
             action_deadline_s=reader.number("BRIDGE_ACTION_DEADLINE", 25.0, 1, 110),
             allow_private_targets=reader.flag("BRIDGE_ALLOW_PRIVATE_TARGETS", False),
             action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 256, 4, 4096)),
+            poll_interval_s=reader.number("BRIDGE_POLL_INTERVAL", 15.0, 1, 900),
+            hook_timeout_s=reader.number("BRIDGE_HOOK_TIMEOUT", 15.0, 1, 30),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

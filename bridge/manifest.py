@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from bridge.operation import Action
+from bridge.operation import Action, Trigger
 
 VERSION = "0.1.0"
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
@@ -74,7 +74,9 @@ def _type_name(field: fields.Field[Any]) -> str:
     return "string"
 
 
-def build_manifest(actions: tuple[Action, ...]) -> dict[str, Any]:
+def build_manifest(
+    actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()
+) -> dict[str, Any]:
     """The platform-neutral description every integration (Zapier, Make, n8n...) is wired from."""
     return {
         "name": "ZappWay Bridge",
@@ -82,7 +84,7 @@ def build_manifest(actions: tuple[Action, ...]) -> dict[str, Any]:
         "description": "Query ZappWay agents and keep datastores in sync from no-code tools.",
         "authentication": AUTHENTICATION,
         "actions": [_describe_action(action) for action in actions],
-        "triggers": [],
+        "triggers": [_describe_trigger(trigger) for trigger in triggers],
         "dropdowns": list(DROPDOWNS),
         "jobs": {"path": "/v1/jobs/{job_id}", "method": "GET"},
         "errors": {
@@ -110,5 +112,34 @@ def _describe_action(action: Action) -> dict[str, Any]:
     }
 
 
-def manifest_text(actions: tuple[Action, ...]) -> str:
-    return json.dumps(build_manifest(actions), indent=2, ensure_ascii=False) + "\n"
+def _describe_trigger(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "key": trigger.key,
+        "noun": trigger.noun,
+        "label": trigger.label,
+        "description": trigger.description,
+        "polling": {
+            "method": "GET",
+            "path": f"/v1/triggers/{trigger.key}",
+            "order": "newest_first",
+            "dedupe_key": "id",
+            "params": describe_fields(trigger.params_schema()),
+        },
+        "hook": {
+            "event": trigger.event_type,
+            "subscribe": {"method": "POST", "path": "/v1/hooks", "target_field": "target_url"},
+            "unsubscribe": {"method": "DELETE", "path": "/v1/hooks/{id}"},
+            "list": {
+                "method": "GET",
+                "path": f"/v1/triggers/{trigger.key}",
+                "params": {"sample": 1},
+            },
+            "signature": "standard-webhooks v1 (webhook-id, webhook-timestamp, webhook-signature)",
+        },
+        "output_fields": describe_fields(trigger.output_schema()),
+        "sample": trigger.sample,
+    }
+
+
+def manifest_text(actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()) -> str:
+    return json.dumps(build_manifest(actions, triggers), indent=2, ensure_ascii=False) + "\n"

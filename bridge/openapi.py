@@ -13,8 +13,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from bridge.api_connections import CreateConnectionIn, RotateKeyIn
+from bridge.api_triggers import SubscribeIn
 from bridge.manifest import VERSION
-from bridge.operation import Action
+from bridge.operation import Action, Trigger
 
 
 class ErrorBody(Schema):
@@ -136,13 +137,15 @@ COMPONENTS = (
 )
 
 
-def build_openapi(actions: tuple[Action, ...]) -> dict[str, Any]:
+def build_openapi(
+    actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()
+) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document for every route the bridge serves."""
     spec = APISpec(
         title="ZappWay Bridge",
         version=VERSION,
         openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin()],
+        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
         info={"description": "Bridge between no-code automation tools and the ZappWay API."},
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
@@ -154,6 +157,9 @@ def build_openapi(actions: tuple[Action, ...]) -> dict[str, Any]:
     _connection_paths(spec)
     for action in actions:
         _action_path(spec, action)
+    for trigger in triggers:
+        _trigger_paths(spec, trigger)
+    _hook_paths(spec)
     job_id = _param("job_id", "path", {"type": "string"}, required=True)
     spec.path(
         path="/v1/jobs/{job_id}",
@@ -236,6 +242,69 @@ def _action_path(spec: APISpec, action: Action) -> None:
         requestBody=_body(input_name),
     )
     spec.path(path=f"/v1/actions/{action.key}", operations={"post": operation})
+
+
+def _trigger_paths(spec: APISpec, trigger: Trigger) -> None:
+    item_name = f"{_camel(trigger.key)}Item"
+    spec.components.schema(item_name, schema=trigger.output_schema)
+    params = [
+        _param(name, "query", schema, required=field.required)
+        for name, field in trigger.params_schema().fields.items()
+        for schema in [_query_schema(field)]
+    ]
+    responses = {200: _ok({"type": "array", "items": item_name}), **_errors(AUTHED_ERRORS)}
+    operation = _operation(trigger.label, responses, operationId=f"poll_{trigger.key}",
+                           description=trigger.description, parameters=params)  # fmt: skip
+    spec.path(path=f"/v1/triggers/{trigger.key}", operations={"get": operation})
+
+
+def _query_schema(field: Any) -> dict[str, Any]:
+    """JSON Schema of a query parameter (the plugin's field2property, types only)."""
+    from marshmallow import fields as mfields
+
+    if isinstance(field, mfields.Integer):
+        low = next((v.min for v in field.validators if hasattr(v, "min")), None)
+        high = next((v.max for v in field.validators if hasattr(v, "max")), None)
+        return {"type": "integer", **({"minimum": low} if low is not None else {}),
+                **({"maximum": high} if high is not None else {})}  # fmt: skip
+    if isinstance(field, mfields.Boolean):
+        return {"type": "boolean"}
+    if isinstance(field, mfields.DateTime):
+        return {"type": "string", "format": "date-time"}
+    return {"type": "string", "pattern": "^[A-Za-z0-9@_.:-]{1,100}$"}
+
+
+def _hook_paths(spec: APISpec) -> None:
+    spec.components.schema("Subscribe", schema=SubscribeIn)
+    hook_id = _param("hook_id", "path", {"type": "string"}, required=True)
+    created = {201: _ok({"type": "object"}, "Created"), **_errors((400, 401, 413, 422))}
+    spec.path(path="/v1/hooks", operations={
+        "post": _operation("Subscribe a REST hook (secret shown once)", created,
+                           requestBody=_body("Subscribe")),
+        "get": _operation("List hooks", {200: _ok({"type": "array", "items": {"type": "object"}}),
+                                         **_errors((401,))}),
+    })  # fmt: skip
+    spec.path(path="/v1/hooks/{hook_id}", operations={
+        "get": _operation("A hook and its deliveries", {200: _ok({"type": "object"}),
+                          **_errors((401, 404))}, parameters=[hook_id]),
+        "delete": _operation("Unsubscribe", {204: {"description": "Deleted"},
+                             **_errors((401, 404))}, parameters=[hook_id]),
+    })  # fmt: skip
+    since = _param("since", "query", {"type": "string", "format": "date-time"})
+    spec.path(path="/v1/hooks/{hook_id}/replay", operations={
+        "post": _operation("Send events again", {202: _ok({"type": "object"}, "Queued"),
+                           **_errors((401, 404, 422))}, parameters=[hook_id, since]),
+    })  # fmt: skip
+
+
+def _schema_name(schema: Any) -> str:
+    """Name nested schemas after their module too (two modules may both define `Contact`)."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    module = cls.__module__
+    prefix = (
+        _camel(module.rsplit(".", 1)[-1]) if module.startswith(("actions.", "triggers.")) else ""
+    )
+    return prefix + cls.__name__
 
 
 def _camel(key: str) -> str:

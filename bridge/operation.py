@@ -1,9 +1,11 @@
-"""The contract every action module meets, checked once when the registry is built.
+"""The contracts action and trigger modules meet, checked once when the registry is built.
 
 An action module exports KEY, NOUN, LABEL, DESCRIPTION, KIND ("create" or "search"), Input and
 Output (marshmallow schemas), SAMPLE (what Output dumps for a typical call), LONG_RUNNING (may
 outlive a platform's time limit: accepts `callback_url`, answers 504 with a job id past the
-deadline), and `perform(ctx, data)`, which never touches Flask.
+deadline), and `perform(ctx, data)`, which never touches Flask. A trigger module exports KEY,
+NOUN, LABEL, DESCRIPTION, EVENT_TYPE, Params (the polling query), Output (one item: the same
+shape polled and pushed) and SAMPLE.
 """
 
 from __future__ import annotations
@@ -73,3 +75,33 @@ class Action:
 
     def dump(self, result: Any) -> Any:
         return self.output_schema(many=self.many).dump(result)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger module's standard names: polled at `/v1/triggers/<key>`, pushed by hooks."""
+
+    key: str
+    noun: str
+    label: str
+    description: str
+    event_type: str
+    params_schema: type[Schema]
+    output_schema: type[Schema]
+    sample: list[dict[str, Any]]
+
+    @classmethod
+    def from_module(cls, module: ModuleType) -> Trigger:
+        trigger = cls(
+            key=module.KEY,
+            noun=module.NOUN,
+            label=module.LABEL,
+            description=module.DESCRIPTION,
+            event_type=module.EVENT_TYPE,
+            params_schema=module.Params,
+            output_schema=module.Output,
+            sample=module.SAMPLE,
+        )
+        if not KEY_PATTERN.match(trigger.key) or module.__name__.rsplit(".", 1)[-1] != trigger.key:
+            raise ValueError(f"trigger key {trigger.key!r} must be snake_case and its module name")
+        return trigger

@@ -59,11 +59,15 @@ def init_app(app: Flask) -> Huey:
         if purged:
             log.info("housekeeping.idempotency_purged count=%d", purged)
 
-    from bridge import job_tasks
+    from bridge import hook_tasks, job_tasks
     from bridge.registry import ACTIONS
 
-    tasks = job_tasks.register(huey, app.extensions["runtime"], ACTIONS)
-    app.extensions["tasks"] = {"housekeeping": housekeeping, **tasks}
+    runtime = app.extensions["runtime"]
+    app.extensions["tasks"] = {
+        "housekeeping": housekeeping,
+        **job_tasks.register(huey, runtime, ACTIONS),
+        **hook_tasks.register(huey, runtime),
+    }
     return huey
 
 

@@ -7,19 +7,19 @@ import json
 import pytest
 
 from bridge.manifest import MANIFEST_PATH, manifest_text
-from bridge.registry import ACTIONS
+from bridge.registry import ACTIONS, TRIGGERS
 from tests.conftest import bearer
 
 
 def test_committed_manifest_matches_the_registry():
     """The committed manifest.json equals the generated one (fix: `make manifest`)."""
     stale = "manifest.json is stale: run `make manifest`"
-    assert MANIFEST_PATH.read_text() == manifest_text(ACTIONS), stale
+    assert MANIFEST_PATH.read_text() == manifest_text(ACTIONS, TRIGGERS), stale
 
 
 def test_manifest_is_served(client):
     """GET /manifest.json serves the same document without authentication."""
-    assert client.get("/manifest.json").get_json() == json.loads(manifest_text(ACTIONS))
+    assert client.get("/manifest.json").get_json() == json.loads(manifest_text(ACTIONS, TRIGGERS))
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.key)

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bridge.openapi import build_openapi
-from bridge.registry import ACTIONS
+from bridge.registry import ACTIONS, TRIGGERS
 from tests.conftest import bearer
 
 OPERATIONS = [
     (method.upper(), path)
-    for path, methods in build_openapi(ACTIONS)["paths"].items()
+    for path, methods in build_openapi(ACTIONS, TRIGGERS)["paths"].items()
     for method in methods
 ]
 

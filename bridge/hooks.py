@@ -1,0 +1,220 @@
+"""REST-hook subscriptions and their deliveries (Standard Webhooks, Svix-like retries).
+
+A delivery is one event owed to one subscription. `attempt_delivery` POSTs it once under a
+lease (so two workers never send it at the same time), records the attempt, and decides what
+comes next: done on 2xx; subscription deleted on 410; otherwise the next slot of the schedule,
+with ±20 % jitter and at least the receiver's Retry-After. A delivery that exhausts the schedule
+is marked failed and disables its subscription. `webhook-id` is stable per (event, subscription);
+each attempt has a fresh timestamp and signature. Delivery is at-least-once: a worker killed
+between the receiver's 2xx and our record sends that event once more, with the same id.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from bridge import crypto, netguard
+from bridge.models import Delivery, DeliveryAttempt, Event, Subscription
+from bridge.runtime import Runtime
+
+LEASE = timedelta(seconds=60)
+JITTER = 0.2
+
+
+class HookError(ValueError):
+    """Raised for a subscription request the bridge refuses; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NewSubscription:
+    subscription: Subscription
+    secret: str
+
+
+def message_id(delivery: Delivery) -> str:
+    """The `webhook-id`: the same on every attempt and replay of this event to this hook."""
+    return f"msg_{delivery.event_id}_{delivery.subscription_id}"
+
+
+def subscribe(
+    session: Session,
+    runtime: Runtime,
+    connection_id: str,
+    *,
+    target_url: str,
+    event_type: str,
+    agent_id: str | None,
+    start_seq: int,
+) -> NewSubscription:
+    """Create a subscription (target checked against SSRF rules); its secret is returned once.
+
+    Raises:
+        HookError: when the target URL is not allowed.
+    """
+    try:
+        netguard.validate_target(target_url, runtime.settings.allow_private_targets)
+    except netguard.UnsafeTarget as exc:
+        raise HookError("target_url", f"target_url: {exc}") from exc
+    secret = crypto.new_signing_secret()
+    subscription = Subscription(
+        id="hook_" + secrets.token_hex(10),
+        connection_id=connection_id,
+        event_type=event_type,
+        agent_id=agent_id,
+        target_url=target_url,
+        secret_ciphertext=runtime.box.encrypt(secret),
+        state="active",
+        start_seq=start_seq,
+    )
+    session.add(subscription)
+    session.flush()
+    return NewSubscription(subscription, secret)
+
+
+def describe(subscription: Subscription) -> dict[str, Any]:
+    """Public view of a subscription (never its secret)."""
+    return {
+        "id": subscription.id,
+        "event": subscription.event_type,
+        "agent_id": subscription.agent_id,
+        "target_url": subscription.target_url,
+        "state": subscription.state,
+        "state_reason": subscription.state_reason,
+        "created_at": subscription.created_at.isoformat(),
+        "disabled_at": subscription.disabled_at.isoformat() if subscription.disabled_at else None,
+    }
+
+
+def replay(session: Session, subscription: Subscription, since: datetime | None) -> list[int]:
+    """Queue every matching event since `since` again (same webhook-ids); returns delivery ids."""
+    query = select(Event).where(
+        (Event.connection_id == subscription.connection_id)
+        & (Event.event_type == subscription.event_type)
+    )
+    if subscription.agent_id:
+        query = query.where(Event.agent_id == subscription.agent_id)
+    if since is not None:
+        query = query.where(Event.occurred_at >= since)
+    ids = []
+    for event in session.scalars(query.order_by(Event.seq)):
+        delivery = session.scalar(
+            select(Delivery).where(
+                (Delivery.subscription_id == subscription.id) & (Delivery.event_id == event.id)
+            )
+        )
+        if delivery is None:
+            delivery = Delivery(subscription_id=subscription.id, event_id=event.id)
+            session.add(delivery)
+        delivery.state, delivery.attempts = "pending", 0
+        delivery.next_attempt_at = datetime.now(UTC)
+        session.flush()
+        ids.append(delivery.id)
+    return ids
+
+
+def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
+    """Make one attempt if the delivery is due; return seconds until the next one, or None."""
+    lease = _claim(runtime, delivery_id)
+    if lease is None:
+        return None
+    with runtime.sessions() as session:
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        subscription = session.get(Subscription, delivery.subscription_id)
+        event = session.get(Event, delivery.event_id)
+        if subscription is None or event is None or subscription.state != "active":
+            delivery.state, delivery.lease_until = "cancelled", None
+            session.commit()
+            return None
+        secret = runtime.box.decrypt(subscription.secret_ciphertext)
+        payload = json.loads(event.payload_json)
+        attempt = runtime.deliverer.post(
+            subscription.target_url, message_id(delivery), payload, secret
+        )
+        delivery.attempts += 1
+        session.add(
+            DeliveryAttempt(
+                delivery_id=delivery.id,
+                status=attempt.status or None,
+                latency_ms=attempt.latency_ms,
+                error=attempt.error,
+            )
+        )
+        delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
+        delivery.lease_until = None
+        delay = _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
+        session.commit()
+        return delay
+
+
+def _after_attempt(
+    runtime: Runtime,
+    delivery: Delivery,
+    subscription: Subscription,
+    status: int,
+    retry_after: float | None,
+) -> float | None:
+    now = datetime.now(UTC)
+    if 200 <= status < 300:
+        delivery.state, delivery.delivered_at = "delivered", now
+        return None
+    if status == 410:
+        delivery.state = "cancelled"
+        _end(subscription, "deleted", "the target answered 410 Gone", now)
+        return None
+    schedule = runtime.settings.hook_retry_schedule
+    if delivery.attempts >= len(schedule):
+        delivery.state = "failed"
+        _end(subscription, "disabled", f"delivery failed {delivery.attempts} times in a row", now)
+        return None
+    base = schedule[delivery.attempts]
+    delay = max(base * random.uniform(1 - JITTER, 1 + JITTER), retry_after or 0)  # noqa: S311
+    delivery.next_attempt_at = now + timedelta(seconds=delay)
+    return delay
+
+
+def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> None:
+    subscription.state, subscription.state_reason, subscription.disabled_at = state, reason, now
+
+
+def _claim(runtime: Runtime, delivery_id: int) -> datetime | None:
+    now = datetime.now(UTC)
+    with runtime.sessions() as session:
+        won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+            update(Delivery)
+            .where(Delivery.id == delivery_id)
+            .where(Delivery.state == "pending")
+            .where(Delivery.next_attempt_at <= now + timedelta(seconds=0.5))
+            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+            .values(lease_until=now + LEASE)
+        ).rowcount
+        session.commit()
+    return now if won else None
+
+
+def due_deliveries(session: Session, limit: int = 500) -> list[int]:
+    """Pending deliveries whose time has come and that nobody holds (lost tasks, restarts)."""
+    now = datetime.now(UTC)
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.state == "pending")
+            .where(Delivery.next_attempt_at <= now)
+            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
