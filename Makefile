@@ -24,7 +24,7 @@ demo: install  ## simulator + bridge + a demo connection, with ready-to-paste cu
 	BRIDGE_VAR_DIR=var/demo $(BIN)/flask --app bridge migrate
 	PATH="$(CURDIR)/$(BIN):$$PATH" BRIDGE_VAR_DIR=var/demo \
 	  ZAPPWAY_BASE_URL=http://127.0.0.1:8099/api/v1 BRIDGE_URL=http://127.0.0.1:$(PORT) \
-	  $(BIN)/honcho start -f Procfile.demo -p $(PORT) sim web worker demo
+	  $(BIN)/honcho start -f Procfile.demo -p $(PORT) web worker sim demo
 
 test: install  ## the whole suite (PostgreSQL/Redis tests skip only where those servers are absent)
 	BRIDGE_ENV=test $(BIN)/pytest

@@ -41,7 +41,14 @@ def main() -> None:
     created.raise_for_status()
     token = created.json()["token"]
     agent = seeded["agents"][0]["id"]
+    datastore = seeded["datastores"][0]["id"]
     auth = f'-H "Authorization: Bearer {token}"'
+    json_auth = f"{auth} -H 'Content-Type: application/json'"
+    query = f'{{"agent_id": "{agent}", "query": "What is your return policy?"}}'
+    upsert = (
+        f'{{"datastore_id": "{datastore}", '
+        '"document": {"id": "faq-1", "title": "Shipping", "text": "We ship worldwide."}}'
+    )
     print(
         f"""
 === ZappWay Bridge demo ===
@@ -52,10 +59,12 @@ A demo connection was created; its token (shown once) is used below.
   curl -s {BRIDGE}/readyz
   curl -s {auth} {BRIDGE}/v1/me
   curl -s {auth} "{BRIDGE}/v1/me?verify=1"
-  curl -s -X POST {auth} {BRIDGE}/v1/me/rotate-token
+  curl -s {auth} "{BRIDGE}/v1/agents?format=options"
+  curl -s -X POST {json_auth} -d '{query}' {BRIDGE}/v1/actions/query_agent
+  curl -s -X POST {json_auth} -d '{upsert}' {BRIDGE}/v1/actions/upsert_document
+  curl -s {auth} "{BRIDGE}/v1/triggers/new_conversation?agent_id={agent}&limit=3"
   curl -s {SIM}/__admin/requests          # what reached the (simulated) upstream
 
-Agent to try in the next steps: {agent}
 Press Ctrl-C to stop everything.
 """,
         flush=True,
