@@ -25,11 +25,19 @@ from bridge.operation import Trigger
 from bridge.runtime import Runtime
 from bridge.schemas import ToolInput, zappway_id
 from bridge.storage import get_session
-from bridge.upstream_errors import UpstreamAuthError, UpstreamError, UpstreamNotFound
+from bridge.upstream_errors import (
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("triggers", __name__)
 TARGET_ALIASES = ("targetUrl", "url", "hookUrl", "hook_url", "webhookUrl")
+# Faults that pass: a poll then serves the log as it stands. Anything else (bad key, agent gone
+# or forbidden, quota) is the user's to fix and is answered as such, never as an empty list.
+TRANSIENT = (UpstreamUnavailable, UpstreamProtocolError, UpstreamServerError, UpstreamRateLimited)
 EVENT_ALIASES = {"new_conversation": "new_conversation", "conversation.created": "new_conversation"}
 
 
@@ -70,15 +78,17 @@ def _poll_view(trigger: Trigger) -> Callable[[], Response]:
 
 
 def _refresh(connection_id: str, agent_id: str) -> None:
-    """Bring the log up to date; a transient upstream fault serves the log as it stands."""
+    """Bring the log up to date; a transient upstream fault serves the log as it stands.
+
+    Raises:
+        UpstreamError: for faults that are not transient (401, 402, 403, 404, 422).
+    """
     runtime = _runtime()
     try:
         result = detection.refresh(
             runtime, connection_id, agent_id, max_age_s=runtime.settings.poll_interval_s
         )
-    except (UpstreamAuthError, UpstreamNotFound):
-        raise
-    except UpstreamError as exc:
+    except TRANSIENT as exc:
         log.warning("triggers.poll_stale agent=%s reason=%s", agent_id, exc.reason)
         return
     current_app.extensions["tasks"]["enqueue_deliveries"](result.delivery_ids)
@@ -89,7 +99,7 @@ class SubscribeIn(ToolInput):
     event = fields.String(
         load_default="new_conversation", validate=validate.OneOf(tuple(EVENT_ALIASES))
     )
-    agent_id = zappway_id()
+    agent_id = zappway_id(required=True)  # detection is per agent: without one nothing fires
 
     @pre_load
     def accept_platform_names(self, data: Any, **_kwargs: Any) -> Any:
@@ -110,17 +120,17 @@ def subscribe() -> tuple[Response, int]:
     data = SubscribeIn().load(json_object())
     connection_id = current_connection().id
     session = get_session()
-    if data.get("agent_id"):
-        detection.ensure_watch(session, connection_id, data["agent_id"])
+    watch_id = detection.ensure_watch(session, connection_id, data["agent_id"]).id
     try:
         created = hooks.subscribe(
             session, _runtime(), connection_id,
             target_url=data["target_url"], event_type=EVENT_ALIASES[data["event"]],
-            agent_id=data.get("agent_id"), start_seq=events.current_seq(session, connection_id),
+            agent_id=data["agent_id"], start_seq=events.current_seq(session, connection_id),
         )  # fmt: skip
     except hooks.HookError as exc:
         raise APIError(422, "invalid_input", exc.message, fields=[exc.field]) from exc
     session.commit()
+    current_app.extensions["tasks"]["poll_soon"](watch_id)
     body = {**hooks.describe(created.subscription), "secret": created.secret}
     return jsonify({**body, "expiration_date": None}), 201
 

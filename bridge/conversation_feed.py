@@ -4,7 +4,8 @@ Documented: `GET /agents/{id}/conversations?after=&limit=&page=`; whether `after
 and in what order items come is unstated, so we ask for `after = watermark - 1 s`, follow pages,
 sort by (createdAt, id) ourselves and let the event log drop repeats. Legacy: `GET /logs` pages
 of 100 by `updatedAt` descending with an id cursor; we page until a short page or one older than
-the watermark, then filter by `createdAt` ourselves (contract B.11).
+the watermark, re-read the top for rows updated while we paged (the id cursor skips them), then
+filter by `createdAt` ourselves (contract B.11).
 """
 
 from __future__ import annotations
@@ -81,20 +82,64 @@ def _documented(client: UpstreamClient, agent_id: str, watermark: datetime | Non
 
 
 def _legacy(client: UpstreamClient, agent_id: str, watermark: datetime | None) -> list[Any]:
+    """Page /logs down to the watermark, then re-read the top for rows that moved meanwhile.
+
+    The id cursor over `updatedAt` order skips a conversation that is updated while a later
+    page is pending: it jumps above the cursor to page 1. Everything updated after the first
+    page was read sits above that page's newest `updatedAt`, so reading from the top again down
+    to it recovers those rows (repeats are dropped by id later).
+    """
+    items, pages, top = _legacy_scan(client, agent_id, watermark, budget=MAX_PAGES)
+    budget = MAX_PAGES - pages
+    while pages > 1 and top is not None and budget > 0:
+        again, pages, newest = _legacy_scan(client, agent_id, top, budget=budget, above=True)
+        items.extend(again)
+        budget -= pages
+        top = newest or top
+    return items
+
+
+def _legacy_scan(
+    client: UpstreamClient,
+    agent_id: str,
+    floor: datetime | None,
+    budget: int,
+    above: bool = False,
+) -> tuple[list[Any], int, datetime | None]:
+    """Read /logs pages from the top until a short page or one reaching below `floor`.
+
+    Returns the items, the number of pages read and the newest `updatedAt` of the first page.
+    With `above`, stop at the first page holding a row not updated after `floor`.
+    """
     items: list[Any] = []
     cursor: str | None = None
-    for _ in range(MAX_PAGES):
+    top: datetime | None = None
+    pages = 0
+    while pages < budget:
         params = {"agentId": agent_id, **({"cursor": cursor} if cursor else {})}
         data = client.request("GET", "conversations", params=params, idempotent=True)
+        pages += 1
         if not isinstance(data, list):
             raise UpstreamProtocolError("ZappWay's conversation log is not an array")
         items.extend(data)
-        updated = [parse_time(c.get("updatedAt")) for c in data if isinstance(c, dict)]
-        oldest = min((u for u in updated if u), default=None)
-        if len(data) < PAGE or (watermark and oldest and oldest < watermark) or not data:
+        updated = [u for u in (_updated(c) for c in data) if u]
+        if pages == 1:
+            top = max(updated, default=None)
+        oldest = min(updated, default=None)
+        if (
+            floor is not None
+            and oldest is not None
+            and (oldest <= floor if above else oldest < floor)
+        ):
+            break
+        if len(data) < PAGE or not data:
             break
         cursor = str(data[-1].get("id"))
-    return items
+    return items, pages, top
+
+
+def _updated(conversation: Any) -> datetime | None:
+    return parse_time(conversation.get("updatedAt")) if isinstance(conversation, dict) else None
 
 
 def first_message(client: UpstreamClient, conversation_id: str) -> str | None:

@@ -3,7 +3,9 @@
 Every request resolves the target, checks every address with `bridge.netguard`, and connects to
 the checked address itself (Host header and TLS SNI keep the original name), so DNS rebinding
 between check and connect cannot redirect it. Redirects are never followed. Bodies are signed
-per Standard Webhooks with the `standardwebhooks` library.
+per Standard Webhooks with the `standardwebhooks` library. The timeout is a deadline for the
+whole attempt (httpx's own timeouts are per read, so a receiver trickling bytes could hold a
+worker for ever) and answers are read only up to a cap.
 """
 
 from __future__ import annotations
@@ -19,8 +21,28 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from bridge import netguard
+from bridge.upstream_errors import parse_retry_after
 
 USER_AGENT = "zappway-bridge-delivery/0.1"
+ANSWER_CAP = 64 * 1024
+RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class DeadlinePassed(Exception):
+    """Raised when an answer is still arriving at the attempt's deadline."""
+
+
+class TooLarge(Exception):
+    """Raised when an answer is bigger than the caller's cap."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A bounded GET's answer: status, headers and at most `cap` bytes of body."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -88,20 +110,47 @@ class Deliverer:
         }
         started = time.monotonic()
         try:
-            netguard.check_url_shape(url)
-            response = self.client.post(url, content=body, headers=headers)
+            answer = self.request("POST", url, headers=headers, content=body, cap=ANSWER_CAP)
         except netguard.UnsafeTarget as exc:
             return Attempt(0, 0, f"unsafe target: {exc}")
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, DeadlinePassed):
             return Attempt(0, _ms(started), "timeout")
-        except httpx.HTTPError as exc:
+        except TooLarge:
+            return Attempt(0, _ms(started), "answer too large")
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return Attempt(0, _ms(started), f"connection failed: {type(exc).__name__}")
         retry_after = None
-        if response.status_code == 429:
-            from bridge.upstream_errors import parse_retry_after
+        if answer.status in RETRY_AFTER_STATUSES:
+            retry_after = parse_retry_after(answer.headers.get("retry-after"))
+        return Attempt(answer.status, _ms(started), None, retry_after)
 
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return Attempt(response.status_code, _ms(started), None, retry_after)
+    def request(
+        self, method: str, url: str, *, headers: dict[str, str], content: str | None = None,
+        cap: int,
+    ) -> Fetched:  # fmt: skip
+        """One SSRF-checked request whose whole exchange ends by the deadline.
+
+        Raises:
+            netguard.UnsafeTarget: the URL is not a public http(s) target.
+            DeadlinePassed: the answer was still arriving at the deadline.
+            TooLarge: the answer's body exceeds `cap` bytes.
+            httpx.HTTPError: the connection failed or a read timed out.
+        """
+        netguard.check_url_shape(url)
+        deadline = time.monotonic() + self._timeout
+        with self.client.stream(method, url, headers=headers, content=content) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise TooLarge
+                if time.monotonic() > deadline:
+                    raise DeadlinePassed
+                chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise DeadlinePassed
+            return Fetched(response.status_code, response.headers, b"".join(chunks))
 
     def close(self) -> None:
         if self._client is not None:

@@ -3,9 +3,10 @@
 Polling requests and the worker both call `refresh`. A watch row per (connection, agent) holds
 the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent cost
 one upstream call per interval) and a lease, so concurrent callers in any process never read the
-same agent twice at once. A new watch is seeded with the agent's most recent conversations, which
-polls show at once (Zapier's seeding poll needs them) but hooks never receive (they only get
-events logged after they subscribed).
+same agent twice at once. A new watch is seeded with the agent's most recent conversations begun
+before the watch was created, which polls show at once (Zapier's seeding poll needs them) but
+hooks never receive (they only get events logged after they subscribed). Conversations begun after
+the watch was created (a hook subscribes, a visitor writes, then the worker's first read) are new.
 """
 
 from __future__ import annotations
@@ -66,19 +67,28 @@ def refresh(runtime: Runtime, connection_id: str, agent_id: str, max_age_s: floa
             return RefreshResult(False, [])
         cursor = watch.cursor_created_at
         seeding = watch.seeded_at is None
+        watched_since = _aware(watch.created_at)
     try:
         with runtime.action_context(connection_id) as ctx:
             client = ctx.zappway.client
             found = conversation_feed.fetch_since(client, agent_id, _aware(cursor))
+            past: list[dict[str, Any]] = []
             if seeding:
-                found = found[-SEED_COUNT:]
-            items = _to_events(client, agent_id, found)
+                # Conversations begun before the watch existed are history (polls only); any
+                # begun since (say between a hook's subscribe and this first read) are new.
+                past = [c for c in found if watched_since is None or c["_created"] <= watched_since]
+                found = found[len(past) :]
+                past = past[-SEED_COUNT:]
+            items = _to_events(client, agent_id, past + found)
     except Exception as exc:
         _release(runtime, watch.id, error=_describe(exc))
         raise
     with runtime.sessions() as session:
         delivery_ids = events.append(
-            session, connection_id, EVENT_TYPE, agent_id, items, seeded=seeding
+            session, connection_id, EVENT_TYPE, agent_id, items[: len(past)], seeded=True
+        )
+        delivery_ids += events.append(
+            session, connection_id, EVENT_TYPE, agent_id, items[len(past) :], seeded=False
         )
         newest = max((item.occurred_at for item in items), default=_aware(cursor))
         values: dict[str, Any] = {

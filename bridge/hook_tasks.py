@@ -1,8 +1,9 @@
 """Worker tasks for triggers: poll watched agents, deliver events, recover lost work.
 
 `schedule_polls` runs every minute and schedules one `poll_watch` per watched agent at each
-poll-interval offset inside that minute (Huey's periodic tasks are minute-grained); the watch
-lease turns duplicates from several workers into no-ops. `deliver` makes one attempt and
+poll-interval offset inside that minute (Huey's periodic tasks are minute-grained); a new hook's
+watch gets the same at once (`poll_soon`), so it is not left unpolled until the next minute. The
+watch lease turns duplicates from several workers into no-ops. `deliver` makes one attempt and
 schedules the next; `sweep` re-enqueues due deliveries whose task was lost (a killed worker).
 """
 
@@ -67,12 +68,17 @@ def register(huey: Huey, runtime: Runtime) -> dict[str, Any]:
             return
         enqueue_deliveries(result.delivery_ids)
 
+    offsets = list(range(0, 60, max(1, int(interval))))
+
+    def poll_soon(watch_id: int) -> None:
+        """Poll a new hook's watch now and every interval until `schedule_polls` takes over."""
+        for offset in offsets:
+            poll_watch.schedule((watch_id,), delay=offset)
+
     @huey.periodic_task(crontab(minute="*"), name="schedule_polls")  # type: ignore[untyped-decorator]
     def schedule_polls() -> None:
-        offsets = [offset for offset in range(0, 60, max(1, int(interval)))]
         for watch_id in watched(runtime):
-            for offset in offsets:
-                poll_watch.schedule((watch_id,), delay=offset)
+            poll_soon(watch_id)
 
     @huey.periodic_task(crontab(minute="*"), name="sweep_deliveries")  # type: ignore[untyped-decorator]
     def sweep_deliveries() -> None:
@@ -86,6 +92,7 @@ def register(huey: Huey, runtime: Runtime) -> dict[str, Any]:
         "deliver": deliver,
         "enqueue_deliveries": enqueue_deliveries,
         "poll_watch": poll_watch,
+        "poll_soon": poll_soon,
         "schedule_polls": schedule_polls,
         "sweep_deliveries": sweep_deliveries,
     }

@@ -22,11 +22,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge import crypto, netguard
+from bridge.delivery import Attempt
 from bridge.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.runtime import Runtime
 
 LEASE = timedelta(seconds=60)
 JITTER = 0.2
+MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is ignored in favour of the schedule
 
 
 class HookError(ValueError):
@@ -99,10 +101,15 @@ def describe(subscription: Subscription) -> dict[str, Any]:
 
 
 def replay(session: Session, subscription: Subscription, since: datetime | None) -> list[int]:
-    """Queue every matching event since `since` again (same webhook-ids); returns delivery ids."""
+    """Queue every matching event since `since` again (same webhook-ids); returns delivery ids.
+
+    Only events the hook was ever owed: logged after it subscribed, never the seeded past.
+    """
     query = select(Event).where(
         (Event.connection_id == subscription.connection_id)
         & (Event.event_type == subscription.event_type)
+        & (Event.seq > subscription.start_seq)
+        & Event.seeded.is_(False)
     )
     if subscription.agent_id:
         query = query.where(Event.agent_id == subscription.agent_id)
@@ -141,9 +148,12 @@ def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
             return None
         secret = runtime.box.decrypt(subscription.secret_ciphertext)
         payload = json.loads(event.payload_json)
-        attempt = runtime.deliverer.post(
-            subscription.target_url, message_id(delivery), payload, secret
-        )
+        try:
+            attempt = runtime.deliverer.post(
+                subscription.target_url, message_id(delivery), payload, secret
+            )
+        except Exception as exc:  # an unsendable URL is a failed attempt, not a crashed task
+            attempt = Attempt(0, 0, f"could not send: {type(exc).__name__}")
         delivery.attempts += 1
         session.add(
             DeliveryAttempt(
@@ -181,6 +191,8 @@ def _after_attempt(
         _end(subscription, "disabled", f"delivery failed {delivery.attempts} times in a row", now)
         return None
     base = schedule[delivery.attempts]
+    if retry_after is not None and not 0 <= retry_after <= MAX_RETRY_AFTER:
+        retry_after = None
     delay = max(base * random.uniform(1 - JITTER, 1 + JITTER), retry_after or 0)  # noqa: S311
     delivery.next_attempt_at = now + timedelta(seconds=delay)
     return delay
@@ -197,7 +209,7 @@ def _claim(runtime: Runtime, delivery_id: int) -> datetime | None:
             update(Delivery)
             .where(Delivery.id == delivery_id)
             .where(Delivery.state == "pending")
-            .where(Delivery.next_attempt_at <= now + timedelta(seconds=0.5))
+            .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
             .values(lease_until=now + LEASE)
         ).rowcount

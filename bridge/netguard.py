@@ -4,7 +4,8 @@ User-supplied URLs (job callbacks, hook targets) must not reach the bridge's own
 loopback, private, link-local (cloud metadata at 169.254.169.254), multicast, reserved and
 unspecified ranges, including the IPv6 forms that embed an IPv4 address (IPv4-mapped,
 IPv4-compatible, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo). Checks apply to resolved
-addresses, so decimal, hex and octal spellings and DNS names are covered; `bridge.delivery`
+addresses, so DNS names are covered (and decimal, hex and octal IPv4 spellings are refused outright,
+as no real target uses them and HTTP clients disagree on them); `bridge.delivery`
 connects to the very address that was checked, so a DNS answer cannot change in between.
 """
 
@@ -15,6 +16,7 @@ import socket
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+HEX = frozenset("0123456789abcdef")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 EXTRA_BLOCKED = tuple(
@@ -73,7 +75,27 @@ def check_url_shape(url: str) -> tuple[str, str, int]:
         raise UnsafeTarget("URL has no host")
     if parts.username or parts.password:
         raise UnsafeTarget("URL must not contain credentials")
+    if _odd_ipv4(parts.hostname):
+        raise UnsafeTarget("URL host must be a name or a standard IP address")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _odd_ipv4(host: str) -> bool:
+    """Tell a numeric host that is not dotted-quad IPv4 (`2130706433`, `0x7f.1`, `0177.0.0.1`).
+
+    Resolvers read these as IPv4 and HTTP clients refuse some of them; no real target needs one.
+    """
+    if ":" in host:
+        return False  # IPv6 literal, judged by its address
+    last = host.rstrip(".").rsplit(".", 1)[-1].lower()
+    numeric = last.isdigit() or (last.startswith("0x") and all(c in HEX for c in last[2:]))
+    if not numeric:
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def resolve_public(host: str, port: int, allow_private: bool) -> list[IPAddress]:
