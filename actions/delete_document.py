@@ -45,6 +45,7 @@ SAMPLE = {"deleted": True, "document_id": "wp-post-42", "upstream_id": "clds0000
 def perform(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     if "upstream_id" in data:
         deleted = ctx.zappway.delete_document(data["upstream_id"])
+        ctx.documents.forget_upstream(data["datastore_id"], data["upstream_id"])
         result = {"deleted": deleted, "document_id": None, "upstream_id": data["upstream_id"]}
     else:
         upstream_id, deleted = delete_document(

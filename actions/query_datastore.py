@@ -56,8 +56,14 @@ SAMPLE = [
 
 def perform(ctx: ActionContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     try:
-        return ctx.zappway.query_datastore(
+        results = ctx.zappway.query_datastore(
             data["datastore_id"], data["query"], data["top_k"], data.get("filters")
         )
     except UpstreamNotFound:
         return []
+    # Nearest neighbours come back even when nothing matches; a score of 0 is no match at all.
+    return [item for item in results if not _scores_nothing(item.get("score"))]
+
+
+def _scores_nothing(score: Any) -> bool:
+    return isinstance(score, int | float) and not isinstance(score, bool) and score <= 0

@@ -16,7 +16,7 @@ from bridge import context, jobs, netguard
 from bridge.api_connections import json_object
 from bridge.auth import current_connection, require_connection
 from bridge.errors import APIError, translate
-from bridge.idempotency import IdempotencyStore, request_hash
+from bridge.idempotency import IdempotencyStore, StoredResponse, request_hash
 from bridge.models import Job
 from bridge.operation import Action
 from bridge.runtime import Runtime
@@ -25,6 +25,8 @@ from bridge.zappway import ZappWay
 
 bp = Blueprint("actions", __name__)
 TRANSIENT = (429, 500, 502, 503, 504)
+DEADLINE_CODE = "action_timeout"
+FINISHED = ("succeeded", "failed")
 
 
 def register(app: Flask, actions: tuple[Action, ...]) -> None:
@@ -50,16 +52,17 @@ def _action_view(action: Action) -> Callable[[], Response]:
         store = IdempotencyStore(current_app.extensions["sessions"], connection.id)
         stored = store.claim(key.strip(), request_hash(action.key, payload), _wait_budget())
         if stored is not None:
-            response = _respond(stored.status, stored.body)
+            response = _respond(*_replayed(stored, connection.id))
             response.headers["Idempotent-Replayed"] = "true"
             return response
         try:
             status, body = _run(action, connection.id, data)
         except Exception as exc:
             info = translate(exc)
-            if info.status in TRANSIENT or info.status >= 500:
+            transient = info.status in TRANSIENT or info.status >= 500
+            if transient and info.code != DEADLINE_CODE:
                 store.release(key.strip())
-            else:
+            else:  # a final answer, or a run past its deadline whose job the retries follow
                 store.complete(key.strip(), info.status, info.body())
             raise
         store.complete(key.strip(), status, body)
@@ -68,6 +71,21 @@ def _action_view(action: Action) -> Callable[[], Response]:
     view.__name__ = f"action_{action.key}"
     view.__doc__ = action.description
     return view
+
+
+def _replayed(stored: StoredResponse, connection_id: str) -> tuple[int, Any]:
+    """The stored answer; a deadline 504 gives way to its job's outcome once the job finished."""
+    error = stored.body.get("error") if isinstance(stored.body, dict) else None
+    if not isinstance(error, dict) or error.get("code") != DEADLINE_CODE:
+        return stored.status, stored.body
+    job = get_session().get(Job, str(error.get("job_id")))
+    if job is None or job.connection_id != connection_id or job.state not in FINISHED:
+        return stored.status, stored.body
+    outcome = jobs.view(job)
+    if job.state == "succeeded":
+        return 200, outcome.get("result")
+    failure = dict(outcome.get("error") or {})
+    return int(failure.pop("status", 502)), {"error": failure}
 
 
 def _run(action: Action, connection_id: str, data: dict[str, Any]) -> tuple[int, Any]:
@@ -81,7 +99,7 @@ def _run(action: Action, connection_id: str, data: dict[str, Any]) -> tuple[int,
         return 200, current_app.extensions["deadline_runner"].run(action, connection_id, data)
     except jobs.JobStillRunning as pending:
         raise APIError(
-            504, "action_timeout",
+            504, DEADLINE_CODE,
             f"ZappWay is still answering; fetch the result from /v1/jobs/{pending.job_id}",
             job_id=pending.job_id, status_url=f"/v1/jobs/{pending.job_id}",
         ) from None  # fmt: skip

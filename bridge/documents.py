@@ -160,6 +160,20 @@ class DocumentMap:
             session.execute(delete(DocumentMapping).where(self._key(datastore_id, external_id)))
             session.commit()
 
+    def forget_upstream(self, datastore_id: str, upstream_id: str) -> None:
+        """Unmap an upstream document deleted by its own id, so its external id is created anew."""
+        with self._sessions() as session:
+            session.execute(
+                update(DocumentMapping)
+                .where(
+                    (DocumentMapping.connection_id == self._connection_id)
+                    & (DocumentMapping.datastore_id == datastore_id)
+                    & (DocumentMapping.upstream_id == upstream_id)
+                )
+                .values(upstream_id=None, content_hash=None)
+            )
+            session.commit()
+
 
 def upsert_documents(
     zappway: ZappWay, documents_map: DocumentMap, datastore_id: str, documents: list[dict[str, Any]]

@@ -3,7 +3,8 @@
 The first request with a key claims it by inserting a row (a unique constraint decides between
 concurrent retries, in any process); the others wait for the winner's answer and replay it.
 Answers are kept 24 h. The same key with another body is refused (422). A transient failure
-(429, 5xx, timeouts) releases the claim so the platform's retry can run the action again.
+(429, 5xx, timeouts) releases the claim so the platform's retry can run the action again; a
+deadline 504 does not (its run goes on as a job, and replays answer with that job's outcome).
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def register(huey: Huey, runtime: Runtime, actions: tuple[Action, ...]) -> dict[
                 secret = connections.signing_secret(connection, runtime.box)
             except ConnectionRevoked:
                 return
-            attempt = runtime.deliverer.post(job.callback_url, job.id, jobs.view(job), secret)
+            attempt = runtime.deliverer.post(job.callback_url, job.id, _payload(job), secret)
             job.callback_attempts += 1
             job.callback_last_status = attempt.status or None
             delay = _next_delay(runtime, job.callback_attempts, attempt)
@@ -75,6 +75,11 @@ def register(huey: Huey, runtime: Runtime, actions: tuple[Action, ...]) -> dict[
             raise RetryTask(delay=delay)
 
     return {"run_job": run_job, "deliver_callback": deliver_callback}
+
+
+def _payload(job: Job) -> dict[str, Any]:
+    """The job as called back: without the delivery bookkeeping, so every attempt is the same."""
+    return {name: value for name, value in jobs.view(job).items() if name != "callback"}
 
 
 def _next_delay(runtime: Runtime, attempts: int, attempt: Attempt) -> float | None:
