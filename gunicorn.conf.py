@@ -1,16 +1,31 @@
 """Gunicorn settings for the web process (read by `gunicorn -c gunicorn.conf.py`).
 
-Threaded workers: most of a request's time is spent waiting on ZappWay, so threads (not
-processes) carry the concurrency. This file reads PORT / WEB_CONCURRENCY / WEB_THREADS
+Most of a request's time is spent waiting on ZappWay, so the concurrency comes from cheap waiting,
+not from processes. `WEB_WORKER_CLASS` picks how:
+
+- `gevent` (default): gunicorn's gevent worker monkey-patches the worker process (sockets,
+  threads, locks, `time.sleep`) before the app is imported, so every request and every
+  DeadlineRunner action "thread" is a greenlet. Up to `WEB_WORKER_CONNECTIONS` requests per
+  process; keep `BRIDGE_ACTION_THREADS` at least that high. `trio` must not be installed: httpcore
+  imports it when present, and it breaks under the monkey-patching.
+- `gthread`: `WEB_THREADS` OS threads per process (plus `BRIDGE_ACTION_THREADS` action threads).
+
+`bench/query_agent_load.py` measures both (1,000 concurrent `query_agent`; see bench/README.md).
+This file reads PORT / WEB_CONCURRENCY / WEB_WORKER_CLASS / WEB_WORKER_CONNECTIONS / WEB_THREADS
 because gunicorn starts before the app; everything else is read by `bridge.config`.
 """
 
 import os
 
+WORKER_CLASSES = ("gevent", "gthread")
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "32"))
+worker_class = os.environ.get("WEB_WORKER_CLASS", "").strip() or "gevent"
+if worker_class not in WORKER_CLASSES:
+    raise SystemExit(f"WEB_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))  # gevent only
+threads = int(os.environ.get("WEB_THREADS", "32"))  # gthread only
 timeout = 120  # above the action deadline, below the ~100 s upstream edge plus margin
 graceful_timeout = 30
 keepalive = 5
