@@ -21,6 +21,7 @@ def create_app(
         api_actions,
         api_connections,
         api_meta,
+        api_sources,
         api_triggers,
         cli,
         errors,
@@ -60,6 +61,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(api_connections.bp)
     app.register_blueprint(api_meta.bp)
+    app.register_blueprint(api_sources.bp)
     api_actions.register(app, ACTIONS)
     api_triggers.register(app, TRIGGERS)
     cli.init_app(app)

@@ -57,6 +57,9 @@ class Settings:
     poll_interval_s: float = 15.0
     hook_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     hook_timeout_s: float = 15.0
+    sync_batch_size: int = 50
+    sync_debounce_s: float = 2.0
+    sync_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
     log_level: str = "INFO"
     huey_immediate: bool = False
 
@@ -138,6 +141,8 @@ class Settings:
             action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 256, 4, 4096)),
             poll_interval_s=reader.number("BRIDGE_POLL_INTERVAL", 15.0, 1, 900),
             hook_timeout_s=reader.number("BRIDGE_HOOK_TIMEOUT", 15.0, 1, 30),
+            sync_batch_size=int(reader.number("BRIDGE_SYNC_BATCH_SIZE", 50, 1, 500)),
+            sync_debounce_s=reader.number("BRIDGE_SYNC_DEBOUNCE", 2.0, 0, 60),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

@@ -138,6 +138,7 @@ def open_client(
     pool: UpstreamPool,
     settings: Settings,
     connection_id: str,
+    max_wait: float | None = None,
 ) -> UpstreamClient:
     """Return an upstream client for a connection, re-reading it so revocation applies at once.
 
@@ -148,7 +149,7 @@ def open_client(
     if connection is None or connection.is_revoked:
         raise ConnectionRevoked(connection_id)
     api_key = box.decrypt(connection.api_key_ciphertext)
-    return pool.client(api_key, plan_limit(settings, connection.plan))
+    return pool.client(api_key, plan_limit(settings, connection.plan), max_wait)
 
 
 def replace_api_key(

@@ -66,6 +66,7 @@ class Connection(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     signing_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id!r}, label={self.label!r}, revoked={self.is_revoked})"
@@ -231,3 +232,62 @@ class DeliveryAttempt(Base):
     status: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(300))
+
+
+class Source(Base):
+    """An inbound CMS webhook endpoint: provider, target datastore, secrets (encrypted)."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    datastore_id: Mapped[str] = mapped_column(String(100))
+    path_token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    path_token_ciphertext: Mapped[str] = mapped_column(Text)
+    secrets_ciphertext: Mapped[str] = mapped_column(Text)
+    config_json: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InboundEvent(Base):
+    """One request received on a source: verification result and the changes it carried."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("source_id", "delivery_key", name="uq_inbound_delivery"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivery_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    changes_json: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class PendingDocument(Base):
+    """The newest known state of one CMS document, coalesced, until it reaches ZappWay.
+
+    One row per (source, CMS id). A change replaces the row only when its version is newer, so
+    arrival order never wins over the CMS's own order; a delete is a tombstone with a version,
+    and a late, older update cannot bring the document back.
+    """
+
+    __tablename__ = "pending_documents"
+    __table_args__ = (UniqueConstraint("source_id", "cms_id", name="uq_pending_document"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"))
+    connection_id: Mapped[str] = mapped_column(String(40), index=True)
+    cms_id: Mapped[str] = mapped_column(String(255))
+    op: Mapped[str] = mapped_column(String(10))
+    version: Mapped[str] = mapped_column(String(40))
+    document_json: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    upstream_id: Mapped[str | None] = mapped_column(String(100))
+    delivered_version: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

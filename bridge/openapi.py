@@ -13,6 +13,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from bridge.api_connections import CreateConnectionIn, RotateKeyIn
+from bridge.api_sources import CreateSourceIn
 from bridge.api_triggers import SubscribeIn
 from bridge.manifest import VERSION
 from bridge.operation import Action, Trigger
@@ -160,6 +161,7 @@ def build_openapi(
     for trigger in triggers:
         _trigger_paths(spec, trigger)
     _hook_paths(spec)
+    _source_paths(spec)
     job_id = _param("job_id", "path", {"type": "string"}, required=True)
     spec.path(
         path="/v1/jobs/{job_id}",
@@ -294,6 +296,42 @@ def _hook_paths(spec: APISpec) -> None:
     spec.path(path="/v1/hooks/{hook_id}/replay", operations={
         "post": _operation("Send events again", {202: _ok({"type": "object"}, "Queued"),
                            **_errors((401, 404, 422))}, parameters=[hook_id, since]),
+    })  # fmt: skip
+
+
+def _source_paths(spec: APISpec) -> None:
+    spec.components.schema("CreateSource", schema=CreateSourceIn)
+    source_id = _param("source_id", "path", {"type": "string"}, required=True)
+    obj, objs = _ok({"type": "object"}), _ok({"type": "array", "items": {"type": "object"}})
+    spec.path(path="/v1/sources", operations={
+        "post": _operation("Create an inbound CMS source (URL and secret shown once)",
+                           {201: obj, **_errors((400, 401, 413, 422))},
+                           requestBody=_body("CreateSource")),
+        "get": _operation("List inbound sources", {200: objs, **_errors((401,))}),
+    })  # fmt: skip
+    spec.path(path="/v1/sources/{source_id}", operations={
+        "delete": _operation("Delete a source (its URL answers 410)",
+                             {204: {"description": "Deleted"}, **_errors((401, 404))},
+                             parameters=[source_id]),
+    })  # fmt: skip
+    for suffix, summary, ok in (
+        ("events", "Received events and each document's fate", {200: objs}),
+        ("rotate-secret", "New signing secret (the old one verifies for 24 h)", {200: obj}),
+        ("replay", "Send dead-lettered documents again", {202: obj}),
+    ):
+        method = "get" if suffix == "events" else "post"
+        spec.path(path=f"/v1/sources/{{source_id}}/{suffix}", operations={
+            method: _operation(summary, {**ok, **_errors((401, 404))}, parameters=[source_id]),
+        })  # fmt: skip
+    token = _param("token", "path", {"type": "string"}, required=True)
+    spec.path(path="/in/{token}", operations={
+        "post": _operation(
+            "Inbound CMS webhook (the URL pasted into the CMS)",
+            {200: obj, 202: _ok({"type": "object"}, "Stored"),
+             **_errors((400, 401, 404, 410, 413, 422))},
+            secured=False, parameters=[token],
+            requestBody={"content": {"application/json": {"schema": {}}}},
+        ),
     })  # fmt: skip
 
 

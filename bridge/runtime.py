@@ -27,11 +27,13 @@ class Runtime:
     deliverer: Deliverer
 
     @contextmanager
-    def action_context(self, connection_id: str) -> Iterator[ActionContext]:
+    def action_context(
+        self, connection_id: str, max_wait: float | None = None
+    ) -> Iterator[ActionContext]:
         """Open a context for one action run; re-reads the connection so revocation applies."""
         with self.sessions() as session:
             client = connections.open_client(
-                session, self.box, self.pool, self.settings, connection_id
+                session, self.box, self.pool, self.settings, connection_id, max_wait
             )
         yield ActionContext(
             zappway=ZappWay(client),

@@ -116,9 +116,15 @@ class UpstreamPool:
                 self._pid = os.getpid()
             return self._http
 
-    def client(self, api_key: str, per_minute: int) -> UpstreamClient:
-        """Return a client that acts with one ZappWay key under its rate budget."""
-        return UpstreamClient(self, api_key, per_minute)
+    def client(
+        self, api_key: str, per_minute: int, max_wait: float | None = None
+    ) -> UpstreamClient:
+        """Return a client that acts with one ZappWay key under its rate budget.
+
+        `max_wait` caps how long a call may wait for that budget (default: BRIDGE_RATE_WAIT);
+        background work passes 0 and reschedules itself instead of holding a worker thread.
+        """
+        return UpstreamClient(self, api_key, per_minute, max_wait)
 
     def recently_verified(self, key_fp: str) -> bool:
         checked = self._key_checks.get(key_fp, 0.0)
@@ -136,8 +142,11 @@ class UpstreamPool:
 class UpstreamClient:
     """Typed ZappWay operations for one key. Never returns an httpx.Response."""
 
-    def __init__(self, pool: UpstreamPool, api_key: str, per_minute: int) -> None:
+    def __init__(
+        self, pool: UpstreamPool, api_key: str, per_minute: int, max_wait: float | None = None
+    ) -> None:
         self._pool = pool
+        self._max_wait = max_wait
         self._api_key = api_key.strip()
         self._fp = fingerprint(self._api_key)
         self._per_minute = per_minute
@@ -211,7 +220,9 @@ class UpstreamClient:
         keep_meta: bool = False,
     ) -> Any:
         settings = self._pool.settings
-        budget = settings.upstream_rate_wait_s if max_wait is None else max_wait
+        if max_wait is None:
+            max_wait = settings.upstream_rate_wait_s if self._max_wait is None else self._max_wait
+        budget = max_wait
         deadline = time.monotonic() + budget
         quoted = {name: quote(str(value), safe="") for name, value in (path_params or {}).items()}
         path = self._paths[operation].format(**quoted)

@@ -59,7 +59,7 @@ def init_app(app: Flask) -> Huey:
         if purged:
             log.info("housekeeping.idempotency_purged count=%d", purged)
 
-    from bridge import hook_tasks, job_tasks
+    from bridge import hook_tasks, job_tasks, sync_tasks
     from bridge.registry import ACTIONS
 
     runtime = app.extensions["runtime"]
@@ -67,6 +67,7 @@ def init_app(app: Flask) -> Huey:
         "housekeeping": housekeeping,
         **job_tasks.register(huey, runtime, ACTIONS),
         **hook_tasks.register(huey, runtime),
+        **sync_tasks.register(huey, runtime),
     }
     return huey
 

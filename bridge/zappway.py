@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bridge.upstream import UpstreamClient
-from bridge.upstream_errors import UpstreamNotFound, UpstreamProtocolError
+from bridge.upstream_errors import UpstreamForbidden, UpstreamNotFound, UpstreamProtocolError
 
 PAGE_SIZE = 100
 MAX_PAGES = 50
@@ -145,6 +145,10 @@ class ZappWay:
             )
         except UpstreamNotFound:
             return False
+        except UpstreamForbidden as exc:
+            if self.legacy and exc.upstream_status == 500:
+                return False  # legacy answers a missing document as if it were foreign (B.12)
+            raise
         return True
 
     def _document_body(self, document: Mapping[str, Any]) -> dict[str, Any]:

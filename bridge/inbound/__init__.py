@@ -1,0 +1,1 @@
+"""Inbound CMS webhooks, pure layer: provider records, signature checks, payload mapping."""

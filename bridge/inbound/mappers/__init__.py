@@ -1,0 +1,1 @@
+"""One mapper per provider family: payload in, `Change` list out, no I/O."""

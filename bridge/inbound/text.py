@@ -1,0 +1,86 @@
+"""Reduce CMS bodies to clean text: HTML, Contentful Rich Text and Strapi Blocks.
+
+The upstream store indexes plain text, so markup, WordPress block comments and layout
+whitespace are noise. Block-level elements become line breaks; inline ones do not.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
+
+_BLOCK_TAGS = [
+    *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt"),
+    *("figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header"),
+    *("hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td"),
+    *("th", "thead", "tr", "ul"),
+]
+_DROP_TAGS = ["script", "style", "template", "noscript"]
+_CONTENTFUL_INLINE = frozenset(
+    {
+        "hyperlink",
+        "entry-hyperlink",
+        "asset-hyperlink",
+        "resource-hyperlink",
+        "inline-embedded-entry",
+    }
+)
+_STRAPI_INLINE = frozenset({"link"})
+
+
+def normalise(text: str) -> str:
+    """Collapse runs of whitespace inside lines and drop blank lines."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def html_to_text(html: str) -> str:
+    """Return the visible text of an HTML fragment, one block per line."""
+    if "<" not in html and "&" not in html:
+        return normalise(html)
+    with warnings.catch_warnings():
+        # Short text that looks like a URL or file name is still markup to us.
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(html, "html.parser")
+    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
+        comment.extract()
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_after("\n")
+    return normalise(soup.get_text())
+
+
+def rich_text_to_text(document: Any) -> str:
+    """Flatten a Contentful Rich Text document (`nodeType`/`content`/`value`) to text."""
+    return normalise(_flatten(document, "nodeType", "value", "content", _CONTENTFUL_INLINE))
+
+
+def blocks_to_text(blocks: Any) -> str:
+    """Flatten Strapi v5 Blocks JSON (`type`/`children`/`text`) to text."""
+    return normalise(_flatten(blocks, "type", "text", "children", _STRAPI_INLINE))
+
+
+def _flatten(node: Any, kind: str, text: str, children: str, inline: frozenset[str]) -> str:
+    if isinstance(node, list):
+        return "".join(_flatten(child, kind, text, children, inline) for child in node)
+    if not isinstance(node, dict):
+        return ""
+    if node.get(kind) == "text":
+        value = node.get(text)
+        return value if isinstance(value, str) else ""
+    inner = _flatten(node.get(children, []), kind, text, children, inline)
+    return inner if node.get(kind) in inline else inner + "\n"
+
+
+def body_text(value: Any) -> str | None:
+    """Return clean text from whatever a CMS put in a body field (HTML, Markdown or trees)."""
+    if isinstance(value, str):
+        return html_to_text(value) or None
+    if isinstance(value, dict) and "nodeType" in value:
+        return rich_text_to_text(value) or None
+    if isinstance(value, list):
+        return blocks_to_text(value) or None
+    return None

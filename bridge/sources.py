@@ -1,0 +1,121 @@
+"""Inbound sources: one CMS webhook endpoint per (connection, provider, datastore).
+
+The inbound URL's last segment is a random token (only its SHA-256 is used for lookup; it is
+kept encrypted to show the owner again). Signing secrets are encrypted as one blob that also
+holds the previous secret until its overlap ends, so a rotation never drops a delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge import crypto
+from bridge.models import Source
+
+TOKEN_BYTES = 24
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class NewSource:
+    source: Source
+    path_token: str
+    secret: str
+
+
+def new_secret(provider: str) -> str:
+    """A secret in the form the provider expects (Standard Webhooks wants `whsec_` base64)."""
+    if provider in ("standard_webhooks", "payload"):
+        return crypto.new_signing_secret()
+    return secrets.token_urlsafe(32)
+
+
+def create(
+    session: Session,
+    box: crypto.SecretBox,
+    connection_id: str,
+    *,
+    provider: str,
+    datastore_id: str,
+    secret: str | None,
+    config: dict[str, Any],
+    credentials: dict[str, str] | None = None,
+) -> NewSource:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    chosen = secret or new_secret(provider)
+    source = Source(
+        id="src_" + secrets.token_hex(10),
+        connection_id=connection_id,
+        provider=provider,
+        datastore_id=datastore_id,
+        path_token_hash=crypto.hash_token(token),
+        path_token_ciphertext=box.encrypt(token),
+        secrets_ciphertext=box.encrypt(
+            json.dumps({"current": chosen, "previous": [], "credentials": credentials or {}})
+        ),
+        config_json=json.dumps(config),
+        state="active",
+    )
+    session.add(source)
+    session.flush()
+    return NewSource(source, token, chosen)
+
+
+def find_by_token(session: Session, token: str) -> Source | None:
+    digest = crypto.hash_token(token)
+    source = session.scalar(select(Source).where(Source.path_token_hash == digest))
+    if source is None or not crypto.same_secret(source.path_token_hash, digest):
+        return None
+    return source
+
+
+def active_secrets(source: Source, box: crypto.SecretBox, now: datetime) -> list[str]:
+    """The current secret, then previous ones still inside their overlap window."""
+    blob = json.loads(box.decrypt(source.secrets_ciphertext))
+    previous = [
+        entry["secret"]
+        for entry in blob.get("previous", [])
+        if datetime.fromisoformat(entry["until"]) > now
+    ]
+    return [blob["current"], *previous]
+
+
+def fetch_credentials(source: Source, box: crypto.SecretBox) -> dict[str, str]:
+    """The CMS read credentials for thin payloads (`token`, `base_url`), possibly empty."""
+    credentials: dict[str, str] = json.loads(box.decrypt(source.secrets_ciphertext)).get(
+        "credentials", {}
+    )
+    return credentials
+
+
+def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str:
+    """Make `new` (or a fresh secret) current; the old one keeps verifying for the overlap."""
+    blob = json.loads(box.decrypt(source.secrets_ciphertext))
+    until = (datetime.now(UTC) + ROTATION_OVERLAP).isoformat()
+    blob["previous"] = [{"secret": blob["current"], "until": until}]
+    blob["current"] = new or new_secret(source.provider)
+    source.secrets_ciphertext = box.encrypt(json.dumps(blob))
+    return str(blob["current"])
+
+
+def inbound_path(token: str) -> str:
+    return f"/in/{token}"
+
+
+def describe(source: Source, box: crypto.SecretBox) -> dict[str, Any]:
+    """Public view of a source: its inbound path (the owner may see it again), never secrets."""
+    return {
+        "id": source.id,
+        "provider": source.provider,
+        "datastore_id": source.datastore_id,
+        "inbound_path": inbound_path(box.decrypt(source.path_token_ciphertext)),
+        "state": source.state,
+        "created_at": source.created_at.isoformat(),
+    }
