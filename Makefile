@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export BRIDGE_ENV ?= development
 
-.PHONY: install run serve worker demo test check fmt manifest bench clean
+.PHONY: install run demo test check fmt manifest clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

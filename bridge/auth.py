@@ -39,9 +39,16 @@ def presented_token() -> str | None:
 
 
 def current_connection() -> Connection:
-    """Authenticate the request once and cache the connection on `g`."""
+    """Authenticate the request once and cache the connection on `g`.
+
+    The read transaction ends right away: an action may then wait seconds on ZappWay, and holding
+    a pooled database connection (or SQLite's read snapshot) through that wait starves the pool
+    under load (sessions never expire on commit, so the row stays usable).
+    """
     if "connection" not in g:
-        g.connection = connections.authenticate(get_session(), presented_token())
+        session = get_session()
+        g.connection = connections.authenticate(session, presented_token())
+        session.commit()
     return cast(Connection, g.connection)
 
 

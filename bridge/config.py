@@ -48,12 +48,12 @@ class Settings:
     default_plan: str = "free"
     allow_self_registration: bool = True
     max_body_bytes: int = 1_000_000
-    key_check_cache_s: float = 60.0
+    upstream_max_connections: int = 1000
     housekeeping_minutes: int = 5
     action_deadline_s: float = 25.0
     callback_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
     allow_private_targets: bool = False
-    action_threads: int = 256
+    action_threads: int = 1000
     poll_interval_s: float = 15.0
     hook_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     hook_timeout_s: float = 15.0
@@ -125,6 +125,7 @@ class Settings:
             upstream_base_url=reader.text("ZAPPWAY_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
             upstream_profile=reader.choice("ZAPPWAY_PROFILE", PROFILES, "documented"),
             upstream_connect_timeout_s=reader.number("ZAPPWAY_CONNECT_TIMEOUT", 5.0, 0.1, 30),
+            upstream_max_connections=int(reader.number("ZAPPWAY_MAX_CONNECTIONS", 1000, 1, 10000)),
             upstream_read_timeout_s=reader.number("ZAPPWAY_READ_TIMEOUT", 90.0, 1, 99),
             upstream_max_retries=int(reader.number("ZAPPWAY_MAX_RETRIES", 2, 0, 5)),
             upstream_rate_wait_s=reader.number("BRIDGE_RATE_WAIT", 20.0, 0, 60),
@@ -138,7 +139,7 @@ class Settings:
             housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
             action_deadline_s=reader.number("BRIDGE_ACTION_DEADLINE", 25.0, 1, 110),
             allow_private_targets=reader.flag("BRIDGE_ALLOW_PRIVATE_TARGETS", False),
-            action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 256, 4, 4096)),
+            action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 1000, 4, 10000)),
             poll_interval_s=reader.number("BRIDGE_POLL_INTERVAL", 15.0, 1, 900),
             hook_timeout_s=reader.number("BRIDGE_HOOK_TIMEOUT", 15.0, 1, 30),
             sync_batch_size=int(reader.number("BRIDGE_SYNC_BATCH_SIZE", 50, 1, 500)),

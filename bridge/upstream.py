@@ -96,7 +96,6 @@ class UpstreamPool:
         self._pid = 0
         self._lock = threading.Lock()
         self.limiter = KeyRateLimiter(settings)
-        self._key_checks: dict[str, float] = {}
 
     @property
     def http(self) -> httpx.Client:
@@ -109,7 +108,10 @@ class UpstreamPool:
                         self.settings.upstream_read_timeout_s,
                         connect=self.settings.upstream_connect_timeout_s,
                     ),
-                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                    limits=httpx.Limits(
+                        max_connections=self.settings.upstream_max_connections,
+                        max_keepalive_connections=min(100, self.settings.upstream_max_connections),
+                    ),
                     follow_redirects=False,
                     headers={"User-Agent": "zappway-bridge/0.1"},
                 )
@@ -125,13 +127,6 @@ class UpstreamPool:
         background work passes 0 and reschedules itself instead of holding a worker thread.
         """
         return UpstreamClient(self, api_key, per_minute, max_wait)
-
-    def recently_verified(self, key_fp: str) -> bool:
-        checked = self._key_checks.get(key_fp, 0.0)
-        return time.monotonic() - checked < self.settings.key_check_cache_s
-
-    def mark_verified(self, key_fp: str) -> None:
-        self._key_checks[key_fp] = time.monotonic()
 
     def close(self) -> None:
         if self._http is not None:
@@ -168,7 +163,6 @@ class UpstreamClient:
         body = self._call("GET", "me", idempotent=True)
         if not isinstance(body, dict) or not body.get("id"):
             raise UpstreamProtocolError("ZappWay's /me answer has no organization id")
-        self._pool.mark_verified(self._fp)
         org = {name: body.get(name) for name in ORG_FIELDS}
         return Organization(
             id=str(org["id"]),
@@ -286,11 +280,14 @@ class UpstreamClient:
     def _resolve_ambiguous_403(
         self, operation: str, error: UpstreamResponseError
     ) -> UpstreamResponseError:
-        """Tell a bad key from a forbidden resource after a legacy-style 403 (contract B.5)."""
+        """Tell a bad key from a forbidden resource after a legacy-style 403 (contract B.5).
+
+        Always asks the strict `/me`: a cached "verified recently" would report a key revoked
+        since then as a forbidden resource (403) instead of a rejected key (401). Legacy 403s
+        are rare, so the extra call is cheap.
+        """
         if operation in STRICT_OPERATIONS:
             return UpstreamAuthError(upstream_status=403)
-        if self._pool.recently_verified(self._fp):
-            return error
         try:
             self.whoami()
         except UpstreamAuthError as auth_error:

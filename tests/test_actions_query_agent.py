@@ -204,11 +204,11 @@ def test_revoked_key_is_401_saying_rotate_it(make_app, sim_admin, seeded, agent,
     """A key revoked at ZappWay gives 401 telling the user to rotate it (legacy: after a /me check).
 
     The legacy upstream answers a revoked key on the query route with an ambiguous 403; the bridge
-    settles it with GET /me, which it skips for keys verified in the last `key_check_cache_s`
-    (60 s), so the cache is off here to model a revocation older than that window.
+    settles it with GET /me, also right after the key was verified (revocations are immediate).
     """
     sim_admin.set_profile(profile)
-    bridge = build(make_app, seeded["key"], profile, key_check_cache_s=0)
+    bridge = build(make_app, seeded["key"], profile)
+    assert ask(bridge, agent).status_code == 200  # the key is known good just before
     sim_admin.revoke_key(seeded["key"])
     response = ask(bridge, agent)
     error = response.get_json()["error"]
