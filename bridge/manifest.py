@@ -127,7 +127,13 @@ def _describe_trigger(trigger: Trigger) -> dict[str, Any]:
         },
         "hook": {
             "event": trigger.event_type,
-            "subscribe": {"method": "POST", "path": "/v1/hooks", "target_field": "target_url"},
+            "subscribe": {
+                "method": "POST",
+                "path": "/v1/hooks",
+                "target_field": "target_url",
+                "required_fields": ["target_url", "agent_id"],
+                "answer": {"id": "id", "secret": "secret"},
+            },
             "unsubscribe": {"method": "DELETE", "path": "/v1/hooks/{id}"},
             "list": {
                 "method": "GET",

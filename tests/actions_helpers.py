@@ -114,7 +114,7 @@ def wait_for_job(client: FlaskClient, token: str, job_id: str, status: str) -> d
     return found
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 5.0, step: float = 0.05) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
     """Return the first truthy value of `check()`, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

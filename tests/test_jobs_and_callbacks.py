@@ -73,7 +73,7 @@ def test_past_the_deadline_answers_504_with_a_job_id(slow, agent):
     assert error["job_id"].startswith("job_")
     assert error["status_url"] == f"/v1/jobs/{error['job_id']}"
     assert error["job_id"] in error["message"]
-    assert 0.5 <= elapsed < 1.3
+    assert 0.5 <= elapsed < 1.5  # at the deadline, before ZappWay's 1.5 s answer
 
 
 def test_the_run_finishes_anyway_and_the_job_holds_its_result(slow, agent, sim_admin):
@@ -171,7 +171,7 @@ def settled(worker: dict[str, Any], job_id: str, state: str) -> dict[str, Any]:
 
 def test_callback_url_answers_202_at_once(worker, agent, sim_admin):
     """With callback_url the answer is 202 {job_id, status pending} before ZappWay has answered."""
-    sim_admin.add_fault("latency", path="/query$", seconds=0.5)
+    sim_admin.add_fault("latency", path="/query$", seconds=2.0)
     with receiver() as rec:
         started = time.monotonic()
         response = ask_later(worker, agent, rec.url)
@@ -183,7 +183,7 @@ def test_callback_url_answers_202_at_once(worker, agent, sim_admin):
             "status": "pending",
             "status_url": f"/v1/jobs/{body['job_id']}",
         }
-        assert elapsed < 0.4
+        assert elapsed < 2.0  # before ZappWay answered
         rec.wait_for(1)
 
 
