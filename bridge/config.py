@@ -50,6 +50,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     upstream_max_connections: int = 1000
     housekeeping_minutes: int = 5
+    worker_threads: int = 16
     action_deadline_s: float = 25.0
     callback_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
     allow_private_targets: bool = False
@@ -137,6 +138,7 @@ class Settings:
             allow_self_registration=reader.flag("BRIDGE_SELF_REGISTRATION", True),
             max_body_bytes=int(reader.number("BRIDGE_MAX_BODY_BYTES", 1_000_000, 1024, 50_000_000)),
             housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
+            worker_threads=int(reader.number("BRIDGE_WORKER_THREADS", 16, 1, 512)),
             action_deadline_s=reader.number("BRIDGE_ACTION_DEADLINE", 25.0, 1, 110),
             allow_private_targets=reader.flag("BRIDGE_ALLOW_PRIVATE_TARGETS", False),
             action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 1000, 4, 10000)),

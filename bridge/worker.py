@@ -80,8 +80,14 @@ def main() -> None:
     huey: Huey = app.extensions["huey"]
     beat(app.extensions["sessions"], "worker")
     log.info("worker.start backend=%s", type(huey.storage).__name__)
-    # max_delay bounds how long an idle SQLite-backed consumer sleeps between polls.
-    consumer = huey.create_consumer(workers=8, worker_type="thread", periodic=True, max_delay=1.0)
+    # Threads, not processes: tasks mostly wait on ZappWay, hooks and CMSs, and a tenant whose
+    # upstream is slow holds only its own thread. max_delay bounds an idle SQLite consumer's sleep.
+    consumer = huey.create_consumer(
+        workers=app.extensions["settings"].worker_threads,
+        worker_type="thread",
+        periodic=True,
+        max_delay=1.0,
+    )
     consumer.run()
 
 

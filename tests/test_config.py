@@ -105,3 +105,19 @@ def test_plan_limits_are_configurable():
     assert settings.limit_for_plan("free") == 30
     assert settings.limit_for_plan("pro") == 600
     assert settings.limit_for_plan("1200") == 1200
+
+
+def test_every_variable_is_documented_in_readme_and_app_json():
+    """Each variable Settings reads has a README row and an app.json entry (one-click deploys)."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'"((?:BRIDGE|ZAPPWAY)_[A-Z0-9_]+|DATABASE_URL|REDIS_URL)"',
+                          (root / "bridge" / "config.py").read_text()))  # fmt: skip
+    readme = (root / "README.md").read_text().split("## Configuration")[1]
+    app_json = json.loads((root / "app.json").read_text())["env"]
+    assert len(read) > 20
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []
+    assert sorted(name for name in read if name not in app_json) == []
