@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from bridge import context, sources, syncer
+from bridge import context, netguard, sources, syncer
 from bridge.api_connections import json_object
 from bridge.auth import current_connection, require_connection
 from bridge.errors import APIError
@@ -23,7 +23,7 @@ from bridge.ingest import IngestRejected, ingest
 from bridge.models import InboundEvent, PendingDocument, Source
 from bridge.runtime import Runtime
 from bridge.schemas import ToolInput, zappway_id
-from bridge.source_config import resolve
+from bridge.source_config import check_secret, resolve
 from bridge.storage import get_session
 
 bp = Blueprint("sources", __name__)
@@ -50,14 +50,26 @@ class CreateSourceIn(ToolInput):
 
     @validates_schema
     def options_are_valid(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        options = _options(data)
+        provider = PROVIDERS[data["provider"]]
         try:
-            resolve(PROVIDERS[data["provider"]], options)
+            resolve(provider, _options(data))
+            if "secret" in data:
+                check_secret(provider, data["secret"])
         except ValueError as exc:
-            raise ValidationError(str(exc)[:200], "config") from exc
-        unknown = set(data.get("credentials") or {}) - {"token", "base_url"}
+            raise ValidationError(str(exc)[:200], getattr(exc, "field", "config")) from exc
+        credentials = data.get("credentials") or {}
+        unknown = set(credentials) - {"token", "base_url"}
         if unknown:
             raise ValidationError(f"unknown credential {sorted(unknown)[0]!r}", "credentials")
+        if "base_url" in credentials:
+            try:
+                netguard.check_url_shape(credentials["base_url"])
+            except netguard.UnsafeTarget as exc:
+                raise ValidationError(f"base_url: {exc}", "credentials") from exc
+
+
+class RotateSecretIn(ToolInput):
+    secret = fields.String(validate=validate.Length(min=8, max=500))
 
 
 def _options(data: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +129,20 @@ def list_sources() -> Response:
 @bp.delete("/v1/sources/<source_id>")
 @require_connection
 def delete_source(source_id: str) -> tuple[str, int]:
-    """Delete a source: its URL answers 410 from now on, so senders that honour it stop."""
+    """Delete a source: its URL answers 410 from now on, so senders that honour it stop.
+
+    Documents still waiting to be sent are cancelled: the user asked for the sync to stop.
+    """
     source = _own(source_id)
     source.state = "deleted"
-    get_session().commit()
+    session = get_session()
+    session.execute(
+        update(PendingDocument)
+        .where(PendingDocument.source_id == source.id)
+        .where(PendingDocument.state == "pending")
+        .values(state="cancelled", last_error="source deleted")
+    )
+    session.commit()
     return "", 204
 
 
@@ -129,11 +151,16 @@ def delete_source(source_id: str) -> tuple[str, int]:
 def rotate_secret(source_id: str) -> Response:
     """New signing secret; the old one keeps verifying for 24 hours."""
     source = _own(source_id)
-    body = request.get_json(silent=True) or {}
-    new = body.get("secret") if isinstance(body, dict) else None
-    secret = sources.rotate_secret(
-        source, context.secret_box(), new if isinstance(new, str) else None
-    )
+    body = request.get_json(silent=True) if request.get_data() else {}
+    if not isinstance(body, dict):
+        raise APIError(400, "malformed_json", "Request body must be a JSON object")
+    chosen: str | None = RotateSecretIn().load(body).get("secret")
+    if chosen is not None:
+        try:
+            check_secret(PROVIDERS[source.provider], chosen)
+        except ValueError as exc:
+            raise ValidationError({"secret": [str(exc)]}) from exc
+    secret = sources.rotate_secret(source, context.secret_box(), chosen)
     get_session().commit()
     return jsonify({"id": source.id, "secret": secret})
 

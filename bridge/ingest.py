@@ -10,6 +10,7 @@ Everything slow (fetching thin payloads, calling ZappWay) happens later in the w
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -18,18 +19,22 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bridge.crypto import SecretBox
 from bridge.inbound.errors import MappingError
+from bridge.inbound.generic import GenericConfig
 from bridge.inbound.mapping import Change, delivery_key, map_event
-from bridge.inbound.providers import PROVIDERS
+from bridge.inbound.providers import PROVIDERS, Provider
 from bridge.inbound.verify import VerificationError, verify
 from bridge.models import InboundEvent, PendingDocument, Source
 from bridge.source_config import resolve
 from bridge.sources import active_secrets
-from bridge.syncer import claim_sync
+from bridge.syncer import claim_sync, external_id
+
+log = logging.getLogger(__name__)
+MAX_EXTERNAL_ID = 255  # DocumentMapping.external_id, where `<source id>:<cms id>` is kept
+MAX_VERSION = 40  # PendingDocument.version
 
 
 @dataclass(frozen=True)
@@ -71,26 +76,57 @@ def ingest(
     try:
         verify(provider, active_secrets(source, box, datetime.now(UTC)), raw_body, headers,
                method=method, path=path, now=now, config=config)  # fmt: skip
-        payload = json.loads(raw_body)
     except VerificationError as exc:
         _record(session, source, None, "rejected", exc.reason, [])
         raise IngestRejected(exc.status, exc.reason) from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:
+        payload = json.loads(raw_body)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
         _record(session, source, None, "rejected", "malformed-json", [])
         raise IngestRejected(400, "malformed-json") from exc
     try:
-        changes = map_event(provider, payload, headers, config, received_at=now)
+        changes, key = _read(source, provider, config, payload, headers, now)
     except MappingError as exc:
         _record(session, source, None, "unmappable", exc.reason, [])
         raise IngestRejected(422, exc.reason) from exc
-    key = delivery_key(provider, payload, headers, config)
-    event = _record_unique(session, source, key, changes)
-    if event is None:
+    event_id = _record_unique(session, source, key, changes)
+    if event_id is None:
         return IngestResult("duplicate", None, 0, False)
     for change in changes:
         _coalesce(session, source, change)
     schedule = bool(changes) and claim_sync(session, source.connection_id, debounce_s)
-    return IngestResult("accepted" if changes else "ignored", event.id, len(changes), schedule)
+    return IngestResult("accepted" if changes else "ignored", event_id, len(changes), schedule)
+
+
+def _read(
+    source: Source, provider: Provider, config: GenericConfig | None, payload: Any,
+    headers: Mapping[str, str], now: float,
+) -> tuple[list[Change], str | None]:  # fmt: skip
+    """Map a verified payload and find its delivery key, refusing what cannot be stored.
+
+    Raises:
+        MappingError: the provider's own reason; `malformed-payload` when a field has a type
+            the mapper does not expect; `bad-id` / `bad-version` when a value does not fit
+            the storage columns (too long, or an id with control characters).
+    """
+    try:
+        changes = map_event(provider, payload, headers, config, received_at=now)
+        key = delivery_key(provider, payload, headers, config)
+    except MappingError:
+        raise
+    # A verified sender may still put a list where a string belongs: that is a 422 the user
+    # sees in the source's events, not a 500 the sender would retry for hours.
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError,
+            RecursionError) as exc:  # fmt: skip
+        log.warning("inbound.unmappable provider=%s error=%s", provider.key, type(exc).__name__)
+        raise MappingError("malformed-payload") from exc
+    for change in changes:
+        document_id = external_id(source.id, change.cms_id)
+        if len(document_id) > MAX_EXTERNAL_ID or not change.cms_id.isprintable():
+            raise MappingError("bad-id")
+        if len(change.version) > MAX_VERSION:
+            raise MappingError("bad-version")
+    return changes, key
 
 
 def _record(
@@ -102,9 +138,7 @@ def _record(
         delivery_key=key,
         status=status,
         reason=reason,
-        changes_json=json.dumps(
-            [{"cms_id": c.cms_id, "op": c.op, "version": c.version} for c in changes]
-        ),
+        changes_json=_changes_json(changes),
     )
     session.add(event)
     session.flush()
@@ -113,18 +147,35 @@ def _record(
 
 def _record_unique(
     session: Session, source: Source, key: str | None, changes: list[Change]
-) -> InboundEvent | None:
-    """Record an accepted event; None when its delivery id was already received."""
+) -> int | None:
+    """Record an accepted event; its id, or None when its delivery id was already received.
+
+    `INSERT ... ON CONFLICT DO NOTHING` rather than a savepoint: on SQLite a savepoint opened
+    before any write starts the transaction itself, and releasing it commits, so the event
+    would be durable even if the rest of the request failed, and the sender's retry would
+    then be dropped as a duplicate with its change lost.
+    """
     if key is None:
-        return _record(session, source, None, "accepted", None, changes)
-    savepoint = session.begin_nested()
-    try:
-        event = _record(session, source, key, "accepted", None, changes)
-        savepoint.commit()
-    except IntegrityError:
-        savepoint.rollback()
-        return None
-    return event
+        return _record(session, source, None, "accepted", None, changes).id
+    statement = _insert(session)(InboundEvent).values(
+        source_id=source.id, delivery_key=key, status="accepted", reason=None,
+        changes_json=_changes_json(changes), received_at=datetime.now(UTC),
+    )  # fmt: skip
+    inserted = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["source_id", "delivery_key"]).returning(
+            InboundEvent.id
+        )
+    ).scalar()
+    return int(inserted) if inserted is not None else None
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT construct (both have `on_conflict_do_*`)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _changes_json(changes: list[Change]) -> str:
+    return json.dumps([{"cms_id": c.cms_id, "op": c.op, "version": c.version} for c in changes])
 
 
 def _coalesce(session: Session, source: Source, change: Change) -> None:
@@ -143,9 +194,7 @@ def _coalesce(session: Session, source: Source, change: Change) -> None:
         "last_error": None,
         "updated_at": datetime.now(UTC),
     }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(PendingDocument).values(**values)
+    statement = _insert(session)(PendingDocument).values(**values)
     replace = {k: statement.excluded[k] for k in values if k not in ("source_id", "cms_id")}
     session.execute(
         statement.on_conflict_do_update(

@@ -80,6 +80,7 @@ ERROR_TEXT = {
     402: "ZappWay plan quota exhausted",
     403: "ZappWay refused access",
     404: "Not found",
+    410: "Gone: the inbound source was deleted",
     409: "Idempotency-Key still in progress, or the document is being written",
     413: "Body too large",
     422: "Invalid input (the message names the field)",

@@ -6,17 +6,20 @@ signature recipe (`header`, `algorithm`, `encoding`, `prefix`, `content`, `times
 Standard Webhooks), `dedupe` locations, and `token_header` / `token_prefix` for senders that
 send a static token in a header the user picks (Directus Flows, Strapi). Parsing is strict:
 an unknown option or a bad value raises `ValueError` naming it, so a typo is refused when the
-source is created instead of silently verifying nothing.
+source is created instead of silently verifying nothing. Each error names the request field it
+belongs to (`config`, `mapping` or `secret`), so the API can point at it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, get_args
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
+from bridge.inbound import codec
 from bridge.inbound.generic import FieldMap, GenericConfig, TimeUnit
 from bridge.inbound.providers import Provider, with_token_header
 from bridge.inbound.schemes import Algorithm, Encoding, HmacScheme, TokenScheme, Unit
@@ -31,6 +34,28 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "updated_unit": get_args(TimeUnit),
 }
 MAPPING_FIELDS = {f.name: f for f in dataclasses.fields(FieldMap)}
+HEADER_OPTIONS = ("header", "timestamp_header", "token_header")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+
+
+class OptionError(ValueError):
+    """Raised when an option is unknown or has a bad value; `field` is the request field."""
+
+    def __init__(self, message: str, field: str = "config") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_secret(provider: Provider, secret: str) -> None:
+    """Refuse a secret that could never verify for this provider.
+
+    Raises:
+        OptionError: (field `secret`) Standard Webhooks and Payload keys must be `whsec_`
+            followed by base64; anything else would be accepted and then match nothing.
+    """
+    scheme = provider.scheme
+    if isinstance(scheme, HmacScheme) and not codec.derive_key(scheme.key, secret):
+        raise OptionError(f"{provider.key} secrets are 'whsec_' followed by base64", "secret")
 
 
 def resolve(provider: Provider, options: dict[str, Any]) -> tuple[Provider, GenericConfig | None]:
@@ -42,7 +67,13 @@ def resolve(provider: Provider, options: dict[str, Any]) -> tuple[Provider, Gene
     allowed = _allowed_options(provider)
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} for {provider.key}")
+        field = "mapping" if unknown[0] == "mapping" else "config"
+        raise OptionError(f"unknown option {unknown[0]!r} for {provider.key}", field)
+    for name in HEADER_OPTIONS:
+        if name in options and not (
+            isinstance(options[name], str) and HEADER_NAME.fullmatch(options[name])
+        ):
+            raise OptionError(f"option {name!r} must be a header name (letters, digits, '-')")
     if "token_header" in options:
         provider = with_token_header(
             provider, _text(options, "token_header"), _text(options, "token_prefix", "")
@@ -99,25 +130,25 @@ def _mapped(provider: Provider, options: dict[str, Any]) -> GenericConfig:
 
 def _mapping(raw: Any, base: FieldMap) -> FieldMap:
     if not isinstance(raw, dict):
-        raise ValueError("option 'mapping' must be an object")
+        raise OptionError("option 'mapping' must be an object", "mapping")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in MAPPING_FIELDS:
-            raise ValueError(f"unknown mapping field {name!r}")
+            raise OptionError(f"unknown mapping field {name!r}", "mapping")
         if name == "metadata":
             values[name] = _metadata(value)
         elif name.endswith(("_events", "_ids")):
             values[name] = _locations(value, f"mapping.{name}")
         elif value is not None and not isinstance(value, str):
-            raise ValueError(f"mapping field {name!r} must be a string")
+            raise OptionError(f"mapping field {name!r} must be a string", "mapping")
         elif name in CHOICES:
             if value not in CHOICES[name]:
-                raise ValueError(f"mapping field {name!r} must be {_expected(name)}")
+                raise OptionError(f"mapping field {name!r} must be {_expected(name)}", "mapping")
             values[name] = value
         else:
             values[name] = _checked(value, f"mapping.{name}") if value else value
     if not values.get("id", base.id):
-        raise ValueError("mapping field 'id' is required")
+        raise OptionError("mapping field 'id' is required", "mapping")
     return dataclasses.replace(base, **values)
 
 
@@ -125,13 +156,15 @@ def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError("mapping field 'metadata' must map names to locations (strings)")
+        raise OptionError(
+            "mapping field 'metadata' must map names to locations (strings)", "mapping"
+        )
     return tuple((k, _checked(v, f"mapping.metadata.{k}")) for k, v in value.items())
 
 
 def _locations(value: Any, name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"option {name!r} must be a list of strings")
+        raise OptionError(f"option {name!r} must be a list of strings", _field(name))
     if name == "dedupe":
         return tuple(_checked(item, name) for item in value)
     return tuple(value)
@@ -141,13 +174,17 @@ def _checked(location: str, name: str) -> str:
     """A location is `header:<name>` or a JMESPath expression that compiles."""
     if location.startswith("header:"):
         if len(location) == len("header:"):
-            raise ValueError(f"{name!r}: header location needs a header name")
+            raise OptionError(f"{name!r}: header location needs a header name", _field(name))
         return location
     try:
         jmespath.compile(location)
     except JMESPathError as exc:
-        raise ValueError(f"{name!r} is not a valid JMESPath expression") from exc
+        raise OptionError(f"{name!r} is not a valid JMESPath expression", _field(name)) from exc
     return location
+
+
+def _field(name: str) -> str:
+    return "mapping" if name.startswith("mapping") else "config"
 
 
 def _text(options: dict[str, Any], name: str, default: str | None = None) -> str:

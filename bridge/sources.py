@@ -21,6 +21,7 @@ from bridge.models import Source
 
 TOKEN_BYTES = 24
 ROTATION_OVERLAP = timedelta(hours=24)
+MAX_PREVIOUS = 5
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,18 @@ def fetch_credentials(source: Source, box: crypto.SecretBox) -> dict[str, str]:
 
 
 def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str:
-    """Make `new` (or a fresh secret) current; the old one keeps verifying for the overlap."""
+    """Make `new` (or a fresh secret) current; the old one keeps verifying for the overlap.
+
+    Earlier secrets still inside their own overlap stay too (a second rotation on the same
+    day must not cut off a sender still using the first secret), up to `MAX_PREVIOUS`.
+    """
     blob = json.loads(box.decrypt(source.secrets_ciphertext))
-    until = (datetime.now(UTC) + ROTATION_OVERLAP).isoformat()
-    blob["previous"] = [{"secret": blob["current"], "until": until}]
+    now = datetime.now(UTC)
+    still_valid = [
+        entry for entry in blob.get("previous", []) if datetime.fromisoformat(entry["until"]) > now
+    ]
+    retired = {"secret": blob["current"], "until": (now + ROTATION_OVERLAP).isoformat()}
+    blob["previous"] = [retired, *still_valid][:MAX_PREVIOUS]
     blob["current"] = new or new_secret(source.provider)
     source.secrets_ciphertext = box.encrypt(json.dumps(blob))
     return str(blob["current"])
