@@ -87,6 +87,7 @@ def build_manifest(
         "triggers": [_describe_trigger(trigger) for trigger in triggers],
         "dropdowns": list(DROPDOWNS),
         "jobs": {"path": "/v1/jobs/{job_id}", "method": "GET"},
+        "inbound": _describe_inbound(),
         "errors": {
             "envelope": {"error": {"code": "string", "message": "string"}},
             "retry_statuses": [429, 502, 503, 504],
@@ -145,6 +146,21 @@ def _describe_trigger(trigger: Trigger) -> dict[str, Any]:
         "output_fields": describe_fields(trigger.output_schema()),
         "sample": trigger.sample,
     }
+
+
+def _describe_inbound() -> dict[str, Any]:
+    """CMS webhook sources: how to create one and which senders the bridge can verify."""
+    from bridge.api_sources import CreateSourceIn  # the schema lives with its route
+    from bridge.inbound.providers import PROVIDERS
+
+    return {
+        "create": {"method": "POST", "path": "/v1/sources",
+                   "input_fields": describe_fields(CreateSourceIn()),
+                   "answer": {"url": "inbound_url", "secret": "secret"}},
+        "events": {"method": "GET", "path": "/v1/sources/{id}/events"},
+        "replay": {"method": "POST", "path": "/v1/sources/{id}/replay"},
+        "providers": [{"key": p.key, "label": p.label} for p in PROVIDERS.values()],
+    }  # fmt: skip
 
 
 def manifest_text(actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()) -> str:
