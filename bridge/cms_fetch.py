@@ -4,7 +4,11 @@ Storyblok, Directus updates and GitHub pushes send ids only; their mappers leave
 (URL and header templates). Here the worker fills in the source's own CMS credentials, makes
 one bounded, SSRF-checked GET through the deliverer, and reduces the answer to a document:
 Storyblok's `{story}` (name and component tree), Directus's `{data}` item, any other JSON by
-its text fields, and raw text or HTML as is. This runs in the worker, never in the request.
+its text fields, HTML reduced to its text, and raw text (GitHub's raw files) as is. This runs
+in the worker, never in the request.
+
+A `base_url` credential also moves the hosted APIs (Storyblok's CDN, GitHub's REST API) to
+the user's own host: a regional Storyblok API or a GitHub Enterprise server (`.../api/v3`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,6 +31,7 @@ NOT_TEXT_KEYS = frozenset({"id", "uuid", "type", "component", "status", "slug", 
                            "lang", "sort", "user_created", "user_updated", "plugin", "fieldtype",
                            "linktype", "cached_url", "filename", "alt_text"})  # fmt: skip
 TITLE_KEYS = ("title", "name", "headline")
+RAW_MARK = ".raw"  # GitHub labels a raw file `application/vnd.github.raw+json`, yet it is not JSON
 
 
 class FetchFailed(Exception):
@@ -51,20 +57,23 @@ def fetch(deliverer: Deliverer, spec: dict[str, Any], credentials: dict[str, str
     Raises:
         FetchFailed: credentials missing, target unsafe, CMS error or unusable answer.
     """
+    template = spec["url_template"]
     try:
-        url, headers = FetchSpec(spec["url_template"], spec.get("headers_template", {})).render(
-            credentials
-        )
+        url, headers = FetchSpec(template, spec.get("headers_template", {})).render(credentials)
     except KeyError as exc:
         raise FetchFailed(
             f"thin payload: set the source's CMS credential {exc.args[0]!r} so the bridge "
             "can fetch the content",
             final=True,
         ) from exc
+    if credentials.get("base_url") and "{base_url}" not in template:
+        url = _rebased(url, credentials["base_url"])
     try:
         answer = deliverer.request("GET", url, headers=headers, cap=FETCH_CAP)
     except netguard.UnsafeTarget as exc:
         raise FetchFailed(f"CMS fetch refused: {exc}", final=True) from exc
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise FetchFailed("CMS fetch refused: the URL is malformed", final=True) from exc
     except TooLarge as exc:
         raise FetchFailed("CMS answer larger than 4 MB", final=True) from exc
     except (httpx.HTTPError, DeadlinePassed) as exc:
@@ -80,10 +89,20 @@ def fetch(deliverer: Deliverer, spec: dict[str, Any], credentials: dict[str, str
     return _document(answer.headers.get("content-type", ""), answer.body)
 
 
+def _rebased(url: str, base_url: str) -> str:
+    """The same path and query on the user's host (`base_url` may carry a path prefix)."""
+    parts = urlsplit(url)
+    query = f"?{parts.query}" if parts.query else ""
+    return base_url.rstrip("/") + parts.path + query
+
+
 def _document(content_type: str, body: bytes) -> Fetched:
     text = body.decode("utf-8", errors="replace")
-    if "json" not in content_type:
+    kind = content_type.split(";")[0].strip().lower()
+    if "html" in kind:
         return Fetched(None, html_to_text(text), None)
+    if "json" not in kind or RAW_MARK in kind:  # Markdown or code: `<T>` is text, not a tag
+        return Fetched(None, normalise(text), None)
     try:
         payload = json.loads(text)
     except ValueError as exc:

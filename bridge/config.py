@@ -59,6 +59,8 @@ class Settings:
     hook_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     hook_timeout_s: float = 15.0
     sync_batch_size: int = 50
+    sync_batch_bytes: int = 900_000
+    sync_stale_after_s: float = 120.0
     sync_debounce_s: float = 2.0
     sync_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
     log_level: str = "INFO"
@@ -146,6 +148,10 @@ class Settings:
             hook_timeout_s=reader.number("BRIDGE_HOOK_TIMEOUT", 15.0, 1, 30),
             sync_batch_size=int(reader.number("BRIDGE_SYNC_BATCH_SIZE", 50, 1, 500)),
             sync_debounce_s=reader.number("BRIDGE_SYNC_DEBOUNCE", 2.0, 0, 60),
+            sync_batch_bytes=int(
+                reader.number("BRIDGE_SYNC_BATCH_BYTES", 900_000, 10_000, 50_000_000)
+            ),
+            sync_stale_after_s=reader.number("BRIDGE_SYNC_STALE_AFTER", 120.0, 1, 3600),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

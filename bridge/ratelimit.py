@@ -92,10 +92,15 @@ class _PerKeyBuckets(BucketFactory):
         waited = bucket.waiting(self.wrap_item(name))
         return int(waited) if isinstance(waited, int) and waited > 0 else 1000
 
-    def close(self) -> None:
+    def owned_buckets(self) -> list[AbstractBucket]:
         with self._lock:
-            for bucket in self._buckets.values():
-                bucket.close()
+            return list(self._buckets.values())
+
+    def close(self) -> None:
+        # The base class stops the leak thread before closing the buckets: left running, it
+        # would leak into a PostgreSQL bucket's closed pool and die with PoolClosed.
+        super().close()
+        with self._lock:
             self._buckets.clear()
 
 

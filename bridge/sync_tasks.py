@@ -14,7 +14,7 @@ from typing import Any
 from huey import Huey, crontab
 from sqlalchemy import select, update
 
-from bridge import syncer
+from bridge import sync_state, syncer
 from bridge.models import Connection, PendingDocument
 from bridge.runtime import Runtime
 
@@ -44,6 +44,7 @@ def register(huey: Huey, runtime: Runtime) -> dict[str, Any]:
     @huey.periodic_task(crontab(minute="*"), name="sweep_syncs")  # type: ignore[untyped-decorator]
     def sweep_syncs() -> None:
         now = datetime.now(UTC)
+        stale_after = timedelta(seconds=runtime.settings.sync_stale_after_s)
         with runtime.sessions() as session:
             due = session.scalars(
                 select(PendingDocument.connection_id)
@@ -53,9 +54,10 @@ def register(huey: Huey, runtime: Runtime) -> dict[str, Any]:
             ).all()
         for connection_id in due:
             with runtime.sessions() as session:
-                claimed = syncer.claim_sync(session, connection_id, 0)
+                claimed = syncer.claim_sync(session, connection_id, 0, stale_after)
                 session.commit()
             if claimed:
+                sync_state.release_leases(runtime, connection_id)  # left by a killed worker, if any
                 sync_connection(connection_id)
 
     def schedule_sync(connection_id: str, delay: float) -> None:

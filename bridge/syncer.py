@@ -6,7 +6,9 @@ content is skipped) and deletes one by one. It never waits for the rate budget: 
 budget is spent it stops and says when to come back, so one tenant's backlog never holds a worker
 thread that another tenant needs. A document is marked delivered only if its version did not
 change while it was being sent. Failures follow a backoff schedule and end as `dead` with the
-reason, until replayed.
+reason, until replayed. A failure of the whole call (5xx, timeout, refused key) ends the run:
+the rest of the backlog waits for the failed batch's backoff instead of spending calls that
+would fail the same way; a document ZappWay refuses (400/422/413) is isolated by bisection.
 """
 
 from __future__ import annotations
@@ -22,21 +24,20 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bridge import cms_fetch, connections, documents, sources
+from bridge import cms_fetch, connections, documents, sources, sync_state
 from bridge.models import Connection, PendingDocument, Source
 from bridge.runtime import Runtime
 from bridge.upstream_errors import (
     UpstreamAuthError,
     UpstreamError,
+    UpstreamPayloadTooLarge,
     UpstreamRateLimited,
     UpstreamRejected,
-    UpstreamResponseError,
 )
 
 log = logging.getLogger(__name__)
 TIME_BUDGET_S = 20.0
 STALE_MARKER = timedelta(minutes=2)
-MAX_RETRY_AFTER_S = 3600.0
 
 
 @dataclass
@@ -51,18 +52,21 @@ def external_id(source_id: str, cms_id: str) -> str:
     return f"{source_id}:{cms_id}"
 
 
-def claim_sync(session: Session, connection_id: str, delay_s: float) -> bool:
+def claim_sync(
+    session: Session, connection_id: str, delay_s: float, stale_after: timedelta = STALE_MARKER
+) -> bool:
     """Mark a sync task as scheduled for the connection; True only for the one caller that did.
 
-    The marker is the connection's `sync_due_at`: set while a task is scheduled or running, so
-    a burst of webhooks schedules one task; a marker older than `STALE_MARKER` belongs to a task
-    a killed worker lost, and may be claimed again.
+    The marker is the connection's `sync_due_at`: set while a task is scheduled or running
+    (a running task moves it to the start of each batch), so a burst of webhooks schedules one
+    task; a marker older than `stale_after` belongs to a task a killed worker lost, and may be
+    claimed again.
     """
     now = datetime.now(UTC)
     claimed = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
         update(Connection)
         .where(Connection.id == connection_id)
-        .where(Connection.sync_due_at.is_(None) | (Connection.sync_due_at < now - STALE_MARKER))
+        .where(Connection.sync_due_at.is_(None) | (Connection.sync_due_at < now - stale_after))
         .values(sync_due_at=now + timedelta(seconds=delay_s))
     ).rowcount
     return bool(claimed)
@@ -77,23 +81,51 @@ def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
     outcome = SyncOutcome()
     started = time.monotonic()
     while time.monotonic() - started < TIME_BUDGET_S:
-        batch = _due_batch(runtime, connection_id)
+        batch = sync_state.due_batch(runtime, connection_id)
         if not batch:
             break
+        sync_state.touch_marker(runtime, connection_id)
         try:
             with runtime.action_context(connection_id, max_wait=0) as ctx:
-                _send(runtime, ctx.zappway, ctx.documents, batch, outcome)
+                doc_map = documents.DocumentMap(
+                    runtime.sessions, connection_id, sync_state.LEASE_PREFIX
+                )
+                _send(runtime, ctx.zappway, doc_map, batch, outcome)
+        except documents.DocumentBusy:
+            outcome.come_back_in = sync_state.RECHECK_S  # another writer holds a document
+            return outcome
         except UpstreamRateLimited as exc:
-            outcome.come_back_in = max(1.0, exc.retry_after or 1.0)
+            outcome.come_back_in = _pause(runtime, exc)
+            return outcome
+        except _BackOff as exc:
+            outcome.come_back_in = min(exc.delay, sync_state.RECHECK_S)
             return outcome
         except connections.ConnectionRevoked:
-            _fail(runtime, batch, "connection revoked", final=True)
+            outcome.failed += sync_state.fail_all(runtime, connection_id, "connection revoked")
+            sync_state.release_marker(runtime, connection_id)
             return outcome
-    outcome.come_back_in = _next_due_in(runtime, connection_id)
+    outcome.come_back_in = sync_state.next_due_in(runtime, connection_id)
     if outcome.come_back_in is None:
-        _release_marker(runtime, connection_id)
-        outcome.come_back_in = _next_due_in(runtime, connection_id)  # raced with a new webhook
+        sync_state.release_marker(runtime, connection_id)
+        # a webhook may have arrived between the last batch and the release
+        outcome.come_back_in = sync_state.next_due_in(runtime, connection_id)
     return outcome
+
+
+class _BackOff(Exception):
+    """The whole call failed (ZappWay down, key refused): stop this run for `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
+def _pause(runtime: Runtime, exc: UpstreamRateLimited) -> float:
+    """Seconds to wait after a 429 or a spent budget: Retry-After (capped), else the backoff."""
+    if exc.retry_after is not None:
+        return max(1.0, min(exc.retry_after, sync_state.MAX_RETRY_AFTER_S))
+    first = runtime.settings.sync_retry_schedule[0] if runtime.settings.sync_retry_schedule else 5
+    return max(1.0, first * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
 
 
 @dataclass(frozen=True)
@@ -115,8 +147,10 @@ def _send(
         if row.op == "upsert" and row.id in docs:
             by_store.setdefault(targets[row.source_id].datastore_id, []).append((row, docs[row.id]))
     for datastore_id, pairs in by_store.items():
-        _upsert_rows(runtime, zappway, doc_map, datastore_id, pairs, outcome)
+        for chunk in _by_bytes(pairs, runtime.settings.sync_batch_bytes):
+            _upsert_rows(runtime, zappway, doc_map, datastore_id, chunk, outcome)
     for row in (row for row in batch if row.op == "delete"):
+        sync_state.check_live(runtime, row.connection_id)
         try:
             upstream_id, _existed = documents.delete_document(
                 zappway, doc_map, targets[row.source_id].datastore_id,
@@ -125,11 +159,29 @@ def _send(
         except UpstreamRateLimited:
             raise
         except UpstreamError as exc:
-            _fail(runtime, [row], exc.message, final=_is_final(exc))
+            delay = sync_state.fail(runtime, [row], exc.message, final=sync_state.is_final(exc))
             outcome.failed += 1
+            if not sync_state.is_final(exc):
+                raise _BackOff(delay) from exc
             continue
-        _mark_delivered(runtime, row, upstream_id)
+        sync_state.mark_delivered(runtime, [(row, upstream_id)])
         outcome.delivered += 1
+
+
+def _by_bytes(
+    pairs: list[tuple[PendingDocument, dict[str, Any]]], max_bytes: int
+) -> list[list[tuple[PendingDocument, dict[str, Any]]]]:
+    """Split one datastore's upserts so each call's documents stay under `max_bytes`."""
+    chunks: list[list[tuple[PendingDocument, dict[str, Any]]]] = []
+    size = 0
+    for pair in pairs:
+        doc_size = len(json.dumps(pair[1], default=str).encode())
+        if not chunks or (chunks[-1] and size + doc_size > max_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(pair)
+        size += doc_size
+    return chunks
 
 
 def _contents(
@@ -144,22 +196,25 @@ def _contents(
         stored = json.loads(row.document_json)
         if stored.get("thin"):
             if not stored.get("fetch"):
-                _fail(runtime, [row], "thin payload and nothing to fetch it from", final=True)
+                sync_state.fail(
+                    runtime, [row], "thin payload and nothing to fetch it from", final=True
+                )
                 outcome.failed += 1
                 continue
+            sync_state.touch_marker(runtime, row.connection_id)  # fetches are slow: stay alive
             try:
                 fetched = cms_fetch.fetch(
                     runtime.deliverer, stored["fetch"], targets[row.source_id].credentials
                 )
             except cms_fetch.FetchFailed as exc:
-                _fail(runtime, [row], exc.reason, final=exc.final, delay=exc.retry_after)
+                sync_state.fail(runtime, [row], exc.reason, final=exc.final, delay=exc.retry_after)
                 outcome.failed += 1
                 continue
             stored["text"] = fetched.text
             stored["title"] = stored.get("title") or fetched.title
             stored["updated_at"] = stored.get("updated_at") or fetched.updated_at
         if not stored.get("text"):
-            _fail(runtime, [row], "the document has no text to index", final=True)
+            sync_state.fail(runtime, [row], "the document has no text to index", final=True)
             outcome.failed += 1
             continue
         docs[row.id] = _document(row, stored)
@@ -172,13 +227,17 @@ def _upsert_rows(
 ) -> None:  # fmt: skip
     sendable = [row for row, _doc in pairs]
     docs = [doc for _row, doc in pairs]
+    sync_state.check_live(runtime, sendable[0].connection_id)
     try:
         results = documents.upsert_documents(zappway, doc_map, datastore_id, docs)
     except UpstreamRateLimited:
         raise
-    except UpstreamRejected as exc:
+    except (UpstreamRejected, UpstreamPayloadTooLarge) as exc:
         if len(sendable) == 1:
-            _fail(runtime, sendable, exc.message, final=True)
+            reason = exc.message
+            if isinstance(exc, UpstreamPayloadTooLarge):
+                reason = "the document is larger than ZappWay accepts in one request"
+            sync_state.fail(runtime, sendable, reason, final=True)
             outcome.failed += 1
             return
         half = len(pairs) // 2  # isolate the document ZappWay refuses
@@ -187,13 +246,16 @@ def _upsert_rows(
         return
     except UpstreamError as exc:
         if isinstance(exc, UpstreamAuthError):
-            _flag_key(runtime, sendable[0].connection_id)
-        _fail(runtime, sendable, exc.message, final=_is_final(exc))
+            sync_state.flag_key(runtime, sendable[0].connection_id)
+        delay = sync_state.fail(runtime, sendable, exc.message, final=sync_state.is_final(exc))
         outcome.failed += len(sendable)
+        if not sync_state.is_final(exc):
+            raise _BackOff(delay) from exc
         return
-    for row, result in zip(sendable, results, strict=True):
-        _mark_delivered(runtime, row, result.upstream_id)
-        outcome.delivered += 1
+    sync_state.mark_delivered(
+        runtime, [(row, result.upstream_id) for row, result in zip(sendable, results, strict=True)]
+    )
+    outcome.delivered += len(sendable)
 
 
 def _document(row: PendingDocument, stored: dict[str, Any]) -> dict[str, Any]:
@@ -209,28 +271,6 @@ def _document(row: PendingDocument, stored: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _is_final(exc: UpstreamError) -> bool:
-    """4xx other than 401/429 will not get better by waiting."""
-    if isinstance(exc, UpstreamResponseError) and 400 <= exc.status_code < 500:
-        return exc.status_code not in (401, 429)
-    return False
-
-
-def _due_batch(runtime: Runtime, connection_id: str) -> list[PendingDocument]:
-    now = datetime.now(UTC)
-    with runtime.sessions() as session:
-        return list(
-            session.scalars(
-                select(PendingDocument)
-                .where(PendingDocument.connection_id == connection_id)
-                .where(PendingDocument.state == "pending")
-                .where(PendingDocument.next_attempt_at <= now)
-                .order_by(PendingDocument.updated_at, PendingDocument.id)
-                .limit(runtime.settings.sync_batch_size)
-            )
-        )
-
-
 def _targets(runtime: Runtime, source_ids: set[str]) -> dict[str, Target]:
     with runtime.sessions() as session:
         rows = session.scalars(select(Source).where(Source.id.in_(source_ids)))
@@ -238,82 +278,6 @@ def _targets(runtime: Runtime, source_ids: set[str]) -> dict[str, Target]:
             row.id: Target(row.datastore_id, sources.fetch_credentials(row, runtime.box))
             for row in rows
         }
-
-
-def _mark_delivered(runtime: Runtime, row: PendingDocument, upstream_id: str | None) -> None:
-    """Delivered only if no newer version arrived meanwhile (compare-and-set on version)."""
-    with runtime.sessions() as session:
-        session.execute(
-            update(PendingDocument)
-            .where(PendingDocument.id == row.id)
-            .where(PendingDocument.version == row.version)
-            .values(
-                state="delivered",
-                upstream_id=upstream_id,
-                delivered_version=row.version,
-                last_error=None,
-            )
-        )
-        session.commit()
-
-
-def _fail(
-    runtime: Runtime, rows: list[PendingDocument], reason: str, final: bool,
-    delay: float | None = None,
-) -> None:  # fmt: skip
-    """Record a failed attempt: retry on the schedule (or after `delay`), or dead-letter."""
-    schedule = runtime.settings.sync_retry_schedule
-    now = datetime.now(UTC)
-    with runtime.sessions() as session:
-        for row in rows:
-            attempts = row.attempts + 1
-            dead = final or attempts > len(schedule)
-            wait = schedule[attempts - 1] * random.uniform(0.8, 1.2) if not dead else 0.0  # noqa: S311
-            if delay is not None and not dead:
-                wait = max(wait, min(delay, MAX_RETRY_AFTER_S))
-            session.execute(
-                update(PendingDocument)
-                .where(PendingDocument.id == row.id)
-                .where(PendingDocument.version == row.version)
-                .values(
-                    attempts=attempts,
-                    last_error=reason[:300],
-                    state="dead" if dead else "pending",
-                    next_attempt_at=now + timedelta(seconds=wait),
-                )
-            )
-        session.commit()
-    log.warning("sync.failed documents=%d final=%s reason=%s", len(rows), final, reason[:80])
-
-
-def _flag_key(runtime: Runtime, connection_id: str) -> None:
-    with runtime.sessions() as session:
-        connection = session.get(Connection, connection_id)
-        if connection is not None:
-            connections.mark_key_rejected(connection)
-            session.commit()
-
-
-def _release_marker(runtime: Runtime, connection_id: str) -> None:
-    with runtime.sessions() as session:
-        session.execute(
-            update(Connection).where(Connection.id == connection_id).values(sync_due_at=None)
-        )
-        session.commit()
-
-
-def _next_due_in(runtime: Runtime, connection_id: str) -> float | None:
-    with runtime.sessions() as session:
-        due = session.scalar(
-            select(PendingDocument.next_attempt_at)
-            .where(PendingDocument.connection_id == connection_id)
-            .where(PendingDocument.state == "pending")
-            .order_by(PendingDocument.next_attempt_at)
-            .limit(1)
-        )
-    if due is None:
-        return None
-    return max(0.0, (due - datetime.now(UTC)).total_seconds())
 
 
 def replay(runtime: Runtime, source_id: str) -> int:
