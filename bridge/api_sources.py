@@ -224,13 +224,16 @@ def _event_view(row: InboundEvent, documents: dict[str, PendingDocument]) -> dic
 
 @bp.post("/in/<token>")
 def receive(token: str) -> tuple[Response, int]:
-    """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 if deleted."""
+    """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
+    source is deleted or its connection revoked."""
     session = get_session()
     source = sources.find_by_token(session, token)
     if source is None:
         raise APIError(404, "not_found", "Unknown inbound URL")
     if source.state != "active":
         raise APIError(410, "source_deleted", "This inbound URL was deleted")
+    if source.connection_revoked:  # its documents could never be sent: tell the sender to stop
+        raise APIError(410, "connection_revoked", "This inbound URL's connection was revoked")
     raw = request.get_data(cache=False)
     try:
         result = ingest(

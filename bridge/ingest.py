@@ -9,14 +9,17 @@ Everything slow (fetching thin payloads, calling ZappWay) happens later in the w
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Insert, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,7 +30,7 @@ from bridge.inbound.generic import GenericConfig
 from bridge.inbound.mapping import Change, delivery_key, map_event
 from bridge.inbound.providers import PROVIDERS, Provider
 from bridge.inbound.verify import VerificationError, verify
-from bridge.models import InboundEvent, PendingDocument, Source
+from bridge.models import InboundEvent, PendingDocument
 from bridge.source_config import resolve
 from bridge.sources import active_secrets
 from bridge.syncer import claim_sync, external_id
@@ -45,6 +48,21 @@ class IngestResult:
     schedule_sync: bool
 
 
+class InboundSource(Protocol):
+    """What ingest reads of a source: a `Source` row or the route's `InboundTarget`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def config_json(self) -> str: ...
+    @property
+    def secrets_ciphertext(self) -> str: ...
+
+
 class IngestRejected(Exception):
     """Raised when a request fails verification (400/401) or its verified payload is unusable
     (422); the event is recorded either way, with nothing queued."""
@@ -58,7 +76,7 @@ class IngestRejected(Exception):
 def ingest(
     session: Session,
     box: SecretBox,
-    source: Source,
+    source: InboundSource,
     *,
     raw_body: bytes,
     headers: Mapping[str, str],
@@ -71,7 +89,7 @@ def ingest(
     Raises:
         IngestRejected: verification or parsing failed (a rejected event is recorded).
     """
-    provider, config = resolve(PROVIDERS[source.provider], json.loads(source.config_json))
+    provider, config = _recipe(source.provider, source.config_json)
     now = time.time()
     try:
         verify(provider, active_secrets(source, box, datetime.now(UTC)), raw_body, headers,
@@ -89,17 +107,22 @@ def ingest(
     except MappingError as exc:
         _record(session, source, None, "unmappable", exc.reason, [])
         raise IngestRejected(422, exc.reason) from exc
-    event_id = _record_unique(session, source, key, changes)
+    event_id = _record(session, source, key, "accepted", None, changes)
     if event_id is None:
         return IngestResult("duplicate", None, 0, False)
-    for change in changes:
-        _coalesce(session, source, change)
+    _coalesce(session, source, changes)
     schedule = bool(changes) and claim_sync(session, source.connection_id, debounce_s)
     return IngestResult("accepted" if changes else "ignored", event_id, len(changes), schedule)
 
 
+@functools.lru_cache(maxsize=1024)
+def _recipe(provider_key: str, config_json: str) -> tuple[Provider, GenericConfig | None]:
+    """The source's verifier and mapping, parsed once per distinct stored config."""
+    return resolve(PROVIDERS[provider_key], json.loads(config_json))
+
+
 def _read(
-    source: Source, provider: Provider, config: GenericConfig | None, payload: Any,
+    source: InboundSource, provider: Provider, config: GenericConfig | None, payload: Any,
     headers: Mapping[str, str], now: float,
 ) -> tuple[list[Change], str | None]:  # fmt: skip
     """Map a verified payload and find its delivery key, refusing what cannot be stored.
@@ -130,76 +153,88 @@ def _read(
 
 
 def _record(
-    session: Session, source: Source, key: str | None, status: str, reason: str | None,
+    session: Session, source: InboundSource, key: str | None, status: str, reason: str | None,
     changes: list[Change],
-) -> InboundEvent:  # fmt: skip
-    event = InboundEvent(
-        source_id=source.id,
-        delivery_key=key,
-        status=status,
-        reason=reason,
-        changes_json=_changes_json(changes),
-    )
-    session.add(event)
-    session.flush()
-    return event
-
-
-def _record_unique(
-    session: Session, source: Source, key: str | None, changes: list[Change]
-) -> int | None:
-    """Record an accepted event; its id, or None when its delivery id was already received.
+) -> int | None:  # fmt: skip
+    """Record the event; its id, or None when its delivery key was already received.
 
     `INSERT ... ON CONFLICT DO NOTHING` rather than a savepoint: on SQLite a savepoint opened
     before any write starts the transaction itself, and releasing it commits, so the event
     would be durable even if the rest of the request failed, and the sender's retry would
-    then be dropped as a duplicate with its change lost.
+    then be dropped as a duplicate with its change lost. Events without a key never conflict
+    (NULLs are distinct in the unique index).
     """
-    if key is None:
-        return _record(session, source, None, "accepted", None, changes).id
-    statement = _insert(session)(InboundEvent).values(
-        source_id=source.id, delivery_key=key, status="accepted", reason=None,
-        changes_json=_changes_json(changes), received_at=datetime.now(UTC),
-    )  # fmt: skip
-    inserted = session.execute(
-        statement.on_conflict_do_nothing(index_elements=["source_id", "delivery_key"]).returning(
-            InboundEvent.id
-        )
-    ).scalar()
+    inserted = _db(session).execute(_statements(_dialect(session)).record, {
+        "source_id": source.id, "delivery_key": key, "status": status, "reason": reason,
+        "changes_json": _changes_json(changes), "received_at": datetime.now(UTC),
+    }).scalar()  # fmt: skip
     return int(inserted) if inserted is not None else None
-
-
-def _insert(session: Session) -> Any:
-    """The dialect's INSERT construct (both have `on_conflict_do_*`)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def _changes_json(changes: list[Change]) -> str:
     return json.dumps([{"cms_id": c.cms_id, "op": c.op, "version": c.version} for c in changes])
 
 
-def _coalesce(session: Session, source: Source, change: Change) -> None:
-    """Upsert the document's row, replacing it only with a strictly newer version."""
-    document = {k: v for k, v in asdict(change).items() if k not in ("op", "cms_id", "version")}
-    values: dict[str, Any] = {
-        "source_id": source.id,
-        "connection_id": source.connection_id,
-        "cms_id": change.cms_id,
-        "op": change.op,
-        "version": change.version,
-        "document_json": json.dumps(document, default=str),
-        "state": "pending",
-        "attempts": 0,
-        "next_attempt_at": datetime.now(UTC),
-        "last_error": None,
-        "updated_at": datetime.now(UTC),
-    }
-    statement = _insert(session)(PendingDocument).values(**values)
-    replace = {k: statement.excluded[k] for k in values if k not in ("source_id", "cms_id")}
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["source_id", "cms_id"],
-            set_=replace,
-            where=statement.excluded.version > PendingDocument.version,
-        )
+def _coalesce(session: Session, source: InboundSource, changes: list[Change]) -> None:
+    """Upsert each document's row, replacing it only with a strictly newer version."""
+    if not changes:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "source_id": source.id,
+            "connection_id": source.connection_id,
+            "cms_id": change.cms_id,
+            "op": change.op,
+            "version": change.version,
+            "document_json": json.dumps(
+                {k: v for k, v in asdict(change).items() if k not in _KEYS}, default=str
+            ),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "last_error": None,
+            "updated_at": now,
+        }
+        for change in changes
+    ]
+    _db(session).execute(_statements(_dialect(session)).coalesce, rows)
+
+
+_KEYS = ("op", "cms_id", "version")  # columns of their own, not part of the document body
+_REPLACED = ("connection_id", "op", "version", "document_json", "state", "attempts",
+             "next_attempt_at", "last_error", "updated_at")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Statements:
+    record: Insert
+    coalesce: Insert
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    """The two writes of every webhook, built once per dialect: building an `INSERT ... ON
+    CONFLICT` per request cost more CPU than running it."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    events = cast(Table, InboundEvent.__table__)
+    documents = cast(Table, PendingDocument.__table__)
+    record = insert(events).on_conflict_do_nothing(
+        index_elements=[events.c.source_id, events.c.delivery_key]
     )
+    upsert = insert(documents)
+    coalesce = upsert.on_conflict_do_update(
+        index_elements=[documents.c.source_id, documents.c.cms_id],
+        set_={name: upsert.excluded[name] for name in _REPLACED},
+        where=upsert.excluded.version > documents.c.version,
+    )
+    return _Statements(record.returning(events.c.id), coalesce)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _db(session: Session) -> DBConnection:
+    """The session's connection and transaction, for Core statements (no ORM overhead)."""
+    return session.connection()

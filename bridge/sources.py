@@ -7,17 +7,18 @@ holds the previous secret until its overlap ends, so a rotation never drops a de
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge import crypto
-from bridge.models import Source
+from bridge.models import Connection, Source
 
 TOKEN_BYTES = 24
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -69,23 +70,73 @@ def create(
     return NewSource(source, token, chosen)
 
 
-def find_by_token(session: Session, token: str) -> Source | None:
+@dataclass(frozen=True)
+class InboundTarget:
+    """What receiving a webhook needs of its source, read in one statement (no ORM object:
+    this runs on every webhook)."""
+
+    id: str
+    connection_id: str
+    provider: str
+    config_json: str
+    secrets_ciphertext: str
+    state: str
+    connection_revoked: bool
+
+
+def find_by_token(session: Session, token: str) -> InboundTarget | None:
+    """The source whose inbound URL ends in `token`, with its connection's revocation."""
     digest = crypto.hash_token(token)
-    source = session.scalar(select(Source).where(Source.path_token_hash == digest))
-    if source is None or not crypto.same_secret(source.path_token_hash, digest):
+    row = session.connection().execute(_BY_TOKEN, {"digest": digest}).first()
+    if row is None or not crypto.same_secret(row.path_token_hash, digest):
         return None
-    return source
+    return InboundTarget(
+        id=row.id,
+        connection_id=row.connection_id,
+        provider=row.provider,
+        config_json=row.config_json,
+        secrets_ciphertext=row.secrets_ciphertext,
+        state=row.state,
+        connection_revoked=row.revoked_at is not None,
+    )
 
 
-def active_secrets(source: Source, box: crypto.SecretBox, now: datetime) -> list[str]:
+_SOURCES = cast(Table, Source.__table__)
+_CONNECTIONS = cast(Table, Connection.__table__)
+_BY_TOKEN = (
+    select(
+        _SOURCES.c.id, _SOURCES.c.connection_id, _SOURCES.c.provider, _SOURCES.c.config_json,
+        _SOURCES.c.secrets_ciphertext, _SOURCES.c.state, _SOURCES.c.path_token_hash,
+        _CONNECTIONS.c.revoked_at,
+    )
+    .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
+    .where(_SOURCES.c.path_token_hash == bindparam("digest"))
+)  # fmt: skip
+
+
+class SourceSecrets(Protocol):
+    @property
+    def secrets_ciphertext(self) -> str: ...
+
+
+def active_secrets(source: SourceSecrets, box: crypto.SecretBox, now: datetime) -> list[str]:
     """The current secret, then previous ones still inside their overlap window."""
-    blob = json.loads(box.decrypt(source.secrets_ciphertext))
-    previous = [
-        entry["secret"]
+    current, previous = _signing_secrets(box, source.secrets_ciphertext)
+    return [current, *(secret for secret, until in previous if until > now)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_secrets(
+    box: crypto.SecretBox, ciphertext: str
+) -> tuple[str, tuple[tuple[str, datetime], ...]]:
+    """Decrypt once per ciphertext: a rotation writes a new ciphertext, so this never serves
+    a replaced secret, and the ack path skips a Fernet decrypt per webhook."""
+    blob = json.loads(box.decrypt(ciphertext))
+    previous = tuple(
+        (entry["secret"], datetime.fromisoformat(entry["until"]))
         for entry in blob.get("previous", [])
-        if datetime.fromisoformat(entry["until"]) > now
-    ]
-    return [blob["current"], *previous]
+    )
+    return blob["current"], previous
 
 
 def fetch_credentials(source: Source, box: crypto.SecretBox) -> dict[str, str]:

@@ -19,9 +19,9 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bridge import cms_fetch, connections, documents, sources, sync_state
@@ -63,13 +63,26 @@ def claim_sync(
     claimed again.
     """
     now = datetime.now(UTC)
-    claimed = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-        update(Connection)
-        .where(Connection.id == connection_id)
-        .where(Connection.sync_due_at.is_(None) | (Connection.sync_due_at < now - stale_after))
-        .values(sync_due_at=now + timedelta(seconds=delay_s))
-    ).rowcount
+    claimed = session.connection().execute(
+        _CLAIM_SYNC,
+        {"claimed_id": connection_id, "stale_before": now - stale_after,
+         "due_at": now + timedelta(seconds=delay_s)},
+    ).rowcount  # fmt: skip
     return bool(claimed)
+
+
+# Built once: this runs for every accepted webhook, and building the statement per call cost
+# more than running it.
+_CONNECTIONS = cast(Table, Connection.__table__)
+_CLAIM_SYNC = (
+    update(_CONNECTIONS)
+    .where(_CONNECTIONS.c.id == bindparam("claimed_id"))
+    .where(
+        _CONNECTIONS.c.sync_due_at.is_(None)
+        | (_CONNECTIONS.c.sync_due_at < bindparam("stale_before"))
+    )
+    .values(sync_due_at=bindparam("due_at"))
+)
 
 
 def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:

