@@ -226,27 +226,28 @@ def _event_view(row: InboundEvent, documents: dict[str, PendingDocument]) -> dic
 def receive(token: str) -> tuple[Response, int]:
     """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
     source is deleted or its connection revoked."""
-    session = get_session()
-    source = sources.find_by_token(session, token)
-    if source is None:
-        raise APIError(404, "not_found", "Unknown inbound URL")
-    if source.state != "active":
-        raise APIError(410, "source_deleted", "This inbound URL was deleted")
-    if source.connection_revoked:  # its documents could never be sent: tell the sender to stop
-        raise APIError(410, "connection_revoked", "This inbound URL's connection was revoked")
-    raw = request.get_data(cache=False)
-    try:
-        result = ingest(
-            session, context.secret_box(), source,
-            raw_body=raw, headers=dict(request.headers), method=request.method,
-            path=request.full_path.rstrip("?"), debounce_s=context.settings().sync_debounce_s,
-        )  # fmt: skip
-    except IngestRejected as exc:
-        session.commit()
-        raise APIError(exc.status, exc.reason, f"Webhook rejected: {exc.reason}") from exc
-    session.commit()
+    settings = context.settings()
+    with current_app.extensions["engine"].connect() as db:  # Core only: the hot path
+        source = sources.find_by_token(db, token)
+        if source is None:
+            raise APIError(404, "not_found", "Unknown inbound URL")
+        if source.state != "active":
+            raise APIError(410, "source_deleted", "This inbound URL was deleted")
+        if source.connection_revoked:  # its documents could never be sent: tell the sender
+            raise APIError(410, "connection_revoked", "This inbound URL's connection was revoked")
+        try:
+            result = ingest(
+                db, context.secret_box(), source,
+                raw_body=request.get_data(cache=False), headers=dict(request.headers),
+                method=request.method, path=request.full_path.rstrip("?"),
+                debounce_s=settings.sync_debounce_s,
+            )  # fmt: skip
+        except IngestRejected as exc:
+            db.commit()  # the rejection is recorded, for the source's events
+            raise APIError(exc.status, exc.reason, f"Webhook rejected: {exc.reason}") from exc
+        db.commit()
     if result.schedule_sync:
-        _schedule(source.connection_id, context.settings().sync_debounce_s)
+        _schedule(source.connection_id, settings.sync_debounce_s)
     body = {"status": result.status, "event_id": result.event_id, "changes": result.changes}
     return jsonify(body), 202 if result.status == "accepted" else 200
 

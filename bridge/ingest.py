@@ -16,13 +16,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Insert, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from bridge.crypto import SecretBox
 from bridge.inbound.errors import MappingError
@@ -32,8 +31,8 @@ from bridge.inbound.providers import PROVIDERS, Provider
 from bridge.inbound.verify import VerificationError, verify
 from bridge.models import InboundEvent, PendingDocument
 from bridge.source_config import resolve
-from bridge.sources import active_secrets
-from bridge.syncer import claim_sync, external_id
+from bridge.sources import InboundTarget, active_secrets
+from bridge.syncer import claim_sync, external_id, marker_is_free
 
 log = logging.getLogger(__name__)
 MAX_EXTERNAL_ID = 255  # DocumentMapping.external_id, where `<source id>:<cms id>` is kept
@@ -48,21 +47,6 @@ class IngestResult:
     schedule_sync: bool
 
 
-class InboundSource(Protocol):
-    """What ingest reads of a source: a `Source` row or the route's `InboundTarget`."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def connection_id(self) -> str: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def config_json(self) -> str: ...
-    @property
-    def secrets_ciphertext(self) -> str: ...
-
-
 class IngestRejected(Exception):
     """Raised when a request fails verification (400/401) or its verified payload is unusable
     (422); the event is recorded either way, with nothing queued."""
@@ -74,9 +58,9 @@ class IngestRejected(Exception):
 
 
 def ingest(
-    session: Session,
+    db: DBConnection,
     box: SecretBox,
-    source: InboundSource,
+    source: InboundTarget,
     *,
     raw_body: bytes,
     headers: Mapping[str, str],
@@ -84,7 +68,8 @@ def ingest(
     path: str,
     debounce_s: float,
 ) -> IngestResult:
-    """Run the recipe for one request; the caller commits.
+    """Run the recipe for one request on `db` (a Core connection: no ORM on this path); the
+    caller commits.
 
     Raises:
         IngestRejected: verification or parsing failed (a rejected event is recorded).
@@ -95,23 +80,27 @@ def ingest(
         verify(provider, active_secrets(source, box, datetime.now(UTC)), raw_body, headers,
                method=method, path=path, now=now, config=config)  # fmt: skip
     except VerificationError as exc:
-        _record(session, source, None, "rejected", exc.reason, [])
+        _record(db, source, None, "rejected", exc.reason, [])
         raise IngestRejected(exc.status, exc.reason) from exc
     try:
         payload = json.loads(raw_body)
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
-        _record(session, source, None, "rejected", "malformed-json", [])
+        _record(db, source, None, "rejected", "malformed-json", [])
         raise IngestRejected(400, "malformed-json") from exc
     try:
         changes, key = _read(source, provider, config, payload, headers, now)
     except MappingError as exc:
-        _record(session, source, None, "unmappable", exc.reason, [])
+        _record(db, source, None, "unmappable", exc.reason, [])
         raise IngestRejected(422, exc.reason) from exc
-    event_id = _record(session, source, key, "accepted", None, changes)
+    event_id = _record(db, source, key, "accepted", None, changes)
     if event_id is None:
         return IngestResult("duplicate", None, 0, False)
-    _coalesce(session, source, changes)
-    schedule = bool(changes) and claim_sync(session, source.connection_id, debounce_s)
+    _coalesce(db, source, changes)
+    schedule = (
+        bool(changes)
+        and marker_is_free(source.sync_due_at)  # most webhooks of a burst stop here
+        and claim_sync(db, source.connection_id, debounce_s)
+    )
     return IngestResult("accepted" if changes else "ignored", event_id, len(changes), schedule)
 
 
@@ -122,7 +111,7 @@ def _recipe(provider_key: str, config_json: str) -> tuple[Provider, GenericConfi
 
 
 def _read(
-    source: InboundSource, provider: Provider, config: GenericConfig | None, payload: Any,
+    source: InboundTarget, provider: Provider, config: GenericConfig | None, payload: Any,
     headers: Mapping[str, str], now: float,
 ) -> tuple[list[Change], str | None]:  # fmt: skip
     """Map a verified payload and find its delivery key, refusing what cannot be stored.
@@ -153,7 +142,7 @@ def _read(
 
 
 def _record(
-    session: Session, source: InboundSource, key: str | None, status: str, reason: str | None,
+    db: DBConnection, source: InboundTarget, key: str | None, status: str, reason: str | None,
     changes: list[Change],
 ) -> int | None:  # fmt: skip
     """Record the event; its id, or None when its delivery key was already received.
@@ -164,7 +153,7 @@ def _record(
     then be dropped as a duplicate with its change lost. Events without a key never conflict
     (NULLs are distinct in the unique index).
     """
-    inserted = _db(session).execute(_statements(_dialect(session)).record, {
+    inserted = db.execute(_statements(db.dialect.name).record, {
         "source_id": source.id, "delivery_key": key, "status": status, "reason": reason,
         "changes_json": _changes_json(changes), "received_at": datetime.now(UTC),
     }).scalar()  # fmt: skip
@@ -175,7 +164,7 @@ def _changes_json(changes: list[Change]) -> str:
     return json.dumps([{"cms_id": c.cms_id, "op": c.op, "version": c.version} for c in changes])
 
 
-def _coalesce(session: Session, source: InboundSource, changes: list[Change]) -> None:
+def _coalesce(db: DBConnection, source: InboundTarget, changes: list[Change]) -> None:
     """Upsert each document's row, replacing it only with a strictly newer version."""
     if not changes:
         return
@@ -198,7 +187,7 @@ def _coalesce(session: Session, source: InboundSource, changes: list[Change]) ->
         }
         for change in changes
     ]
-    _db(session).execute(_statements(_dialect(session)).coalesce, rows)
+    db.execute(_statements(db.dialect.name).coalesce, rows)
 
 
 _KEYS = ("op", "cms_id", "version")  # columns of their own, not part of the document body
@@ -229,12 +218,3 @@ def _statements(dialect: str) -> _Statements:
         where=upsert.excluded.version > documents.c.version,
     )
     return _Statements(record.returning(events.c.id), coalesce)
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def _db(session: Session) -> DBConnection:
-    """The session's connection and transaction, for Core statements (no ORM overhead)."""
-    return session.connection()

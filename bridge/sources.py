@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
+from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
@@ -82,12 +83,13 @@ class InboundTarget:
     secrets_ciphertext: str
     state: str
     connection_revoked: bool
+    sync_due_at: datetime | None  # the connection's sync marker, see `syncer.claim_sync`
 
 
-def find_by_token(session: Session, token: str) -> InboundTarget | None:
-    """The source whose inbound URL ends in `token`, with its connection's revocation."""
+def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
+    """The source whose inbound URL ends in `token`, with what it needs of its connection."""
     digest = crypto.hash_token(token)
-    row = session.connection().execute(_BY_TOKEN, {"digest": digest}).first()
+    row = db.execute(_BY_TOKEN, {"digest": digest}).first()
     if row is None or not crypto.same_secret(row.path_token_hash, digest):
         return None
     return InboundTarget(
@@ -98,6 +100,7 @@ def find_by_token(session: Session, token: str) -> InboundTarget | None:
         secrets_ciphertext=row.secrets_ciphertext,
         state=row.state,
         connection_revoked=row.revoked_at is not None,
+        sync_due_at=row.sync_due_at,
     )
 
 
@@ -107,7 +110,7 @@ _BY_TOKEN = (
     select(
         _SOURCES.c.id, _SOURCES.c.connection_id, _SOURCES.c.provider, _SOURCES.c.config_json,
         _SOURCES.c.secrets_ciphertext, _SOURCES.c.state, _SOURCES.c.path_token_hash,
-        _CONNECTIONS.c.revoked_at,
+        _CONNECTIONS.c.revoked_at, _CONNECTIONS.c.sync_due_at,
     )
     .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
     .where(_SOURCES.c.path_token_hash == bindparam("digest"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
@@ -52,8 +53,17 @@ def external_id(source_id: str, cms_id: str) -> str:
     return f"{source_id}:{cms_id}"
 
 
+def marker_is_free(due_at: datetime | None, stale_after: timedelta = STALE_MARKER) -> bool:
+    """Whether `claim_sync` could succeed given a marker read earlier (a cheap pre-check; the
+    claim itself decides)."""
+    return due_at is None or due_at < datetime.now(UTC) - stale_after
+
+
 def claim_sync(
-    session: Session, connection_id: str, delay_s: float, stale_after: timedelta = STALE_MARKER
+    db: Session | DBConnection,
+    connection_id: str,
+    delay_s: float,
+    stale_after: timedelta = STALE_MARKER,
 ) -> bool:
     """Mark a sync task as scheduled for the connection; True only for the one caller that did.
 
@@ -63,7 +73,8 @@ def claim_sync(
     claimed again.
     """
     now = datetime.now(UTC)
-    claimed = session.connection().execute(
+    connection = db.connection() if isinstance(db, Session) else db
+    claimed = connection.execute(
         _CLAIM_SYNC,
         {"claimed_id": connection_id, "stale_before": now - stale_after,
          "due_at": now + timedelta(seconds=delay_s)},

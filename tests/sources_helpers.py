@@ -191,3 +191,8 @@ def served(app: Flask) -> Iterator[str]:
     """Serve the bridge app on a real socket in a thread (threaded server); yield its base URL."""
     with serve_in_thread(app) as base_url:
         yield base_url
+
+
+def token_of(source: dict[str, Any]) -> str:
+    """The token at the end of a source's inbound path (what the CMS's URL carries)."""
+    return str(source["inbound_path"]).rsplit("/", 1)[-1]

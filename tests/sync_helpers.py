@@ -26,8 +26,9 @@ import httpx
 from flask import Flask
 from sqlalchemy import select
 
+from bridge import sources
 from bridge.ingest import ingest
-from bridge.models import Connection, PendingDocument, Source
+from bridge.models import Connection, PendingDocument
 from sim.models import Document
 from sim.state import EXTENSION, Store
 from tests.conftest import bearer
@@ -116,6 +117,13 @@ class Bridge:
         token = answer["inbound_path"].rsplit("/", 1)[1]
         return SourceRef(answer["id"], token, self.connection_id, datastore_id, answer["secret"])
 
+    def events(self, source: SourceRef) -> list[dict[str, Any]]:
+        """The source's received events, newest first (`GET /v1/sources/<id>/events`)."""
+        answer = self.client.get(f"/v1/sources/{source.id}/events", headers=self.headers())
+        assert answer.status_code == 200, answer.get_json()
+        events: list[dict[str, Any]] = answer.get_json()
+        return events
+
     def post(self, source: SourceRef, body: bytes, headers: dict[str, str]) -> Any:
         """POST a webhook to the source's inbound URL, as the CMS would."""
         return self.client.post(f"/in/{source.token}", data=body, headers=headers)
@@ -133,12 +141,13 @@ class Bridge:
         """Record many signed generic webhooks through `ingest` in one transaction (no HTTP)."""
         count = 0
         with self.runtime.sessions() as session:
-            row = session.get(Source, source.id)
-            assert row is not None
+            db = session.connection()
+            target = sources.find_by_token(db, source.token)
+            assert target is not None
             for doc_id, version, text in changes:
                 body = generic_body(doc_id, version, text)
                 result = ingest(
-                    session, self.runtime.box, row,
+                    db, self.runtime.box, target,
                     raw_body=body, headers=hmac_headers(source.secret, body), method="POST",
                     path=f"/in/{source.token}", debounce_s=0,
                 )  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bridge import sources
-from bridge.models import Source
+from bridge.models import InboundEvent, Source
 from tests.conftest import bearer
 from tests.inbound.samples import SAMPLES
 from tests.sources_helpers import (
@@ -104,6 +104,19 @@ def test_deleted_source_url_answers_410(bridge):
     again = bridge.client.delete(f"/v1/sources/{source['id']}", headers=bridge.headers())
     assert again.status_code == 404
     assert pending_rows(bridge.app, source["id"]) == []
+
+
+def test_revoked_connections_url_answers_410_and_records_nothing(bridge):
+    """Once the connection is revoked its documents could never be sent: the inbound URL says
+    410 (senders that honour it stop retrying) and nothing is stored for the request."""
+    source = bridge.source("wordpress")
+    assert bridge.client.delete("/v1/me", headers=bridge.headers()).status_code == 204
+    answer = bridge.post(source, signed_for(source, "wordpress"))
+    assert answer.status_code == 410
+    assert answer.get_json()["error"]["code"] == "connection_revoked"
+    assert pending_rows(bridge.app, source["id"]) == []
+    with bridge.app.extensions["sessions"]() as session:
+        assert session.query(InboundEvent).filter_by(source_id=source["id"]).count() == 0
 
 
 def test_deleting_a_source_cancels_its_unsent_documents(make_app, seeded, sim_admin):

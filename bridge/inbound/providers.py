@@ -62,6 +62,13 @@ _STANDARD_WEBHOOKS = HmacScheme(
     id_header="webhook-id",
 )
 
+# Storyblok and Directus send ids only: no delivery id, no version (the same story published
+# twice sends the same body). Any key built from the body would drop a later, real change as
+# a duplicate of the first. Each delivery is recorded instead; the worker fetches the current
+# content, so a repeated delivery costs at most one more fetch, and an unchanged document is
+# not sent to ZappWay again (`bridge.documents` compares content hashes).
+_THIN_NO_DEDUPE: tuple[Recipe, ...] = ()
+
 _RECORDS = (
     Provider(
         "wordpress",
@@ -184,7 +191,7 @@ _RECORDS = (
         "storyblok",
         "Storyblok",
         _body("webhook-signature", "sha1", "hex"),
-        (("story_id", "action"),),
+        _THIN_NO_DEDUPE,
         "action",
         map_storyblok,
     ),
@@ -192,7 +199,7 @@ _RECORDS = (
         "directus",
         "Directus (Flows)",
         TokenScheme("x-bridge-token"),
-        (("collection", "key || keys", "event"),),
+        _THIN_NO_DEDUPE,
         "event",
         map_directus,
     ),
