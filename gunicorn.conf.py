@@ -11,11 +11,18 @@ not from processes. `WEB_WORKER_CLASS` picks how:
 - `gthread`: `WEB_THREADS` OS threads per process (plus `BRIDGE_ACTION_THREADS` action threads).
 
 `bench/query_agent_load.py` measures both (1,000 concurrent `query_agent`; see bench/README.md).
-This file reads PORT / WEB_CONCURRENCY / WEB_WORKER_CLASS / WEB_WORKER_CONNECTIONS / WEB_THREADS
-because gunicorn starts before the app; everything else is read by `bridge.config`.
+The access log is off unless `WEB_ACCESS_LOG=true`: the platform's router (Heroku) or the
+reverse proxy in front already logs every request, and a log line per webhook cost 7 % of the
+CPU of an inbound acknowledgement (`bench/ingest.py`). When on, inbound URL tokens are redacted.
+
+This file reads PORT / WEB_CONCURRENCY / WEB_WORKER_CLASS / WEB_WORKER_CONNECTIONS / WEB_THREADS /
+WEB_ACCESS_LOG because gunicorn starts before the app; everything else is read by `bridge.config`.
 """
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 WORKER_CLASSES = ("gevent", "gthread")
 
@@ -29,8 +36,22 @@ threads = int(os.environ.get("WEB_THREADS", "32"))  # gthread only
 timeout = 120  # above the action deadline, below the ~100 s upstream edge plus margin
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
 errorlog = "-"
+accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "").lower() in ("1", "true", "yes") else None
 # Path and status only: no headers (tokens travel in headers), no query strings with cursors.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with the secret token of inbound URLs (`/in/<token>`) hidden."""
+
+    INBOUND_TOKEN = re.compile(r"^/in/[^/?]+")
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["U"] = self.INBOUND_TOKEN.sub("/in/<redacted>", atoms["U"] or "")
+        return atoms
+
+
+logger_class = RedactingLogger
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

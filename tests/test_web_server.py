@@ -1,0 +1,95 @@
+"""The production web server as deployed: gunicorn with `gunicorn.conf.py` (gevent workers).
+
+Started for real in a subprocess, the way the Procfile starts it, so the config file itself is
+under test: it boots, serves, and its access log never shows an inbound URL's secret token.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, **extra: str) -> Iterator[tuple[str, Path]]:
+    """Run migrations, then gunicorn with the repository's config; yield (base URL, log)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "WEB_"))},
+        "BRIDGE_ENV": "production",
+        "BRIDGE_SECRET_KEY": secrets.token_urlsafe(36),
+        "BRIDGE_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        **extra,
+    }
+    env.pop("REDIS_URL", None)
+    migrate = [sys.executable, "-m", "flask", "--app", "bridge", "migrate"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
+    log_path = tmp_path / "web.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(GUNICORN), "-c", "gunicorn.conf.py", "bridge:create_app()"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            yield base, log_path
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def test_serves_with_the_access_log_off_by_default(tmp_path):
+    token = secrets.token_urlsafe(24)
+    with gunicorn(tmp_path) as (base, log):
+        answer = httpx.post(f"{base}/in/{token}", content=b"{}")
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "not_found"
+    text = log.read_text()
+    assert "Booting worker" in text
+    assert "/healthz" not in text
+    assert token not in text
+
+
+def test_access_log_hides_inbound_tokens(tmp_path):
+    token = secrets.token_urlsafe(24)
+    with gunicorn(tmp_path, WEB_ACCESS_LOG="true") as (base, log):
+        assert httpx.post(f"{base}/in/{token}", content=b"{}").status_code == 404
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    text = log.read_text()
+    assert '"POST /in/<redacted>" 404' in text
+    assert '"GET /healthz" 200' in text
+    assert token not in text
