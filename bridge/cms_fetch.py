@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from bridge import netguard
-from bridge.delivery import DeadlinePassed, Deliverer, TooLarge
+from bridge.delivery import DeadlinePassed, Deliverer, MalformedURL, TooLarge, TransportFailed
 from bridge.inbound.mapping import FetchSpec
 from bridge.inbound.text import html_to_text, normalise
 from bridge.upstream_errors import parse_retry_after
@@ -72,12 +70,14 @@ def fetch(deliverer: Deliverer, spec: dict[str, Any], credentials: dict[str, str
         answer = deliverer.request("GET", url, headers=headers, cap=FETCH_CAP)
     except netguard.UnsafeTarget as exc:
         raise FetchFailed(f"CMS fetch refused: {exc}", final=True) from exc
-    except (httpx.InvalidURL, ValueError) as exc:
+    except MalformedURL as exc:
         raise FetchFailed("CMS fetch refused: the URL is malformed", final=True) from exc
     except TooLarge as exc:
         raise FetchFailed("CMS answer larger than 4 MB", final=True) from exc
-    except (httpx.HTTPError, DeadlinePassed) as exc:
-        raise FetchFailed(f"CMS fetch failed: {type(exc).__name__}", final=False) from exc
+    except TransportFailed as exc:
+        raise FetchFailed(f"CMS fetch failed: {exc.kind}", final=False) from exc
+    except DeadlinePassed as exc:
+        raise FetchFailed("CMS fetch failed: DeadlinePassed", final=False) from exc
     if answer.status == 429 or answer.status >= 500:
         raise FetchFailed(
             f"CMS answered {answer.status}",

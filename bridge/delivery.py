@@ -36,6 +36,22 @@ class TooLarge(Exception):
     """Raised when an answer is bigger than the caller's cap."""
 
 
+class MalformedURL(Exception):
+    """Raised when the URL cannot be requested at all (refused before any connection)."""
+
+
+class TransportFailed(Exception):
+    """Raised when no HTTP answer came back: the connection failed or a read timed out.
+
+    The HTTP library's exceptions stop here, so callers outside this module never import it.
+    """
+
+    def __init__(self, kind: str, *, timed_out: bool) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.timed_out = timed_out
+
+
 @dataclass(frozen=True)
 class Fetched:
     """A bounded GET's answer: status, headers and at most `cap` bytes of body."""
@@ -113,12 +129,15 @@ class Deliverer:
             answer = self.request("POST", url, headers=headers, content=body, cap=ANSWER_CAP)
         except netguard.UnsafeTarget as exc:
             return Attempt(0, 0, f"unsafe target: {exc}")
-        except (httpx.TimeoutException, DeadlinePassed):
+        except DeadlinePassed:
             return Attempt(0, _ms(started), "timeout")
+        except TransportFailed as exc:
+            error = "timeout" if exc.timed_out else f"connection failed: {exc.kind}"
+            return Attempt(0, _ms(started), error)
         except TooLarge:
             return Attempt(0, _ms(started), "answer too large")
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            return Attempt(0, _ms(started), f"connection failed: {type(exc).__name__}")
+        except MalformedURL:
+            return Attempt(0, _ms(started), "connection failed: InvalidURL")
         retry_after = None
         if answer.status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
@@ -134,23 +153,32 @@ class Deliverer:
             netguard.UnsafeTarget: the URL is not a public http(s) target.
             DeadlinePassed: the answer was still arriving at the deadline.
             TooLarge: the answer's body exceeds `cap` bytes.
-            httpx.HTTPError: the connection failed or a read timed out.
+            MalformedURL: the URL cannot be requested.
+            TransportFailed: the connection failed or a read timed out.
         """
         netguard.check_url_shape(url)
         deadline = time.monotonic() + self._timeout
-        with self.client.stream(method, url, headers=headers, content=content) as response:
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise TooLarge
+        try:
+            with self.client.stream(method, url, headers=headers, content=content) as response:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise TooLarge
+                    if time.monotonic() > deadline:
+                        raise DeadlinePassed
+                    chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise DeadlinePassed
-                chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise DeadlinePassed
-            return Fetched(response.status_code, response.headers, b"".join(chunks))
+                return Fetched(response.status_code, response.headers, b"".join(chunks))
+        except netguard.UnsafeTarget:
+            raise  # the pinned transport's re-check at connect time
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise MalformedURL(str(exc)) from exc
+        except httpx.HTTPError as exc:
+            timed_out = isinstance(exc, httpx.TimeoutException)
+            raise TransportFailed(type(exc).__name__, timed_out=timed_out) from exc
 
     def close(self) -> None:
         if self._client is not None:
