@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -50,6 +49,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from query_agent_load import (  # noqa: E402  (shared helpers of the bench scripts)
     HOST,
+    bridge_env,
     cpu_seconds,
     descendants,
     free_port,
@@ -328,16 +328,16 @@ def finish_profiles(profiles: list[tuple[subprocess.Popen[bytes], Path]]) -> dic
         "sqlite3 execute/commit (C)": ("(sqlite3", "do_execute (sqlalchemy", "do_commit ("),
         "sqlalchemy (all)": ("sqlalchemy/",),
         "psycopg (all)": ("psycopg/",),
-        "fernet decrypt (active_secrets)": ("active_secrets (bridge/sources.py",),
+        "secrets (active_secrets)": ("active_secrets (bridge/sources.py",),
         "verify (HMAC)": ("verify (bridge/inbound/verify.py",),
         "map_event": ("map_event (bridge/inbound/mapping.py",),
         "delivery_key": ("delivery_key (bridge/inbound/mapping.py",),
         "resolve(config)": ("resolve (bridge/source_config.py",),
         "find_by_token": ("find_by_token (bridge/sources.py",),
-        "_record_unique (event row)": ("_record_unique (bridge/ingest.py",),
+        "_record (event row)": ("_record (bridge/ingest.py",),
         "_coalesce (upsert)": ("_coalesce (bridge/ingest.py",),
         "claim_sync": ("claim_sync (bridge/syncer.py",),
-        "session.commit (route)": ("receive (bridge/api_sources.py",),
+        "commit (route)": ("receive (bridge/api_sources.py",),
         "schedule sync (huey enqueue)": ("_schedule (bridge/api_sources.py",),
         "ingest() total": ("ingest (bridge/ingest.py",),
         "receive() route total": ("receive (bridge/api_sources.py",),
@@ -351,7 +351,7 @@ def finish_profiles(profiles: list[tuple[subprocess.Popen[bytes], Path]]) -> dic
     commit = sum(
         n for s, n in stacks.items() if "receive (bridge/api_sources.py" in s and "commit (" in s
     )
-    shares["session.commit (route)"] = round(100 * commit / total, 1)
+    shares["commit (route)"] = round(100 * commit / total, 1)
     own: Counter[str] = Counter()
     for stack, n in stacks.items():
         own[stack.rsplit(";", 1)[-1]] += n
@@ -399,39 +399,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def bridge_env(
-    args: argparse.Namespace, work: Path, sim_port: int, web_port: int
-) -> dict[str, str]:
-    prefixes = ("BRIDGE_", "WEB_", "ZAPPWAY_", "DATABASE_URL", "REDIS_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(
-        {
-            "BRIDGE_ENV": "production",
-            "BRIDGE_SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
-            "BRIDGE_VAR_DIR": str(work),
-            "DATABASE_URL": f"sqlite:///{work / 'bridge.sqlite3'}",
-            "ZAPPWAY_BASE_URL": f"http://{HOST}:{sim_port}/api/v1",
-            "BRIDGE_SYNC_BATCH_SIZE": str(args.batch_size),
-            "PORT": str(web_port),
-            "XDG_RUNTIME_DIR": str(work),  # gunicorn's control socket, not ~/.gunicorn
-            "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-        }
-    )
-    optional = {
-        "WEB_WORKER_CLASS": args.worker_class,
-        "WEB_CONCURRENCY": args.workers,
-        "WEB_THREADS": args.threads,
-        "WEB_WORKER_CONNECTIONS": args.worker_connections,
-    }
-    env.update({name: str(value) for name, value in optional.items() if value is not None})
-    if args.redis:
-        env["REDIS_URL"] = REDIS_URL
-    for assignment in args.env:
-        name, _, value = assignment.partition("=")
-        env[name] = value
-    return env
-
-
 def main() -> None:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -441,7 +408,9 @@ def main() -> None:
     python = str(ROOT / ".venv" / "bin" / "python")
     work = Path(tempfile.mkdtemp(prefix="zwb-ingest-"))
     sim_port, web_port = free_port(), free_port()
-    env = bridge_env(args, work, sim_port, web_port)
+    env = bridge_env(
+        args, work, sim_port, web_port, REDIS_URL, BRIDGE_SYNC_BATCH_SIZE=args.batch_size
+    )
     with ExitStack() as stack:
         if not args.keep:
             stack.callback(subprocess.run, ["rm", "-rf", str(work)], check=False)

@@ -429,8 +429,16 @@ def parse_args() -> argparse.Namespace:
 
 
 def bridge_env(
-    args: argparse.Namespace, work: Path, sim_port: int, web_port: int
+    args: argparse.Namespace,
+    work: Path,
+    sim_port: int,
+    web_port: int,
+    redis_url: str = "",
+    **settings: object,
 ) -> dict[str, str]:
+    """The bridge's environment for a bench run: production mode with a random secret key, a
+    SQLite database in `work`, the simulator as ZappWay, the WEB_* options given on the command
+    line (`args`), Redis with `--redis`, `settings` (None = unset), then each `--env` item."""
     prefixes = ("BRIDGE_", "WEB_", "ZAPPWAY_", "DATABASE_URL", "REDIS_URL")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(
@@ -441,9 +449,7 @@ def bridge_env(
             "DATABASE_URL": f"sqlite:///{work / 'bridge.sqlite3'}",
             "ZAPPWAY_BASE_URL": f"http://{HOST}:{sim_port}/api/v1",
             "PORT": str(web_port),
-            "XDG_RUNTIME_DIR": str(
-                work
-            ),  # gunicorn's control socket goes there, not to ~/.gunicorn
+            "XDG_RUNTIME_DIR": str(work),  # gunicorn's control socket, not ~/.gunicorn
             "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
         }
     )
@@ -452,11 +458,11 @@ def bridge_env(
         "WEB_CONCURRENCY": args.workers,
         "WEB_THREADS": args.threads,
         "WEB_WORKER_CONNECTIONS": args.worker_connections,
-        "BRIDGE_ACTION_THREADS": args.action_threads,
+        **settings,
     }
     env.update({name: str(value) for name, value in optional.items() if value is not None})
     if args.redis:
-        env["REDIS_URL"] = REDIS_URL
+        env["REDIS_URL"] = redis_url or REDIS_URL
     for assignment in args.env:
         name, _, value = assignment.partition("=")
         env[name] = value
@@ -471,7 +477,7 @@ def main() -> None:
     python = str(ROOT / ".venv" / "bin" / "python")
     work = Path(tempfile.mkdtemp(prefix="zwb-qa-load-"))
     sim_port, web_port = free_port(), free_port()
-    env = bridge_env(args, work, sim_port, web_port)
+    env = bridge_env(args, work, sim_port, web_port, BRIDGE_ACTION_THREADS=args.action_threads)
     with ExitStack() as stack:
         if not args.keep:
             stack.callback(subprocess.run, ["rm", "-rf", str(work)], check=False)
