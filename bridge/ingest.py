@@ -176,9 +176,7 @@ def _coalesce(db: DBConnection, source: InboundTarget, changes: list[Change]) ->
             "cms_id": change.cms_id,
             "op": change.op,
             "version": change.version,
-            "document_json": json.dumps(
-                {k: v for k, v in asdict(change).items() if k not in _KEYS}, default=str
-            ),
+            "document_json": _document_json(change),
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": now,
@@ -190,7 +188,23 @@ def _coalesce(db: DBConnection, source: InboundTarget, changes: list[Change]) ->
     db.execute(_statements(db.dialect.name).coalesce, rows)
 
 
-_KEYS = ("op", "cms_id", "version")  # columns of their own, not part of the document body
+def _document_json(change: Change) -> str:
+    """What the worker needs to send the change (op, id and version have columns of their own).
+    Spelled out rather than `dataclasses.asdict`, whose deep copy cost 2.5 % of an ack."""
+    return json.dumps(
+        {
+            "title": change.title,
+            "text": change.text,
+            "url": change.url,
+            "updated_at": change.updated_at,
+            "metadata": change.metadata,
+            "thin": change.thin,
+            "fetch": asdict(change.fetch) if change.fetch is not None else None,
+        },
+        default=str,
+    )
+
+
 _REPLACED = ("connection_id", "op", "version", "document_json", "state", "attempts",
              "next_attempt_at", "last_error", "updated_at")  # fmt: skip
 
