@@ -46,6 +46,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class BackloggedServer(ThreadingHTTPServer):
+    """A receiver with a real server's accept queue: socketserver's default of 5 drops the SYNs
+    of a parallel burst, and each dropped one costs the sender a 1 s retransmit."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class Receiver:
     """Records (webhook-id, conversation id, arrival time) for every POST."""
 
@@ -66,7 +74,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = BackloggedServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

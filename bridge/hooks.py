@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from bridge.runtime import Runtime
 LEASE = timedelta(seconds=60)
 JITTER = 0.2
 MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is ignored in favour of the schedule
+POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
 
 
 class HookError(ValueError):
@@ -134,40 +137,86 @@ def replay(session: Session, subscription: Subscription, since: datetime | None)
 
 def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
     """Make one attempt if the delivery is due; return seconds until the next one, or None."""
-    lease = _claim(runtime, delivery_id)
-    if lease is None:
-        return None
+    return attempt_deliveries(runtime, [delivery_id]).get(delivery_id)
+
+
+def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[int, float]:
+    """One attempt for each due delivery among `delivery_ids`; {id: seconds to its next attempt}
+    for those to retry.
+
+    Batched because fan-out is many deliveries at once (one conversation to 100 hooks): one
+    claim, one read and one write for the batch instead of per delivery, and the POSTs go out
+    in parallel, so a slow receiver delays its own answer, not its neighbours'.
+    """
+    claimed = _claim(runtime, delivery_ids)
+    if not claimed:
+        return {}
     with runtime.sessions() as session:
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None
-        subscription = session.get(Subscription, delivery.subscription_id)
-        event = session.get(Event, delivery.event_id)
-        if subscription is None or event is None or subscription.state != "active":
-            delivery.state, delivery.lease_until = "cancelled", None
-            session.commit()
-            return None
+        rows = session.execute(
+            select(Delivery, Subscription, Event)
+            .outerjoin(Subscription, Subscription.id == Delivery.subscription_id)
+            .outerjoin(Event, Event.id == Delivery.event_id)
+            .where(Delivery.id.in_(claimed))
+        ).all()
+        outbound = []
+        for delivery, subscription, event in rows:
+            if subscription is None or event is None or subscription.state != "active":
+                delivery.state, delivery.lease_until = "cancelled", None
+            else:
+                outbound.append((delivery, subscription, event))
+        session.commit()  # no transaction stays open while receivers answer
+        attempts = _post_all(runtime, outbound)
+        delays = {}
+        for (delivery, subscription, _event), attempt in zip(outbound, attempts, strict=True):
+            delay = _record(runtime, session, delivery, subscription, attempt)
+            if delay is not None:
+                delays[delivery.id] = delay
+        session.commit()
+    return delays
+
+
+def _post_all(
+    runtime: Runtime, outbound: list[tuple[Delivery, Subscription, Event]]
+) -> list[Attempt]:
+    """POST each (delivery, subscription, event), at most `POST_PARALLELISM` at a time."""
+    if len(outbound) == 1:
+        return [_post(runtime, *outbound[0])]
+    with ThreadPoolExecutor(min(len(outbound), POST_PARALLELISM), "hook-post") as pool:
+        return list(pool.map(lambda item: _post(runtime, *item), outbound))
+
+
+def _post(
+    runtime: Runtime, delivery: Delivery, subscription: Subscription, event: Event
+) -> Attempt:
+    try:
         secret = runtime.box.decrypt(subscription.secret_ciphertext)
         payload = json.loads(event.payload_json)
-        try:
-            attempt = runtime.deliverer.post(
-                subscription.target_url, message_id(delivery), payload, secret
-            )
-        except Exception as exc:  # an unsendable URL is a failed attempt, not a crashed task
-            attempt = Attempt(0, 0, f"could not send: {type(exc).__name__}")
-        delivery.attempts += 1
-        session.add(
-            DeliveryAttempt(
-                delivery_id=delivery.id,
-                status=attempt.status or None,
-                latency_ms=attempt.latency_ms,
-                error=attempt.error,
-            )
+        return runtime.deliverer.post(
+            subscription.target_url, message_id(delivery), payload, secret
         )
-        delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-        delivery.lease_until = None
-        delay = _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
-        session.commit()
-        return delay
+    except Exception as exc:  # an unsendable URL is a failed attempt, not a crashed task
+        return Attempt(0, 0, f"could not send: {type(exc).__name__}")
+
+
+def _record(
+    runtime: Runtime,
+    session: Session,
+    delivery: Delivery,
+    subscription: Subscription,
+    attempt: Attempt,
+) -> float | None:
+    delivery.attempts += 1
+    session.add(
+        DeliveryAttempt(
+            delivery_id=delivery.id,
+            status=attempt.status or None,
+            latency_ms=attempt.latency_ms,
+            error=attempt.error,
+        )
+    )
+    delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
+    delivery.lease_until = None
+    return _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
 
 
 def _after_attempt(
@@ -202,19 +251,21 @@ def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> 
     subscription.state, subscription.state_reason, subscription.disabled_at = state, reason, now
 
 
-def _claim(runtime: Runtime, delivery_id: int) -> datetime | None:
+def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> list[int]:
+    """Lease the due, unleased deliveries among `delivery_ids`; the ids this caller won."""
     now = datetime.now(UTC)
     with runtime.sessions() as session:
-        won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+        won = session.scalars(
             update(Delivery)
-            .where(Delivery.id == delivery_id)
+            .where(Delivery.id.in_(list(delivery_ids)))
             .where(Delivery.state == "pending")
             .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
             .values(lease_until=now + LEASE)
-        ).rowcount
+            .returning(Delivery.id)
+        ).all()
         session.commit()
-    return now if won else None
+    return list(won)
 
 
 def due_deliveries(session: Session, limit: int = 500) -> list[int]:

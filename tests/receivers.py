@@ -21,6 +21,14 @@ DRIP = "drip"
 Answer = int | tuple[int, dict[str, str]] | str
 
 
+class BackloggedServer(ThreadingHTTPServer):
+    """A receiver with a real server's accept queue: socketserver's default of 5 drops the SYNs
+    of a parallel burst, and each dropped one costs the sender a 1 s retransmit."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @dataclass(frozen=True)
 class Received:
     """One request as it arrived: raw body bytes, lower-cased headers, arrival time."""
@@ -53,7 +61,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = BackloggedServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
         self._thread.daemon = True

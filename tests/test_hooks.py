@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
 from bridge import hook_tasks, hooks
-from bridge.models import Delivery
+from bridge.models import Delivery, DeliveryAttempt
 from tests.conftest import bearer
 from tests.receivers import DRIP, HANG, Received, receiver
 
@@ -393,8 +393,14 @@ def test_retry_delays_follow_the_schedule_with_jitter(make_app, seeded, sim_admi
     for hook_id in created:
         (delivery,) = deliveries_of(app, hook_id)
         assert delivery.attempts == 1
-        delays.append((delivery.next_attempt_at - delivery.created_at).total_seconds())
-    assert all(7.9 <= delay <= 12.5 for delay in delays)
+        with app.extensions["sessions"]() as session:
+            attempted_at = session.scalar(
+                select(DeliveryAttempt.attempted_at).where(
+                    DeliveryAttempt.delivery_id == delivery.id
+                )
+            )
+        delays.append((delivery.next_attempt_at - attempted_at).total_seconds())
+    assert all(7.9 <= delay <= 12.1 for delay in delays), delays
     assert len({round(delay, 2) for delay in delays}) > 6
 
 
@@ -623,3 +629,11 @@ def test_delivery_end_to_end_on_postgres(make_app, seeded, sim_admin, pg_url):
     assert total == 1
     shown = show(app, token, hook["id"]).get_json()["deliveries"][0]
     assert [a["status"] for a in shown["attempts"]] == [500, 200]
+
+
+def test_watches_are_polled_at_spread_phases():
+    """Ten watches poll at ten different points of a 15 s interval (at least 0.8 s apart), so
+    their fan-outs do not all land at the same instant."""
+    phases = sorted(hook_tasks.poll_phase(watch_id, 15.0) for watch_id in range(1, 11))
+    assert all(0 <= phase < 15 for phase in phases)
+    assert min(b - a for a, b in itertools.pairwise(phases)) >= 0.8

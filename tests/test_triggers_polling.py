@@ -172,11 +172,13 @@ def test_hundred_polls_within_the_interval_cost_one_upstream_list(make_app, seed
 
 def test_after_the_interval_the_next_poll_reads_upstream_once(make_app, seeded, sim_admin):
     """Once the interval has passed, the next poll reads upstream again (and only once)."""
-    client = make_app(**FAST).test_client()
+    # 0.5 s, not FAST's 0.05 s: the five polls below must all fit inside one interval even on
+    # a loaded machine.
+    client = make_app(**{**FAST, "poll_interval_s": 0.5}).test_client()
     token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
     agent = seeded["agents"][0]["id"]
     poll(client, token, agent)
-    time.sleep(0.1)
+    time.sleep(0.6)
     sim_admin.clear_requests()
     for _ in range(5):
         poll(client, token, agent)
