@@ -21,6 +21,7 @@ from bridge.errors import APIError
 from bridge.inbound.providers import PROVIDERS
 from bridge.ingest import IngestRejected, ingest
 from bridge.models import InboundEvent, PendingDocument, Source
+from bridge.ownership import owned, owned_rows
 from bridge.runtime import Runtime
 from bridge.schemas import ToolInput, zappway_id
 from bridge.source_config import check_secret, resolve
@@ -104,26 +105,13 @@ def create_source() -> tuple[Response, int]:
 
 
 def _own(source_id: str) -> Source:
-    source = get_session().get(Source, source_id)
-    if (
-        source is None
-        or source.connection_id != current_connection().id
-        or source.state != "active"
-    ):
-        raise APIError(404, "not_found", "No such source for this connection")
-    return source
+    return owned(Source, source_id, "source")
 
 
 @bp.get("/v1/sources")
 @require_connection
 def list_sources() -> Response:
-    rows = get_session().scalars(
-        select(Source)
-        .where(Source.connection_id == current_connection().id)
-        .where(Source.state == "active")
-        .order_by(Source.created_at)
-    )
-    return jsonify([sources.describe(row, context.secret_box()) for row in rows])
+    return jsonify([sources.describe(row, context.secret_box()) for row in owned_rows(Source)])
 
 
 @bp.delete("/v1/sources/<source_id>")

@@ -22,6 +22,7 @@ from bridge.auth import current_connection, require_connection
 from bridge.errors import APIError
 from bridge.models import Delivery, DeliveryAttempt, Subscription
 from bridge.operation import Trigger
+from bridge.ownership import owned, owned_rows
 from bridge.runtime import Runtime
 from bridge.schemas import ToolInput, zappway_id
 from bridge.storage import get_session
@@ -136,26 +137,13 @@ def subscribe() -> tuple[Response, int]:
 
 
 def _own(subscription_id: str) -> Subscription:
-    subscription = get_session().get(Subscription, subscription_id)
-    if (
-        subscription is None
-        or subscription.connection_id != current_connection().id
-        or subscription.state == "deleted"
-    ):
-        raise APIError(404, "not_found", "No such hook for this connection")
-    return subscription
+    return owned(Subscription, subscription_id, "hook")
 
 
 @bp.get("/v1/hooks")
 @require_connection
 def list_hooks() -> Response:
-    rows = get_session().scalars(
-        select(Subscription)
-        .where(Subscription.connection_id == current_connection().id)
-        .where(Subscription.state != "deleted")
-        .order_by(Subscription.created_at)
-    )
-    return jsonify([hooks.describe(row) for row in rows])
+    return jsonify([hooks.describe(row) for row in owned_rows(Subscription)])
 
 
 @bp.get("/v1/hooks/<subscription_id>")
