@@ -232,6 +232,17 @@ def start_worker(tmp_path: Path, sim_server: str, log: Path) -> subprocess.Popen
         )
 
 
+def wait_until_no_poll_runs(app, timeout: float = 5.0) -> None:
+    """Return as soon as no watch is leased (no poll in flight); polls last milliseconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.extensions["sessions"]() as session:
+            if session.scalar(select(Watch.id).where(Watch.lease_until.is_not(None))) is None:
+                return
+        time.sleep(0.005)
+    raise AssertionError("a poll was still running after 5 s")
+
+
 def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim_server, tmp_path):
     """Conversations created before, during and after a SIGKILL all reach the hook, once each."""
     sim_admin.settings(rate_limit_enabled=False)
@@ -265,7 +276,10 @@ def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim
             arrived = rec.wait_for(3, timeout=20)
             assert len(arrived) >= 3, log.read_text()[-3000:]
             rec.wait_for(len(arrived) + 1, timeout=5)
-            time.sleep(0.4)  # between two poll ticks: no read or POST is in flight
+            time.sleep(0.4)
+            # Kill between two polls: one killed mid-poll leaves its watch leased for
+            # `detection.LEASE` (60 s), a recovery this test is not about.
+            wait_until_no_poll_runs(app)
             worker.send_signal(signal.SIGKILL)
             worker.wait(5)
             killed_with = len(rec.received)
