@@ -61,7 +61,7 @@ def register(huey: Huey, runtime: Runtime) -> dict[str, Any]:
     @huey.task(name="deliver")  # type: ignore[untyped-decorator]  # huey is untyped
     def deliver(delivery_id: int) -> None:
         """One delivery's retry (or a single new one)."""
-        deliver_batch([delivery_id])
+        deliver_batch.call_local([delivery_id])  # here, not one more trip through the queue
 
     @huey.task(name="deliver_batch")  # type: ignore[untyped-decorator]  # huey is untyped
     def deliver_batch(delivery_ids: list[int]) -> None:

@@ -165,6 +165,8 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
             else:
                 outbound.append((delivery, subscription, event))
         session.commit()  # no transaction stays open while receivers answer
+        if not outbound:
+            return {}
         attempts = _post_all(runtime, outbound)
         delays = {}
         for (delivery, subscription, _event), attempt in zip(outbound, attempts, strict=True):
@@ -261,11 +263,19 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> list[int]:
             .where(Delivery.state == "pending")
             .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_until=now + LEASE)
+            .values(lease_until=now + _lease_for(runtime, len(delivery_ids)))
             .returning(Delivery.id)
         ).all()
         session.commit()
     return list(won)
+
+
+def _lease_for(runtime: Runtime, count: int) -> timedelta:
+    """Long enough for the whole batch: ceil(count / POST_PARALLELISM) rounds of POSTs, each up
+    to the hook timeout (twice: connect and a slow answer), so no sweep re-sends a batch that is
+    still being sent."""
+    rounds = -(-count // POST_PARALLELISM)
+    return max(LEASE, timedelta(seconds=rounds * (2 * runtime.settings.hook_timeout_s + 5)))
 
 
 def due_deliveries(session: Session, limit: int = 500) -> list[int]:

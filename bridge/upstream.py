@@ -114,10 +114,8 @@ class UpstreamPool:
         with self._lock:
             if not self._shards or self._pid != os.getpid():
                 total = self.settings.upstream_max_connections
-                sizes = [
-                    min(self.SHARD_SIZE, total - start)
-                    for start in range(0, total, self.SHARD_SIZE)
-                ]
+                count = -(-total // self.SHARD_SIZE)  # even shards: requests go to each in turn
+                sizes = [total // count + (index < total % count) for index in range(count)]
                 keepalive = max(10, self.KEEPALIVE // len(sizes))  # idle ones kept, all shards
                 self._shards = [self._new_client(size, min(size, keepalive)) for size in sizes]
                 self._pid = os.getpid()

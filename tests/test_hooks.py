@@ -637,3 +637,26 @@ def test_watches_are_polled_at_spread_phases():
     phases = sorted(hook_tasks.poll_phase(watch_id, 15.0) for watch_id in range(1, 11))
     assert all(0 <= phase < 15 for phase in phases)
     assert min(b - a for a, b in itertools.pairwise(phases)) >= 0.8
+
+
+def test_a_retry_for_a_deleted_hook_is_cancelled_quietly(make_app, seeded, sim_admin):
+    """A hook deleted while its delivery waits for a retry: the retry cancels it, sends nothing
+    and ends without an error."""
+    app = hook_app(make_app, hook_retry_schedule=(0, 0.05, 0.05))
+    token = connect(app, seeded["key"])
+    agent = seeded["agents"][0]["id"]
+    with receiver(then=500) as rec:
+        hook = subscribe(app, token, rec.url, agent)
+        talk(sim_admin, agent)
+        detect(app)
+        rec.wait_for(1)
+        (delivery,) = deliveries_of(app, hook["id"])
+        assert delivery.state == "pending"
+        deleted = app.test_client().delete(f"/v1/hooks/{hook['id']}", headers=bearer(token))
+        assert deleted.status_code == 204
+        time.sleep(0.1)
+        sent = len(rec.received)
+        assert hooks.attempt_deliveries(app.extensions["runtime"], [delivery.id]) == {}
+        assert len(rec.received) == sent
+    (delivery,) = deliveries_of(app, hook["id"])
+    assert delivery.state == "cancelled"

@@ -23,7 +23,7 @@ from bridge.upstream_errors import (
     UpstreamUnavailable,
     parse_retry_after,
 )
-from tests.conftest import random_key
+from tests.conftest import TEST_SECRET, random_key
 
 PREFIX = {"documented": "http://sim/api/v1", "legacy": "http://sim/api"}
 
@@ -288,3 +288,17 @@ def test_client_repr_hides_the_key(make_pool):
     text = repr(make_pool().client("zw_live_secretsecret1234", 60))
     assert "secretsecret" not in text
     assert "1234" in text
+
+
+@pytest.mark.parametrize(("total", "sizes"), [(101, [51, 50]), (150, [75, 75]), (1000, [100] * 10)])
+def test_connection_shards_are_even(tmp_path, total, sizes):
+    """Calls go to the shards in turn, so the connections are split evenly between them."""
+    settings = Settings.for_tests(
+        {"secret_key": TEST_SECRET, "var_dir": tmp_path, "upstream_max_connections": total}
+    )
+    pool = UpstreamPool(settings)
+    try:
+        pool.http  # noqa: B018  (creates the shards)
+        assert [s._transport._pool._max_connections for s in pool._shards] == sizes
+    finally:
+        pool.close()

@@ -16,6 +16,8 @@ _BLOCK_TAGS = frozenset({
     *("th", "thead", "tr", "ul"),
 })  # fmt: skip
 _DROP_TAGS = frozenset({"script", "style", "template", "noscript"})
+_VOID_TAGS = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                        "source", "track", "wbr"})  # fmt: skip
 _CONTENTFUL_INLINE = frozenset(
     {
         "hyperlink",
@@ -52,23 +54,29 @@ class _VisibleText(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
-        self._dropped = 0  # depth inside script/style/template/noscript
+        self._open: list[str] = []  # open script/style/template/noscript and their ancestors
+        self._dropped = 0  # how many of `_open` are dropped tags
 
     def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in _DROP_TAGS:
-            self._dropped += 1
-        elif tag in _BLOCK_TAGS:
+        if tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        if tag not in _VOID_TAGS:
+            self._open.append(tag)
+            self._dropped += tag in _DROP_TAGS
 
     def handle_startendtag(self, tag: str, attrs: Any) -> None:
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP_TAGS:
-            self._dropped = max(0, self._dropped - 1)
-        elif tag in _BLOCK_TAGS:
+        if tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        if tag in self._open:  # closing a parent also closes what it left open, as browsers do
+            while self._open:
+                closed = self._open.pop()
+                self._dropped -= closed in _DROP_TAGS
+                if closed == tag:
+                    break
 
     def handle_data(self, data: str) -> None:
         if not self._dropped:

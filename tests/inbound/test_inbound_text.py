@@ -28,6 +28,17 @@ def test_scripts_and_styles_are_dropped():
     assert html_to_text("<style>p{}</style><p>Shown</p><script>alert(1)</script>") == "Shown"
 
 
+def test_an_unclosed_dropped_tag_ends_with_its_parent():
+    """An unclosed <noscript> or <template> hides only its own content, not the rest of the
+    document (closing a parent closes it, as browsers do)."""
+    assert (
+        html_to_text("<section><noscript><img src=a.jpg></section><p>Main body text</p>")
+        == "Main body text"
+    )
+    assert html_to_text("<ul><li>a<template>t</li><li>b</li></ul>c") == "a\nb\nc"
+    assert html_to_text("<noscript><template>x</noscript>after") == "after"
+
+
 def test_entities_and_non_breaking_spaces_are_normalised():
     """Entities decode and runs of whitespace, including NBSP, collapse to one space."""
     assert html_to_text("<p>Fish&nbsp;&amp;   chips\t&eacute;</p>") == "Fish & chips é"
