@@ -45,7 +45,7 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 class RedactingLogger(Logger):
     """gunicorn's logger, with the secret token of inbound URLs (`/in/<token>`) hidden."""
 
-    INBOUND_TOKEN = re.compile(r"^/in/[^/?]+")
+    INBOUND_TOKEN = re.compile(r"^/+in/[^/?]+")
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)
