@@ -263,19 +263,17 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> list[int]:
             .where(Delivery.state == "pending")
             .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_until=now + _lease_for(runtime, len(delivery_ids)))
+            .values(lease_until=now + _lease_for(len(delivery_ids)))
             .returning(Delivery.id)
         ).all()
         session.commit()
     return list(won)
 
 
-def _lease_for(runtime: Runtime, count: int) -> timedelta:
-    """Long enough for the whole batch: ceil(count / POST_PARALLELISM) rounds of POSTs, each up
-    to the hook timeout (twice: connect and a slow answer), so no sweep re-sends a batch that is
-    still being sent."""
-    rounds = -(-count // POST_PARALLELISM)
-    return max(LEASE, timedelta(seconds=rounds * (2 * runtime.settings.hook_timeout_s + 5)))
+def _lease_for(count: int) -> timedelta:
+    """`LEASE` per round of parallel POSTs (a round ends by the attempt deadline, at most the
+    30 s hook timeout plus connect), so no sweep re-sends a batch that is still being sent."""
+    return LEASE * -(-count // POST_PARALLELISM)
 
 
 def due_deliveries(session: Session, limit: int = 500) -> list[int]:
