@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from bridge import hook_tasks, hooks
 from bridge.models import Delivery, DeliveryAttempt
 from tests.conftest import bearer
-from tests.receivers import DRIP, HANG, Received, receiver
+from tests.receivers import DRIP, HANG, Received, Receiver, receiver
 
 POLL = "/v1/triggers/new_conversation"
 HOOK_SETTINGS = {
@@ -423,16 +423,25 @@ def test_410_deletes_the_subscription(happ, token, agent, sim_admin):
         assert len(deliveries_of(happ, hook["id"])) == 1
 
 
-def test_persistent_failure_fails_the_delivery_and_disables_the_hook(make_app, seeded, sim_admin):
-    """Past the schedule the delivery fails and the hook is disabled with a reason; no more work."""
+def failed_once(
+    make_app: Any, seeded: dict[str, Any], sim_admin: Any, rec: Receiver
+) -> tuple[Flask, str, dict[str, Any], Delivery]:
+    """A hook on `rec` (which fails) after its first attempt: (app, token, hook, delivery).
+    Retries are 50 ms apart, three attempts in all."""
     app = hook_app(make_app, hook_retry_schedule=(0, 0.05, 0.05))
     token = connect(app, seeded["key"])
-    agent = seeded["agents"][0]["id"]
+    hook = subscribe(app, token, rec.url, seeded["agents"][0]["id"])
+    talk(sim_admin, seeded["agents"][0]["id"])
+    detect(app)
+    rec.wait_for(1)
+    (delivery,) = deliveries_of(app, hook["id"])
+    return app, token, hook, delivery
+
+
+def test_persistent_failure_fails_the_delivery_and_disables_the_hook(make_app, seeded, sim_admin):
+    """Past the schedule the delivery fails and the hook is disabled with a reason; no more work."""
     with receiver(then=500) as rec:
-        hook = subscribe(app, token, rec.url, agent)
-        talk(sim_admin, agent)
-        detect(app)
-        (delivery,) = deliveries_of(app, hook["id"])
+        app, token, hook, delivery = failed_once(make_app, seeded, sim_admin, rec)
         assert drive(app, delivery.id, {"failed", "delivered"}) == "failed"
         body = show(app, token, hook["id"]).get_json()
         assert body["state"] == "disabled"
@@ -441,7 +450,7 @@ def test_persistent_failure_fails_the_delivery_and_disables_the_hook(make_app, s
         (shown,) = body["deliveries"]
         assert shown["state"] == "failed"
         assert [a["status"] for a in shown["attempts"]] == [500, 500, 500]
-        talk(sim_admin, agent)
+        talk(sim_admin, seeded["agents"][0]["id"])
         detect(app)
         time.sleep(0.2)
         assert len(rec.received) == 3
@@ -642,15 +651,8 @@ def test_watches_are_polled_at_spread_phases():
 def test_a_retry_for_a_deleted_hook_is_cancelled_quietly(make_app, seeded, sim_admin):
     """A hook deleted while its delivery waits for a retry: the retry cancels it, sends nothing
     and ends without an error."""
-    app = hook_app(make_app, hook_retry_schedule=(0, 0.05, 0.05))
-    token = connect(app, seeded["key"])
-    agent = seeded["agents"][0]["id"]
     with receiver(then=500) as rec:
-        hook = subscribe(app, token, rec.url, agent)
-        talk(sim_admin, agent)
-        detect(app)
-        rec.wait_for(1)
-        (delivery,) = deliveries_of(app, hook["id"])
+        app, token, hook, delivery = failed_once(make_app, seeded, sim_admin, rec)
         assert delivery.state == "pending"
         deleted = app.test_client().delete(f"/v1/hooks/{hook['id']}", headers=bearer(token))
         assert deleted.status_code == 204
