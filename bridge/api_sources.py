@@ -19,6 +19,7 @@ from bridge.api_connections import json_object
 from bridge.auth import current_connection, require_connection
 from bridge.errors import APIError
 from bridge.inbound.providers import PROVIDERS
+from bridge.inbound_store import ack_connection
 from bridge.ingest import IngestRejected, ingest
 from bridge.models import InboundEvent, PendingDocument, Source
 from bridge.ownership import owned, owned_rows
@@ -215,7 +216,7 @@ def receive(token: str) -> tuple[Response, int]:
     """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
     source is deleted or its connection revoked."""
     settings = context.settings()
-    with current_app.extensions["engine"].connect() as db:  # Core only: the hot path
+    with ack_connection(current_app.extensions["engine"]) as db:  # Core only: the hot path
         source = sources.find_by_token(db, token)
         if source is None:
             raise APIError(404, "not_found", "Unknown inbound URL")

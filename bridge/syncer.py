@@ -72,26 +72,29 @@ def claim_sync(
     task; a marker older than `stale_after` belongs to a task a killed worker lost, and may be
     claimed again.
     """
-    now = datetime.now(UTC)
     connection = db.connection() if isinstance(db, Session) else db
     claimed = connection.execute(
-        _CLAIM_SYNC,
-        {"claimed_id": connection_id, "stale_before": now - stale_after,
-         "due_at": now + timedelta(seconds=delay_s)},
-    ).rowcount  # fmt: skip
+        _CLAIM_SYNC, {"claimed_id": connection_id, **claim_window(delay_s, stale_after)}
+    ).rowcount
     return bool(claimed)
 
 
+def claim_window(delay_s: float, stale_after: timedelta = STALE_MARKER) -> dict[str, datetime]:
+    """The parameters of `MARKER_FREE` and of the marker a claim sets."""
+    now = datetime.now(UTC)
+    return {"stale_before": now - stale_after, "due_at": now + timedelta(seconds=delay_s)}
+
+
 # Built once: this runs for every accepted webhook, and building the statement per call cost
-# more than running it.
+# more than running it. `bridge.inbound_store` claims with the same condition inside its
+# single-statement write.
 _CONNECTIONS = cast(Table, Connection.__table__)
+MARKER_FREE = _CONNECTIONS.c.sync_due_at.is_(None) | (
+    _CONNECTIONS.c.sync_due_at < bindparam("stale_before")
+)
 _CLAIM_SYNC = (
     update(_CONNECTIONS)
-    .where(_CONNECTIONS.c.id == bindparam("claimed_id"))
-    .where(
-        _CONNECTIONS.c.sync_due_at.is_(None)
-        | (_CONNECTIONS.c.sync_due_at < bindparam("stale_before"))
-    )
+    .where(_CONNECTIONS.c.id == bindparam("claimed_id"), MARKER_FREE)
     .values(sync_due_at=bindparam("due_at"))
 )
 

@@ -261,6 +261,19 @@ def breakages(key):
 def test_broken_requests_are_rejected_and_queue_nothing(bridge, sim_admin, key):
     """Unsigned, wrongly signed, tampered and stale or future-dated requests are refused with
     401 and their reason, each recorded as a rejected event, with nothing queued or sent."""
+    assert_broken_requests_are_refused(bridge, sim_admin, key)
+
+
+@pytest.mark.postgres
+def test_broken_requests_are_rejected_and_queue_nothing_on_postgres(
+    make_app, seeded, sim_admin, pg_url
+):
+    """The same through PostgreSQL's one-statement write, with an empty list of changes."""
+    bridge = connect(make_app, seeded, database_url=pg_url)
+    assert_broken_requests_are_refused(bridge, sim_admin, "standard_webhooks")
+
+
+def assert_broken_requests_are_refused(bridge, sim_admin, key):
     source = bridge.source(key)
     sim_admin.clear_requests()
     cases = breakages(key)
@@ -635,6 +648,28 @@ def test_signed_sample_reaches_zappway_on_postgres(make_app, seeded, sim_admin, 
         title,
         text,
     )
+
+
+def test_event_naming_one_document_twice_stores_it_once(bridge):
+    """A Directus event listing the same key twice changes that document once."""
+    assert_one_row_for_a_repeated_key(bridge)
+
+
+@pytest.mark.postgres
+def test_event_naming_one_document_twice_stores_it_once_on_postgres(make_app, seeded, pg_url):
+    """On PostgreSQL, where one `INSERT ... ON CONFLICT` cannot touch a row twice."""
+    assert_one_row_for_a_repeated_key(connect(make_app, seeded, database_url=pg_url))
+
+
+def assert_one_row_for_a_repeated_key(bridge):
+    source = bridge.source("directus")
+    body = SAMPLES["directus"].body.replace(b'"keys":["15"]', b'"keys":["15","16","15"]')
+    answer = bridge.post(source, signed_for(source, "directus", body=body))
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["changes"] == 2
+    assert [row.cms_id for row in pending_rows(bridge.app, source["id"])] == [
+        "articles:15", "articles:16"
+    ]  # fmt: skip
 
 
 @pytest.mark.postgres
