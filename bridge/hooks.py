@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,18 +145,20 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
     for those to retry.
 
     Batched because fan-out is many deliveries at once (one conversation to 100 hooks): one
-    claim, one read and one write for the batch instead of per delivery, and the POSTs go out
-    in parallel, so a slow receiver delays its own answer, not its neighbours'.
+    claim and one read for the batch instead of per delivery, and the POSTs go out in parallel.
+    Answers are recorded as they come, a commit per group that finished together, so a slow
+    receiver delays its own record, not its neighbours' (a worker killed meanwhile re-sends
+    only what was not recorded).
     """
-    claimed = _claim(runtime, delivery_ids)
-    if not claimed:
+    lease = _claim(runtime, delivery_ids)
+    if not lease.won:
         return {}
     with runtime.sessions() as session:
         rows = session.execute(
             select(Delivery, Subscription, Event)
             .outerjoin(Subscription, Subscription.id == Delivery.subscription_id)
             .outerjoin(Event, Event.id == Delivery.event_id)
-            .where(Delivery.id.in_(claimed))
+            .where(Delivery.id.in_(lease.won))
         ).all()
         outbound = []
         for delivery, subscription, event in rows:
@@ -165,26 +167,48 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
             else:
                 outbound.append((delivery, subscription, event))
         session.commit()  # no transaction stays open while receivers answer
-        if not outbound:
-            return {}
-        attempts = _post_all(runtime, outbound)
         delays = {}
-        for (delivery, subscription, _event), attempt in zip(outbound, attempts, strict=True):
-            delay = _record(runtime, session, delivery, subscription, attempt)
-            if delay is not None:
-                delays[delivery.id] = delay
-        session.commit()
+        for finished in _post_as_answered(runtime, outbound):
+            held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
+            for delivery, subscription, attempt in finished:
+                if delivery.id not in held:
+                    continue  # our lease ran out and another worker took over: its record stands
+                delay = _record(runtime, session, delivery, subscription, attempt)
+                if delay is not None:
+                    delays[delivery.id] = delay
+            session.commit()
     return delays
 
 
-def _post_all(
+def _post_as_answered(
     runtime: Runtime, outbound: list[tuple[Delivery, Subscription, Event]]
-) -> list[Attempt]:
-    """POST each (delivery, subscription, event), at most `POST_PARALLELISM` at a time."""
-    if len(outbound) == 1:
-        return [_post(runtime, *outbound[0])]
+) -> Iterator[list[tuple[Delivery, Subscription, Attempt]]]:
+    """POST each (delivery, subscription, event), at most `POST_PARALLELISM` at a time; yield
+    the attempts in groups, as they finish."""
+    if len(outbound) <= 1:  # nothing to overlap: no pool
+        for delivery, subscription, event in outbound:
+            yield [(delivery, subscription, _post(runtime, delivery, subscription, event))]
+        return
     with ThreadPoolExecutor(min(len(outbound), POST_PARALLELISM), "hook-post") as pool:
-        return list(pool.map(lambda item: _post(runtime, *item), outbound))
+        running = {pool.submit(_post, runtime, *item): item for item in outbound}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished = [(running.pop(future), future.result()) for future in done]
+            yield [(delivery, subscription, attempt)
+                   for (delivery, subscription, _e), attempt in finished]  # fmt: skip
+
+
+def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
+    """Release our lease on these deliveries; the ids whose lease was still ours (compare and
+    set on the lease's end, which each claim sets anew)."""
+    held = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.lease_until == lease.until)
+        .values(lease_until=None)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(held)
 
 
 def _post(
@@ -217,7 +241,7 @@ def _record(
         )
     )
     delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-    delivery.lease_until = None
+    delivery.lease_until = None  # already released in the database by `_still_held`
     return _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
 
 
@@ -253,9 +277,16 @@ def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> 
     subscription.state, subscription.state_reason, subscription.disabled_at = state, reason, now
 
 
-def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> list[int]:
-    """Lease the due, unleased deliveries among `delivery_ids`; the ids this caller won."""
+@dataclass(frozen=True)
+class Lease:
+    won: list[int]  # the deliveries this caller holds
+    until: datetime  # the lease's end, the same for all of them: our mark on each row
+
+
+def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
+    """Lease the due, unleased deliveries among `delivery_ids`."""
     now = datetime.now(UTC)
+    until = now + _lease_for(len(delivery_ids))
     with runtime.sessions() as session:
         won = session.scalars(
             update(Delivery)
@@ -263,11 +294,11 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> list[int]:
             .where(Delivery.state == "pending")
             .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_until=now + _lease_for(len(delivery_ids)))
+            .values(lease_until=until)
             .returning(Delivery.id)
         ).all()
         session.commit()
-    return list(won)
+    return Lease(list(won), until)
 
 
 def _lease_for(count: int) -> timedelta:

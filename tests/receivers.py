@@ -2,7 +2,9 @@
 
 A script is a list of answers used in order, then `then` for every later request. An answer is
 a status (`500`), a `(status, headers)` pair (`(302, {"Location": url})`), `HANG` (never
-answer until the receiver closes) or `DRIP` (200 at once, then the body 10 bytes every 0.3 s).
+answer until the receiver closes), `DRIP` (200 at once, then the body 10 bytes every 0.3 s) or
+a function called on the receiver's thread when the request arrives, which returns the answer
+(to hold a request until the test says so, or to act while the sender waits).
 Nothing here mocks bridge code: the bridge sends real HTTP.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +20,7 @@ from typing import Any
 
 HANG = "hang"
 DRIP = "drip"
-Answer = int | tuple[int, dict[str, str]] | str
+Answer = int | tuple[int, dict[str, str]] | str | Callable[[], "Answer"]
 
 
 class BackloggedServer(ThreadingHTTPServer):
@@ -102,6 +104,8 @@ class Receiver:
             self.received.append(record)
             self._arrived.notify_all()
         answer = self._next_answer()
+        while callable(answer):
+            answer = answer()
         if answer == HANG:
             self._closing.wait(30)
             return

@@ -182,7 +182,7 @@ def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
             detection.refresh(runtime, *_watch_key(app, watch_id), max_age_s=0)
         with app.extensions["sessions"]() as session:
             (delivery_id,) = session.scalars(select(Delivery.id))
-        assert hooks._claim(runtime, [delivery_id]) == [delivery_id]  # the worker that then died
+        assert hooks._claim(runtime, [delivery_id]).won == [delivery_id]  # the worker that died
         huey = app.extensions["huey"]
         huey.flush()
         sweep = app.extensions["tasks"]["sweep_deliveries"]

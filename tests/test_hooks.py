@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
 from bridge import hook_tasks, hooks
@@ -662,3 +663,52 @@ def test_a_retry_for_a_deleted_hook_is_cancelled_quietly(make_app, seeded, sim_a
         assert len(rec.received) == sent
     (delivery,) = deliveries_of(app, hook["id"])
     assert delivery.state == "cancelled"
+
+
+def test_a_slow_receiver_does_not_hold_back_the_record_of_the_others(make_app, seeded, sim_admin):
+    """Two hooks get one conversation in one batch: the fast receiver's delivery is recorded
+    while the slow receiver still holds its request."""
+    app = hook_app(make_app)
+    token = connect(app, seeded["key"])
+    agent_id = seeded["agents"][0]["id"]
+    release = threading.Event()
+    with receiver() as fast, receiver(then=lambda: 200 if release.wait(10) else 500) as slow:
+        fast_hook = subscribe(app, token, fast.url, agent_id)
+        slow_hook = subscribe(app, token, slow.url, agent_id)
+        talk(sim_admin, agent_id)
+        worker = threading.Thread(target=detect, args=(app,))
+        worker.start()
+        try:
+            assert len(slow.wait_for(1)) == 1
+            deadline = time.monotonic() + 5
+            while deliveries_of(app, fast_hook["id"])[0].state != "delivered":
+                assert time.monotonic() < deadline, "the fast delivery was not recorded"
+                time.sleep(0.02)
+            assert [d.state for d in deliveries_of(app, slow_hook["id"])] == ["pending"]
+        finally:
+            release.set()
+            worker.join(10)
+    assert [d.state for d in deliveries_of(app, slow_hook["id"])] == ["delivered"]
+
+
+def test_an_answer_after_another_worker_took_over_is_not_recorded(make_app, seeded, sim_admin):
+    """A POST that outlived its lease, while another worker claimed the delivery: its answer is
+    not written over the other worker's claim (which will make and record its own attempt)."""
+    app = hook_app(make_app)
+    token = connect(app, seeded["key"])
+    agent_id = seeded["agents"][0]["id"]
+    other_lease = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+
+    def another_worker_claims_it() -> int:
+        with app.extensions["sessions"]() as session:
+            session.execute(update(Delivery).values(lease_until=other_lease))
+            session.commit()
+        return 200
+
+    with receiver(then=another_worker_claims_it) as rec:
+        hook = subscribe(app, token, rec.url, agent_id)
+        talk(sim_admin, agent_id)
+        detect(app)
+        assert len(rec.wait_for(1)) == 1
+    (delivery,) = deliveries_of(app, hook["id"])
+    assert (delivery.state, delivery.attempts, delivery.lease_until) == ("pending", 0, other_lease)
