@@ -89,26 +89,33 @@ def write_event(
     try_claim = (
         status == "accepted" and bool(changes) and marker_is_free(source.sync_due_at)
     )  # most webhooks of a burst find the marker taken and skip the claim
+    event = _event_row(source, key, status, reason, changes)
+    documents = _document_rows(source, changes)
     if db.dialect.name == "postgresql":
-        return _write_in_one_statement(db, source, key, status, reason, changes, try_claim,
-                                       debounce_s)  # fmt: skip
-    event_id = db.execute(_steps(db.dialect.name).record, _event_row(source, key, status, reason,
-                                                                    changes)).scalar()  # fmt: skip
+        return _write_in_one_statement(db, source, event, documents, try_claim, debounce_s)
+    return _write_in_steps(db, source, event, documents, try_claim, debounce_s)
+
+
+def _write_in_steps(
+    db: DBConnection, source: InboundTarget, event: dict[str, Any],
+    documents: list[dict[str, Any]], try_claim: bool, debounce_s: float,
+) -> Written:  # fmt: skip
+    steps = _steps(db.dialect.name)
+    event_id = db.execute(steps.record, event).scalar()
     if event_id is None:
         return Written(None, False)
-    if changes:
-        db.execute(_steps(db.dialect.name).coalesce, _document_rows(source, changes))
+    if documents:
+        db.execute(steps.coalesce, documents)
     claimed = try_claim and claim_sync(db, source.connection_id, debounce_s)
     return Written(int(event_id), claimed)
 
 
 def _write_in_one_statement(
-    db: DBConnection, source: InboundTarget, key: str | None, status: str, reason: str | None,
-    changes: list[Change], try_claim: bool, debounce_s: float,
+    db: DBConnection, source: InboundTarget, event: dict[str, Any],
+    documents: list[dict[str, Any]], try_claim: bool, debounce_s: float,
 ) -> Written:  # fmt: skip
-    documents = _document_rows(source, changes)
     row = db.execute(_one_statement(), {
-        **_event_row(source, key, status, reason, changes),
+        **event,
         **claim_window(debounce_s),
         "connection_id": source.connection_id,
         "now": datetime.now(UTC),
