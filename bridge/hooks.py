@@ -12,10 +12,12 @@ between the receiver's 2xx and our record sends that event once more, with the s
 from __future__ import annotations
 
 import json
+import logging
 import random
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from bridge.delivery import Attempt
 from bridge.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.runtime import Runtime
 
+log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 JITTER = 0.2
 MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is ignored in favour of the schedule
@@ -169,41 +172,75 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
                 outbound.append((delivery, subscription, event))
         session.commit()  # no transaction stays open while receivers answer
         delays = {}
-        for finished in _post_as_answered(runtime, outbound):
-            held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
-            for delivery, subscription, attempt in finished:
-                if delivery.id not in held:
-                    continue  # our lease ran out and another worker took over: its record stands
-                delay = _record(runtime, session, delivery, subscription, attempt)
-                if delay is not None:
-                    delays[delivery.id] = delay
-            session.commit()
+        with closing(_post_as_answered(runtime, outbound)) as answers:  # cancels on error
+            for finished in answers:
+                held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
+                for delivery, subscription, attempt in finished:
+                    if delivery.id not in held:  # another worker took over: its record stands
+                        log.warning("hooks.lease-lost delivery=%s status=%s", delivery.id,
+                                    attempt.status)  # fmt: skip
+                        continue
+                    delay = _record(runtime, session, delivery, subscription, attempt)
+                    if delay is not None:
+                        delays[delivery.id] = delay
+                session.commit()
     return delays
 
 
 def _post_as_answered(
     runtime: Runtime, outbound: list[tuple[Delivery, Subscription, Event]]
-) -> Iterator[list[tuple[Delivery, Subscription, Attempt]]]:
+) -> Generator[list[tuple[Delivery, Subscription, Attempt]], None, None]:
     """POST each (delivery, subscription, event), at most `POST_PARALLELISM` at a time; yield
     the attempts as they finish, grouped with those finishing within `RECORD_WINDOW_S` (one
-    commit for a round of fast receivers instead of one per answer)."""
+    commit for a round of fast receivers instead of one per answer).
+
+    The threads get plain values, never the ORM objects the caller's session keeps using. When
+    the generator is closed early (the caller failed), POSTs not yet started are cancelled.
+    """
+    requests = [_Outgoing.of(delivery, subscription, event)
+                for delivery, subscription, event in outbound]  # fmt: skip
     if len(outbound) <= 1:  # nothing to overlap: no pool
-        for delivery, subscription, event in outbound:
-            yield [(delivery, subscription, _post(runtime, delivery, subscription, event))]
+        for (delivery, subscription, _event), request in zip(outbound, requests, strict=True):
+            yield [(delivery, subscription, _post(runtime, request))]
         return
-    with ThreadPoolExecutor(min(len(outbound), POST_PARALLELISM), "hook-post") as pool:
-        running = {pool.submit(_post, runtime, *item): item for item in outbound}
+    pool = ThreadPoolExecutor(min(len(outbound), POST_PARALLELISM), "hook-post")
+    try:
+        running = {
+            pool.submit(_post, runtime, request): item
+            for item, request in zip(outbound, requests, strict=True)
+        }
         while running:
             first, _ = wait(running, return_when=FIRST_COMPLETED)
             rest, _ = wait(running.keys() - first, timeout=RECORD_WINDOW_S)
             finished = [(running.pop(future), future.result()) for future in first | rest]
             yield [(delivery, subscription, attempt)
                    for (delivery, subscription, _e), attempt in finished]  # fmt: skip
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What one POST needs, read from the ORM objects before it leaves for a thread."""
+
+    target_url: str
+    message_id: str
+    payload_json: str
+    secret_ciphertext: str
+
+    @classmethod
+    def of(cls, delivery: Delivery, subscription: Subscription, event: Event) -> _Outgoing:
+        return cls(subscription.target_url, message_id(delivery), event.payload_json,
+                   subscription.secret_ciphertext)  # fmt: skip
 
 
 def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
-    """Release our lease on these deliveries; the ids whose lease was still ours (compare and
-    set on the lease's end, which each claim sets anew)."""
+    """Release our lease on these deliveries; the ids whose lease was still ours.
+
+    Compare-and-set on the lease's end: another worker can claim a delivery only once our
+    lease has expired, so its lease ends strictly later than ours; and the stored value
+    round-trips exactly (microseconds, UTC) on SQLite and PostgreSQL.
+    """
     held = session.scalars(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids), Delivery.lease_until == lease.until)
@@ -214,15 +251,11 @@ def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[
     return set(held)
 
 
-def _post(
-    runtime: Runtime, delivery: Delivery, subscription: Subscription, event: Event
-) -> Attempt:
+def _post(runtime: Runtime, request: _Outgoing) -> Attempt:
     try:
-        secret = runtime.box.decrypt(subscription.secret_ciphertext)
-        payload = json.loads(event.payload_json)
-        return runtime.deliverer.post(
-            subscription.target_url, message_id(delivery), payload, secret
-        )
+        secret = runtime.box.decrypt(request.secret_ciphertext)
+        payload = json.loads(request.payload_json)
+        return runtime.deliverer.post(request.target_url, request.message_id, payload, secret)
     except Exception as exc:  # an unsendable URL is a failed attempt, not a crashed task
         return Attempt(0, 0, f"could not send: {type(exc).__name__}")
 
@@ -244,7 +277,7 @@ def _record(
         )
     )
     delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-    delivery.lease_until = None  # already released in the database by `_still_held`
+    delivery.lease_until = None  # as `_still_held` wrote it (its bulk UPDATE skips the session)
     return _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
 
 

@@ -63,7 +63,9 @@ class Written:
 def ack_connection(engine: Engine) -> Iterator[DBConnection]:
     """A Core connection for receiving one webhook; the caller commits.
 
-    Autocommit on PostgreSQL: the read needs no BEGIN, and the writes are one statement.
+    Autocommit on PostgreSQL: the read needs no BEGIN, and the writes are one statement, durable
+    as soon as it returns (the caller's commit does nothing there), so nothing after it may
+    count on a rollback.
     """
     with engine.connect() as db:
         if db.dialect.name == "postgresql":
@@ -240,9 +242,10 @@ def _one_statement() -> Select[Any]:
     """PostgreSQL: record, coalesce and claim as one statement.
 
     The document rows arrive as parallel arrays (one per column) and are unnested server-side,
-    so the statement has one shape whatever the number of changes. The coalesce (joined with
-    the event's RETURNING) and the claim run only when the event CTE inserted a row; PostgreSQL
-    runs every data-modifying CTE once, to completion, whether or not the final SELECT reads it.
+    so the statement has one shape whatever the number of changes. PostgreSQL runs every
+    data-modifying CTE to completion whether or not the final SELECT reads it, so the coalesce
+    and the claim are gated on the event CTE's RETURNING (a join, an EXISTS): they write only
+    when the event was inserted.
     """
     event = _record(pg_insert).returning(_EVENTS.c.source_id).cte("event")
     rows = (
