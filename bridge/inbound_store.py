@@ -50,7 +50,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bridge.inbound.mapping import Change
 from bridge.models import Connection, InboundEvent, PendingDocument
 from bridge.sources import InboundTarget
-from bridge.syncer import MARKER_FREE, claim_sync, claim_window, marker_is_free
+from bridge.syncer import MARKER_FREE, claim_sync, claim_window
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,11 @@ def write_event(
     `changes` holds at most one change per document (`ingest` reduces them): on PostgreSQL one
     `INSERT ... ON CONFLICT` cannot touch a row twice.
     """
-    try_claim = (
-        status == "accepted" and bool(changes) and marker_is_free(source.sync_due_at)
-    )  # most webhooks of a burst find the marker taken and skip the claim
+    # The claim reads the marker inside the write, never a value read before verifying: a
+    # sync that released the marker meanwhile (finding nothing due yet) would otherwise leave
+    # this change to the minute sweep. On SQLite the write lock makes this exact; on
+    # PostgreSQL only a release committed during the statement itself can slip past.
+    try_claim = status == "accepted" and bool(changes)
     event = _event_row(source, key, status, reason, changes)
     documents = _document_rows(source, changes)
     if db.dialect.name == "postgresql":

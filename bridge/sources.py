@@ -83,7 +83,6 @@ class InboundTarget:
     secrets_ciphertext: str
     state: str
     connection_revoked: bool
-    sync_due_at: datetime | None  # the connection's sync marker, see `syncer.claim_sync`
 
 
 def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
@@ -100,7 +99,6 @@ def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
         secrets_ciphertext=row.secrets_ciphertext,
         state=row.state,
         connection_revoked=row.revoked_at is not None,
-        sync_due_at=row.sync_due_at,
     )
 
 
@@ -110,7 +108,7 @@ _BY_TOKEN = (
     select(
         _SOURCES.c.id, _SOURCES.c.connection_id, _SOURCES.c.provider, _SOURCES.c.config_json,
         _SOURCES.c.secrets_ciphertext, _SOURCES.c.state, _SOURCES.c.path_token_hash,
-        _CONNECTIONS.c.revoked_at, _CONNECTIONS.c.sync_due_at,
+        _CONNECTIONS.c.revoked_at,
     )
     .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
     .where(_SOURCES.c.path_token_hash == bindparam("digest"))

@@ -53,12 +53,6 @@ def external_id(source_id: str, cms_id: str) -> str:
     return f"{source_id}:{cms_id}"
 
 
-def marker_is_free(due_at: datetime | None, stale_after: timedelta = STALE_MARKER) -> bool:
-    """Whether `claim_sync` could succeed given a marker read earlier (a cheap pre-check; the
-    claim itself decides)."""
-    return due_at is None or due_at < datetime.now(UTC) - stale_after
-
-
 def claim_sync(
     db: Session | DBConnection,
     connection_id: str,

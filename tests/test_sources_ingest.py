@@ -15,10 +15,13 @@ import time
 import httpx
 import pytest
 
+from bridge import sync_state
 from bridge.inbound.providers import PROVIDERS
 from bridge.inbound.schemes import TokenScheme
+from bridge.inbound_store import ack_connection
 from bridge.ingest import IngestRejected, ingest
 from bridge.sources import find_by_token
+from bridge.syncer import claim_sync
 from tests.actions_helpers import at_once
 from tests.inbound.samples import CONTENTFUL_UNPUBLISH, SAMPLES, SW_SECRET, SW_SECRET_NEW
 from tests.sources_helpers import (
@@ -462,6 +465,35 @@ def test_a_rolled_back_request_leaves_no_trace(bridge, sim_admin):
     retry = bridge.post(source, request)
     assert retry.status_code == 202, retry.get_json()
     assert len(upserted(sim_admin, bridge.datastore_id)) == 1
+
+
+def test_webhook_racing_the_end_of_a_sync_schedules_the_next(bridge):
+    """The sync marker was taken when the source was read, and the running sync released it
+    (finding nothing due) before the webhook wrote: the webhook claims the marker, so its
+    document does not wait for the minute sweep."""
+    assert_racing_webhook_claims_the_sync(bridge)
+
+
+@pytest.mark.postgres
+def test_webhook_racing_the_end_of_a_sync_schedules_the_next_on_postgres(make_app, seeded, pg_url):
+    """The same through PostgreSQL's one-statement write."""
+    assert_racing_webhook_claims_the_sync(connect(make_app, seeded, database_url=pg_url))
+
+
+def assert_racing_webhook_claims_the_sync(bridge):
+    source = bridge.source("woocommerce")
+    request = signed_for(source, "woocommerce")
+    engine, runtime = bridge.app.extensions["engine"], bridge.app.extensions["runtime"]
+    with engine.connect() as db:
+        assert claim_sync(db, bridge.connection_id, 60)  # a sync task is scheduled
+        db.commit()
+    with ack_connection(engine) as db:
+        target = find_by_token(db, token_of(source))
+        sync_state.release_marker(runtime, bridge.connection_id)  # it ends, nothing due yet
+        result = ingest(db, runtime.box, target, raw_body=request.body, headers=request.headers,
+                        method="POST", path=source["inbound_path"], debounce_s=0)  # fmt: skip
+        db.commit()
+    assert (result.status, result.schedule_sync) == ("accepted", True)
 
 
 # --- coalescing: newest version wins, tombstones hold ----------------------------------------
