@@ -30,6 +30,7 @@ from bridge.storage import get_session
 
 bp = Blueprint("sources", __name__)
 EVENTS_PAGE = 100
+EVENT_STATUSES = ("accepted", "rejected", "unmappable")
 
 
 class CreateSourceIn(ToolInput):
@@ -68,6 +69,15 @@ class CreateSourceIn(ToolInput):
                 netguard.check_url_shape(credentials["base_url"])
             except netguard.UnsafeTarget as exc:
                 raise ValidationError(f"base_url: {exc}", "credentials") from exc
+
+
+class EventsQuery(ToolInput):
+    before = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "Only events older than this event id: the next page starts before "
+        "the last id of this one."
+    })  # fmt: skip
+    limit = fields.Integer(load_default=EVENTS_PAGE, validate=validate.Range(1, EVENTS_PAGE))
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
 
 
 class RotateSecretIn(ToolInput):
@@ -170,15 +180,17 @@ def replay(source_id: str) -> tuple[Response, int]:
 @bp.get("/v1/sources/<source_id>/events")
 @require_connection
 def events(source_id: str) -> Response:
-    """Each received event, its verification result, and the fate of each document it carried."""
+    """Each received event, its verification result, and the fate of each document it carried;
+    newest first, a page of `limit` at a time (`before` pages back, `status` filters)."""
     source = _own(source_id)
+    query = EventsQuery().load(request.args.to_dict())
     session = get_session()
-    rows = session.scalars(
-        select(InboundEvent)
-        .where(InboundEvent.source_id == source.id)
-        .order_by(InboundEvent.id.desc())
-        .limit(EVENTS_PAGE)
-    ).all()
+    page = select(InboundEvent).where(InboundEvent.source_id == source.id)
+    if "before" in query:
+        page = page.where(InboundEvent.id < query["before"])
+    if "status" in query:
+        page = page.where(InboundEvent.status == query["status"])
+    rows = session.scalars(page.order_by(InboundEvent.id.desc()).limit(query["limit"])).all()
     cms_ids = {c["cms_id"] for row in rows for c in json.loads(row.changes_json)}
     documents = {
         doc.cms_id: doc

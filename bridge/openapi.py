@@ -13,7 +13,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from bridge.api_connections import CreateConnectionIn, RotateKeyIn
-from bridge.api_sources import CreateSourceIn
+from bridge.api_sources import CreateSourceIn, EventsQuery
 from bridge.api_triggers import SubscribeIn
 from bridge.manifest import VERSION
 from bridge.operation import Action, Trigger
@@ -315,14 +315,19 @@ def _source_paths(spec: APISpec) -> None:
                              {204: {"description": "Deleted"}, **_errors((401, 404))},
                              parameters=[source_id]),
     })  # fmt: skip
+    page = [_param(name, "query", _query_schema(field))
+            for name, field in EventsQuery().fields.items()]  # fmt: skip
+    spec.path(path="/v1/sources/{source_id}/events", operations={
+        "get": _operation("Received events and each document's fate, newest first",
+                          {200: objs, **_errors((401, 404, 422))},
+                          parameters=[source_id, *page]),
+    })  # fmt: skip
     for suffix, summary, ok in (
-        ("events", "Received events and each document's fate", {200: objs}),
         ("rotate-secret", "New signing secret (the old one verifies for 24 h)", {200: obj}),
         ("replay", "Send dead-lettered documents again", {202: obj}),
     ):
-        method = "get" if suffix == "events" else "post"
         spec.path(path=f"/v1/sources/{{source_id}}/{suffix}", operations={
-            method: _operation(summary, {**ok, **_errors((401, 404))}, parameters=[source_id]),
+            "post": _operation(summary, {**ok, **_errors((401, 404))}, parameters=[source_id]),
         })  # fmt: skip
     token = _param("token", "path", {"type": "string"}, required=True)
     spec.path(path="/in/{token}", operations={

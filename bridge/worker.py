@@ -8,7 +8,7 @@ Every task re-reads what it needs from the database; nothing is shared through m
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
@@ -52,14 +52,19 @@ def init_app(app: Flask) -> Huey:
 
     @huey.periodic_task(every, name="housekeeping")  # type: ignore[untyped-decorator]  # huey is untyped
     def housekeeping() -> None:
-        """Periodic upkeep: heartbeat, expired idempotency records."""
+        """Periodic upkeep: heartbeat, expired idempotency records, old inbound events."""
         beat(sessions, "housekeeping")
         with session_scope(sessions) as session:
             purged = idempotency.purge_expired(session)
         if purged:
             log.info("housekeeping.idempotency_purged count=%d", purged)
+        before = datetime.now(UTC) - timedelta(days=settings.inbound_retention_days)
+        with app.extensions["engine"].connect() as db:
+            events = inbound_store.purge_events(db, before)
+        if events:
+            log.info("housekeeping.inbound_events_purged count=%d", events)
 
-    from bridge import hook_tasks, job_tasks, sync_tasks
+    from bridge import hook_tasks, inbound_store, job_tasks, sync_tasks
     from bridge.registry import ACTIONS
 
     runtime = app.extensions["runtime"]

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from bridge import sources
+from bridge import inbound_store, sources
 from bridge.models import InboundEvent, Source
 from tests.conftest import bearer
 from tests.inbound.samples import SAMPLES
@@ -354,6 +355,85 @@ def test_events_are_newest_first_with_reasons(bridge):
         ("accepted", None),
     ]
     assert events[0]["id"] > events[1]["id"]
+
+
+def events_page(bridge, source, **query):
+    return bridge.client.get(
+        f"/v1/sources/{source['id']}/events", query_string=query, headers=bridge.headers()
+    )
+
+
+def test_events_page_back_and_filter_by_status(bridge):
+    """`limit` cuts the newest-first list, `before` gives the next page, `status` filters."""
+    source = bridge.source("woocommerce")
+    for delivery in ("d1", "d2", "d3"):
+        bridge.post(source, woo(source, delivery))
+    bridge.post(source, woo(source, "d4").tampered())
+    first = events_page(bridge, source, limit=3).get_json()
+    assert [e["delivery_key"] is None for e in first] == [True, False, False]
+    rest = events_page(bridge, source, limit=3, before=first[-1]["id"]).get_json()
+    assert [e["id"] for e in rest] == [first[-1]["id"] - 1]
+    rejected = events_page(bridge, source, status="rejected").get_json()
+    assert [(e["status"], e["reason"]) for e in rejected] == [("rejected", "bad-signature")]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"before": "abc"}, "before"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"),
+     ({"status": "lost"}, "status"), ({"page": "2"}, "page")],
+)  # fmt: skip
+def test_bad_events_query_is_422_naming_the_field(bridge, query, field):
+    source = bridge.source("woocommerce")
+    answer = events_page(bridge, source, **query)
+    assert answer.status_code == 422
+    assert field in answer.get_data(as_text=True)
+    assert len(answer.get_data(as_text=True)) < 250
+
+
+def test_housekeeping_forgets_old_events_and_a_retried_old_delivery_is_not_sent_again(
+    make_app, seeded, sim_admin
+):
+    """Events older than BRIDGE_INBOUND_RETENTION_DAYS are purged by the housekeeping task;
+    the document's row stays, so the CMS retrying a purged delivery records a new event but
+    sends nothing to ZappWay again."""
+    assert_old_events_are_forgotten(connect(make_app, seeded, inbound_retention_days=7), sim_admin)
+
+
+@pytest.mark.postgres
+def test_housekeeping_forgets_old_events_on_postgres(make_app, seeded, sim_admin, pg_url):
+    """The same purge statement on PostgreSQL."""
+    bridge = connect(make_app, seeded, inbound_retention_days=7, database_url=pg_url)
+    assert_old_events_are_forgotten(bridge, sim_admin)
+
+
+def test_purge_works_through_a_backlog_in_batches(bridge):
+    """A backlog larger than one batch is deleted in several statements, and only events
+    received before the cutoff."""
+    source = bridge.source("woocommerce")
+    for delivery in ("d1", "d2", "d3", "d4", "d5"):
+        bridge.post(source, woo(source, delivery))
+    cutoff = datetime.now(UTC)
+    newest = bridge.post(source, woo(source, "d6")).get_json()["event_id"]
+    with bridge.app.extensions["engine"].connect() as db:
+        assert inbound_store.purge_events(db, cutoff, batch=2) == 5
+    assert [e["id"] for e in bridge.events(source)] == [newest]
+
+
+def assert_old_events_are_forgotten(bridge, sim_admin):
+    source = bridge.source("woocommerce")
+    old, recent = woo(source, "d-old"), woo(source, "d-new")
+    assert bridge.post(source, old).status_code == 202
+    eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+    with bridge.app.extensions["sessions"]() as session:
+        session.execute(update(InboundEvent).values(received_at=eight_days_ago))
+        session.commit()
+    kept = bridge.post(source, recent).get_json()["event_id"]
+    sent = len(upserted(sim_admin, bridge.datastore_id))
+    bridge.app.extensions["tasks"]["housekeeping"]()
+    assert [e["id"] for e in bridge.events(source)] == [kept]
+    retried = bridge.post(source, old)
+    assert retried.get_json()["status"] == "accepted"
+    assert len(upserted(sim_admin, bridge.datastore_id)) == sent
 
 
 # --- secret hygiene ---------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""inbound events: index on received_at, for the retention purge
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01 15:40:00.000000
+"""
+from alembic import op
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('inbound_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbound_events_received_at'), ['received_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('inbound_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_events_received_at'))
