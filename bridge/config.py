@@ -62,6 +62,7 @@ class Settings:
     sync_batch_bytes: int = 900_000
     sync_stale_after_s: float = 120.0
     inbound_retention_days: float = 7.0
+    job_retention_days: float = 7.0
     sync_debounce_s: float = 2.0
     sync_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
     log_level: str = "INFO"
@@ -154,6 +155,7 @@ class Settings:
             ),
             sync_stale_after_s=reader.number("BRIDGE_SYNC_STALE_AFTER", 120.0, 1, 3600),
             inbound_retention_days=reader.number("BRIDGE_INBOUND_RETENTION_DAYS", 7.0, 1, 3650),
+            job_retention_days=reader.number("BRIDGE_JOB_RETENTION_DAYS", 7.0, 1, 3650),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

@@ -9,8 +9,10 @@ the database depends on what a round trip costs:
   itself (`ack_connection` opens the connection that way). This halved the round trips of an
   acknowledgement and is what lets PostgreSQL keep up with `bench/ingest.py`.
 
-Events are forgotten after the retention period (`purge_events`, run by the worker's
-housekeeping); the documents' rows stay, since their versions order every later change.
+Events are forgotten after `BRIDGE_INBOUND_RETENTION_DAYS` (the worker's housekeeping); the
+documents' rows stay, since their versions order every later change: a CMS retrying a forgotten
+delivery records a new event, but its change carries the version already stored, so nothing is
+sent again.
 
 Both forms keep the same rules: a delivery key already received writes nothing; a document's
 row is replaced only by a strictly newer version (a delete is a versioned tombstone); the sync
@@ -38,7 +40,6 @@ from sqlalchemy import (
     Text,
     bindparam,
     column,
-    delete,
     exists,
     func,
     literal,
@@ -55,9 +56,6 @@ from bridge.inbound.mapping import Change
 from bridge.models import Connection, InboundEvent, PendingDocument
 from bridge.sources import InboundTarget
 from bridge.syncer import MARKER_FREE, claim_sync, claim_window
-
-PURGE_BATCH = 5000
-PURGE_BATCHES = 20  # per housekeeping run: a larger backlog is caught up over the next runs
 
 
 @dataclass(frozen=True)
@@ -139,29 +137,6 @@ def _write_in_one_statement(
     if row.event_id is None:
         return Written(None, False)
     return Written(int(row.event_id), bool(row.claimed))
-
-
-def purge_events(db: DBConnection, before: datetime, batch: int = PURGE_BATCH) -> int:
-    """Delete the events received before `before`, `batch` rows per statement (so neither
-    database holds a long write lock), at most `PURGE_BATCHES` statements per call; how many.
-
-    Dedupe survives the purge: a CMS retrying a forgotten delivery records a new event, but its
-    change carries the version already stored for its document, so nothing is sent again.
-    """
-    purged = 0
-    for _ in range(PURGE_BATCHES):
-        oldest = (
-            select(_EVENTS.c.id)
-            .where(_EVENTS.c.received_at < before)
-            .order_by(_EVENTS.c.id)
-            .limit(batch)
-        )
-        deleted = db.execute(delete(_EVENTS).where(_EVENTS.c.id.in_(oldest.scalar_subquery())))
-        db.commit()
-        purged += deleted.rowcount
-        if deleted.rowcount < batch:
-            break
-    return purged
 
 
 def _event_row(

@@ -103,7 +103,7 @@ class Job(Base):
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_last_status: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 
 class IdempotencyRecord(Base):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Column, Engine, create_engine, delete, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +66,30 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+PURGE_BATCH = 5000
+PURGE_BATCHES = 20  # per call: a larger backlog is caught up by the next housekeeping runs
+
+
+def purge_before(
+    engine: Engine, column: Column[Any], before: datetime, batch: int = PURGE_BATCH
+) -> int:
+    """Delete the rows of `column`'s table whose `column` is before `before` (NULL never is),
+    `batch` rows per statement so neither database holds a long write lock, at most
+    `PURGE_BATCHES` statements per call; returns how many. `column` should be indexed."""
+    table = column.table
+    (key,) = table.primary_key.columns
+    purged = 0
+    with engine.connect() as db:
+        for _ in range(PURGE_BATCHES):
+            oldest = select(key).where(column < before).order_by(key).limit(batch)
+            deleted = db.execute(delete(table).where(key.in_(oldest.scalar_subquery())))
+            db.commit()
+            purged += deleted.rowcount
+            if deleted.rowcount < batch:
+                break
+    return purged
 
 
 def ping(engine: Engine) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import idempotency
 from bridge.config import Settings
-from bridge.models import Heartbeat
-from bridge.storage import session_scope
+from bridge.models import Heartbeat, InboundEvent, Job
+from bridge.storage import purge_before, session_scope
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "zappway-bridge"
@@ -52,19 +54,23 @@ def init_app(app: Flask) -> Huey:
 
     @huey.periodic_task(every, name="housekeeping")  # type: ignore[untyped-decorator]  # huey is untyped
     def housekeeping() -> None:
-        """Periodic upkeep: heartbeat, expired idempotency records, old inbound events."""
+        """Periodic upkeep: heartbeat, expired idempotency records, received CMS webhooks and
+        finished jobs past their retention (unfinished jobs have no `finished_at`: kept)."""
         beat(sessions, "housekeeping")
         with session_scope(sessions) as session:
             purged = idempotency.purge_expired(session)
         if purged:
             log.info("housekeeping.idempotency_purged count=%d", purged)
-        before = datetime.now(UTC) - timedelta(days=settings.inbound_retention_days)
-        with app.extensions["engine"].connect() as db:
-            events = inbound_store.purge_events(db, before)
-        if events:
-            log.info("housekeeping.inbound_events_purged count=%d", events)
+        now = datetime.now(UTC)
+        for column, days in (
+            (cast(Table, InboundEvent.__table__).c.received_at, settings.inbound_retention_days),
+            (cast(Table, Job.__table__).c.finished_at, settings.job_retention_days),
+        ):
+            count = purge_before(app.extensions["engine"], column, now - timedelta(days=days))
+            if count:
+                log.info("housekeeping.purged table=%s count=%d", column.table.name, count)
 
-    from bridge import hook_tasks, inbound_store, job_tasks, sync_tasks
+    from bridge import hook_tasks, job_tasks, sync_tasks
     from bridge.registry import ACTIONS
 
     runtime = app.extensions["runtime"]

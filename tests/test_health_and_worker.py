@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from huey import RedisHuey, SqliteHuey
+from datetime import UTC, datetime, timedelta
 
-from bridge.models import Heartbeat
+from huey import RedisHuey, SqliteHuey
+from sqlalchemy import select
+
+from bridge.models import Heartbeat, Job
 
 
 def test_healthz_is_alive(client):
@@ -65,3 +68,21 @@ def test_redis_queue_when_configured(make_app, redis_url):
     with app.extensions["sessions"]() as session:
         assert session.get(Heartbeat, "housekeeping").runs == 1
     assert app.test_client().get("/readyz").get_json()["checks"]["queue"] == "ok"
+
+
+def test_housekeeping_forgets_finished_jobs_past_their_retention(app, connection):
+    """Finished jobs older than BRIDGE_JOB_RETENTION_DAYS go; newer ones and unfinished ones
+    (however old) stay."""
+    now = datetime.now(UTC)
+    ages = {"old": now - timedelta(days=8), "recent": now - timedelta(days=1), "running": None}
+    with app.extensions["sessions"]() as session:
+        for job_id, finished_at in ages.items():
+            session.add(Job(
+                id=job_id, connection_id=connection["id"], action="query_agent",
+                state="running" if finished_at is None else "done", input_json="{}",
+                created_at=now - timedelta(days=30), finished_at=finished_at,
+            ))  # fmt: skip
+        session.commit()
+    app.extensions["tasks"]["housekeeping"]()
+    with app.extensions["sessions"]() as session:
+        assert sorted(session.scalars(select(Job.id))) == ["recent", "running"]

@@ -10,12 +10,14 @@ import base64
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Table, update
 
-from bridge import inbound_store, sources
+from bridge import sources
 from bridge.models import InboundEvent, Source
+from bridge.storage import purge_before
 from tests.conftest import bearer
 from tests.inbound.samples import SAMPLES
 from tests.sources_helpers import (
@@ -414,8 +416,8 @@ def test_purge_works_through_a_backlog_in_batches(bridge):
         bridge.post(source, woo(source, delivery))
     cutoff = datetime.now(UTC)
     newest = bridge.post(source, woo(source, "d6")).get_json()["event_id"]
-    with bridge.app.extensions["engine"].connect() as db:
-        assert inbound_store.purge_events(db, cutoff, batch=2) == 5
+    received_at = cast(Table, InboundEvent.__table__).c.received_at
+    assert purge_before(bridge.app.extensions["engine"], received_at, cutoff, batch=2) == 5
     assert [e["id"] for e in bridge.events(source)] == [newest]
 
 

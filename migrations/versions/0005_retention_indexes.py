@@ -1,4 +1,4 @@
-"""inbound events: index on received_at, for the retention purge
+"""retention indexes: inbound_events.received_at and jobs.finished_at, for housekeeping's purge
 
 Revision ID: 0005
 Revises: 0004
@@ -16,8 +16,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('inbound_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_inbound_events_received_at'), ['received_at'], unique=False)
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_jobs_finished_at'), ['finished_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_jobs_finished_at'))
     with op.batch_alter_table('inbound_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_events_received_at'))
