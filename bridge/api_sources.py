@@ -8,6 +8,7 @@ visibility endpoints.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -171,7 +172,8 @@ def replay(source_id: str) -> tuple[Response, int]:
     source = _own(source_id)
     count = syncer.replay(_runtime(), source.id)
     session = get_session()
-    if syncer.claim_sync(session, source.connection_id, 0):
+    stale_after = timedelta(seconds=context.settings().sync_stale_after_s)
+    if syncer.claim_sync(session, source.connection_id, 0, stale_after):
         session.commit()
         _schedule(source.connection_id, 0)
     return jsonify({"replayed": count}), 202
@@ -242,6 +244,7 @@ def receive(token: str) -> tuple[Response, int]:
                 raw_body=request.get_data(cache=False), headers=dict(request.headers),
                 method=request.method, path=request.full_path.rstrip("?"),
                 debounce_s=settings.sync_debounce_s,
+                stale_after=timedelta(seconds=settings.sync_stale_after_s),
             )  # fmt: skip
         except IngestRejected as exc:
             db.commit()  # the rejection is recorded, for the source's events

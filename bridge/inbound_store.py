@@ -9,10 +9,10 @@ the database depends on what a round trip costs:
   itself (`ack_connection` opens the connection that way). This halved the round trips of an
   acknowledgement and is what lets PostgreSQL keep up with `bench/ingest.py`.
 
-Events are forgotten after `BRIDGE_INBOUND_RETENTION_DAYS` (the worker's housekeeping); the
-documents' rows stay, since their versions order every later change: a CMS retrying a forgotten
-delivery records a new event, but its change carries the version already stored, so nothing is
-sent again.
+Events without a delivery key (refused requests, keyless deliveries) are forgotten after
+`BRIDGE_INBOUND_RETENTION_DAYS` (the worker's housekeeping); an accepted delivery's key is kept,
+since it is what refuses a replay of that signed request. The documents' rows always stay: their
+versions order every later change.
 
 Both forms keep the same rules: a delivery key already received writes nothing; a document's
 row is replaced only by a strictly newer version (a delete is a versioned tombstone); the sync
@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -55,7 +55,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bridge.inbound.mapping import Change
 from bridge.models import Connection, InboundEvent, PendingDocument
 from bridge.sources import InboundTarget
-from bridge.syncer import MARKER_FREE, claim_sync, claim_window
+from bridge.syncer import MARKER_FREE, STALE_MARKER, claim_in_window, claim_window
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ def write_event(
     reason: str | None,
     changes: list[Change],
     debounce_s: float,
+    stale_after: timedelta = STALE_MARKER,
 ) -> Written:
     """Record the event and, when it is new, coalesce its changes and try to claim the sync.
 
@@ -100,14 +101,15 @@ def write_event(
     try_claim = status == "accepted" and bool(changes)
     event = _event_row(source, key, status, reason, changes)
     documents = _document_rows(source, changes)
+    window = claim_window(debounce_s, stale_after)
     if db.dialect.name == "postgresql":
-        return _write_in_one_statement(db, source, event, documents, try_claim, debounce_s)
-    return _write_in_steps(db, source, event, documents, try_claim, debounce_s)
+        return _write_in_one_statement(db, source, event, documents, try_claim, window)
+    return _write_in_steps(db, source, event, documents, try_claim, window)
 
 
 def _write_in_steps(
     db: DBConnection, source: InboundTarget, event: dict[str, Any],
-    documents: list[dict[str, Any]], try_claim: bool, debounce_s: float,
+    documents: list[dict[str, Any]], try_claim: bool, window: dict[str, datetime],
 ) -> Written:  # fmt: skip
     steps = _steps(db.dialect.name)
     event_id = db.execute(steps.record, event).scalar()
@@ -115,17 +117,17 @@ def _write_in_steps(
         return Written(None, False)
     if documents:
         db.execute(steps.coalesce, documents)
-    claimed = try_claim and claim_sync(db, source.connection_id, debounce_s)
+    claimed = try_claim and claim_in_window(db, source.connection_id, window)
     return Written(int(event_id), claimed)
 
 
 def _write_in_one_statement(
     db: DBConnection, source: InboundTarget, event: dict[str, Any],
-    documents: list[dict[str, Any]], try_claim: bool, debounce_s: float,
+    documents: list[dict[str, Any]], try_claim: bool, window: dict[str, datetime],
 ) -> Written:  # fmt: skip
     row = db.execute(_one_statement(), {
         **event,
-        **claim_window(debounce_s),
+        **window,
         "connection_id": source.connection_id,
         "now": datetime.now(UTC),
         "try_claim": try_claim,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection as DBConnection
@@ -30,7 +30,7 @@ from bridge.inbound.verify import VerificationError, verify
 from bridge.inbound_store import write_event
 from bridge.source_config import resolve
 from bridge.sources import InboundTarget, active_secrets
-from bridge.syncer import external_id
+from bridge.syncer import STALE_MARKER, external_id
 
 log = logging.getLogger(__name__)
 MAX_EXTERNAL_ID = 255  # DocumentMapping.external_id, where `<source id>:<cms id>` is kept
@@ -65,6 +65,7 @@ def ingest(
     method: str,
     path: str,
     debounce_s: float,
+    stale_after: timedelta = STALE_MARKER,
 ) -> IngestResult:
     """Run the recipe for one request on `db` (a Core connection: no ORM on this path); the
     caller commits.
@@ -91,7 +92,7 @@ def ingest(
         _reject(db, source, "unmappable", exc.reason)
         raise IngestRejected(422, exc.reason) from exc
     written = write_event(db, source, key=key, status="accepted", reason=None, changes=changes,
-                          debounce_s=debounce_s)  # fmt: skip
+                          debounce_s=debounce_s, stale_after=stale_after)  # fmt: skip
     if written.event_id is None:
         return IngestResult("duplicate", None, 0, False)
     status = "accepted" if changes else "ignored"

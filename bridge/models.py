@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -255,11 +265,20 @@ class InboundEvent(Base):
     """One request received on a source: verification result and the changes it carried."""
 
     __tablename__ = "inbound_events"
-    __table_args__ = (UniqueConstraint("source_id", "delivery_key", name="uq_inbound_delivery"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "delivery_key", name="uq_inbound_delivery"),
+        # What housekeeping may purge (rows without a delivery key), by age.
+        Index(
+            "ix_inbound_events_unkeyed_received_at",
+            "received_at",
+            sqlite_where=text("delivery_key IS NULL"),
+            postgresql_where=text("delivery_key IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivery_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(100))

@@ -262,19 +262,25 @@ def _trigger_paths(spec: APISpec, trigger: Trigger) -> None:
 
 
 def _query_schema(field: Any) -> dict[str, Any]:
-    """JSON Schema of a query parameter (the plugin's field2property, types only)."""
+    """JSON Schema of a query parameter (the plugin's field2property: types, ranges, choices
+    and defaults)."""
     from marshmallow import fields as mfields
+    from marshmallow import missing, validate
 
+    default = {} if field.load_default is missing else {"default": field.load_default}
     if isinstance(field, mfields.Integer):
         low = next((v.min for v in field.validators if hasattr(v, "min")), None)
         high = next((v.max for v in field.validators if hasattr(v, "max")), None)
         return {"type": "integer", **({"minimum": low} if low is not None else {}),
-                **({"maximum": high} if high is not None else {})}  # fmt: skip
+                **({"maximum": high} if high is not None else {}), **default}  # fmt: skip
     if isinstance(field, mfields.Boolean):
-        return {"type": "boolean"}
+        return {"type": "boolean", **default}
     if isinstance(field, mfields.DateTime):
         return {"type": "string", "format": "date-time"}
-    return {"type": "string", "pattern": "^[A-Za-z0-9@_.:-]{1,100}$"}
+    choices = next((v.choices for v in field.validators if isinstance(v, validate.OneOf)), None)
+    if choices is not None:
+        return {"type": "string", "enum": list(choices), **default}
+    return {"type": "string", "pattern": "^[A-Za-z0-9@_.:-]{1,100}$", **default}
 
 
 def _hook_paths(spec: APISpec) -> None:

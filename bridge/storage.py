@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g
-from sqlalchemy import Column, Engine, create_engine, delete, event, select, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,17 +83,24 @@ PURGE_BATCHES = 20  # per call: a larger backlog is caught up by the next housek
 
 
 def purge_before(
-    engine: Engine, column: Column[Any], before: datetime, batch: int = PURGE_BATCH
+    engine: Engine,
+    column: Column[Any],
+    before: datetime,
+    *,
+    only: ColumnElement[bool] | None = None,
+    batch: int = PURGE_BATCH,
 ) -> int:
-    """Delete the rows of `column`'s table whose `column` is before `before` (NULL never is),
-    `batch` rows per statement so neither database holds a long write lock, at most
-    `PURGE_BATCHES` statements per call; returns how many. `column` should be indexed."""
+    """Delete the rows of `column`'s table whose `column` is before `before` (NULL never is)
+    and that match `only`, `batch` rows per statement so neither database holds a long write
+    lock, at most `PURGE_BATCHES` statements per call; returns how many. `column` should be
+    indexed."""
     table = column.table
     (key,) = table.primary_key.columns
+    old = column < before if only is None else and_(column < before, only)
     purged = 0
     with engine.connect() as db:
         for _ in range(PURGE_BATCHES):
-            oldest = select(key).where(column < before).order_by(key).limit(batch)
+            oldest = select(key).where(old).order_by(key).limit(batch)
             deleted = db.execute(delete(table).where(key.in_(oldest.scalar_subquery())))
             db.commit()
             purged += deleted.rowcount

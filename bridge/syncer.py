@@ -66,10 +66,15 @@ def claim_sync(
     task; a marker older than `stale_after` belongs to a task a killed worker lost, and may be
     claimed again.
     """
+    return claim_in_window(db, connection_id, claim_window(delay_s, stale_after))
+
+
+def claim_in_window(
+    db: Session | DBConnection, connection_id: str, window: dict[str, datetime]
+) -> bool:
+    """`claim_sync` with the window already computed (`claim_window`)."""
     connection = db.connection() if isinstance(db, Session) else db
-    claimed = connection.execute(
-        _CLAIM_SYNC, {"claimed_id": connection_id, **claim_window(delay_s, stale_after)}
-    ).rowcount
+    claimed = connection.execute(_CLAIM_SYNC, {"claimed_id": connection_id, **window}).rowcount
     return bool(claimed)
 
 

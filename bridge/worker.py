@@ -13,7 +13,7 @@ from typing import cast
 
 from flask import Flask
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
-from sqlalchemy import Table
+from sqlalchemy import Engine, Table, or_
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import idempotency
@@ -54,21 +54,13 @@ def init_app(app: Flask) -> Huey:
 
     @huey.periodic_task(every, name="housekeeping")  # type: ignore[untyped-decorator]  # huey is untyped
     def housekeeping() -> None:
-        """Periodic upkeep: heartbeat, expired idempotency records, received CMS webhooks and
-        finished jobs past their retention (unfinished jobs have no `finished_at`: kept)."""
+        """Periodic upkeep: heartbeat, expired idempotency records, old records (`_purge`)."""
         beat(sessions, "housekeeping")
         with session_scope(sessions) as session:
             purged = idempotency.purge_expired(session)
         if purged:
             log.info("housekeeping.idempotency_purged count=%d", purged)
-        now = datetime.now(UTC)
-        for column, days in (
-            (cast(Table, InboundEvent.__table__).c.received_at, settings.inbound_retention_days),
-            (cast(Table, Job.__table__).c.finished_at, settings.job_retention_days),
-        ):
-            count = purge_before(app.extensions["engine"], column, now - timedelta(days=days))
-            if count:
-                log.info("housekeeping.purged table=%s count=%d", column.table.name, count)
+        _purge(app.extensions["engine"], settings)
 
     from bridge import hook_tasks, job_tasks, sync_tasks
     from bridge.registry import ACTIONS
@@ -81,6 +73,26 @@ def init_app(app: Flask) -> Huey:
         **sync_tasks.register(huey, runtime),
     }
     return huey
+
+
+def _purge(engine: Engine, settings: Settings) -> None:
+    """Delete what has outlived its retention, keeping anything still needed:
+
+    - received CMS webhooks without a delivery key (refused requests, which anyone can send,
+      and keyless deliveries). An accepted delivery's key is kept: it is what refuses a replay
+      of that signed request, and several CMSs sign no time that would end a replay's window;
+    - finished jobs whose result callback is not still being retried.
+    """
+    now = datetime.now(UTC)
+    events, jobs = cast(Table, InboundEvent.__table__), cast(Table, Job.__table__)
+    for column, days, only in (
+        (events.c.received_at, settings.inbound_retention_days, events.c.delivery_key.is_(None)),
+        (jobs.c.finished_at, settings.job_retention_days,
+         or_(jobs.c.callback_state.is_(None), jobs.c.callback_state != "pending")),
+    ):  # fmt: skip
+        count = purge_before(engine, column, now - timedelta(days=days), only=only)
+        if count:
+            log.info("housekeeping.purged table=%s count=%d", column.table.name, count)
 
 
 def main() -> None:

@@ -71,18 +71,23 @@ def test_redis_queue_when_configured(make_app, redis_url):
 
 
 def test_housekeeping_forgets_finished_jobs_past_their_retention(app, connection):
-    """Finished jobs older than BRIDGE_JOB_RETENTION_DAYS go; newer ones and unfinished ones
-    (however old) stay."""
+    """Finished jobs older than BRIDGE_JOB_RETENTION_DAYS go; newer ones, unfinished ones and
+    ones whose callback is still being retried (however old) stay."""
     now = datetime.now(UTC)
-    ages = {"old": now - timedelta(days=8), "recent": now - timedelta(days=1), "running": None}
+    old, recent = now - timedelta(days=8), now - timedelta(days=1)
+    jobs = {"old": (old, None), "old-called-back": (old, "delivered"), "recent": (recent, None),
+            "running": (None, None), "old-calling-back": (old, "pending")}  # fmt: skip
     with app.extensions["sessions"]() as session:
-        for job_id, finished_at in ages.items():
+        for job_id, (finished_at, callback_state) in jobs.items():
             session.add(Job(
                 id=job_id, connection_id=connection["id"], action="query_agent",
                 state="running" if finished_at is None else "done", input_json="{}",
-                created_at=now - timedelta(days=30), finished_at=finished_at,
+                callback_state=callback_state, created_at=now - timedelta(days=30),
+                finished_at=finished_at,
             ))  # fmt: skip
         session.commit()
     app.extensions["tasks"]["housekeeping"]()
     with app.extensions["sessions"]() as session:
-        assert sorted(session.scalars(select(Job.id))) == ["recent", "running"]
+        assert sorted(session.scalars(select(Job.id))) == [
+            "old-calling-back", "recent", "running"
+        ]  # fmt: skip

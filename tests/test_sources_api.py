@@ -392,12 +392,10 @@ def test_bad_events_query_is_422_naming_the_field(bridge, query, field):
     assert len(answer.get_data(as_text=True)) < 250
 
 
-def test_housekeeping_forgets_old_events_and_a_retried_old_delivery_is_not_sent_again(
-    make_app, seeded, sim_admin
-):
-    """Events older than BRIDGE_INBOUND_RETENTION_DAYS are purged by the housekeeping task;
-    the document's row stays, so the CMS retrying a purged delivery records a new event but
-    sends nothing to ZappWay again."""
+def test_housekeeping_forgets_old_refusals_but_not_delivery_keys(make_app, seeded, sim_admin):
+    """Refused requests older than BRIDGE_INBOUND_RETENTION_DAYS are purged by housekeeping; an
+    accepted delivery's event is kept, so a replay of that signed request (WooCommerce signs no
+    time) is still a duplicate, however old."""
     assert_old_events_are_forgotten(connect(make_app, seeded, inbound_retention_days=7), sim_admin)
 
 
@@ -423,18 +421,19 @@ def test_purge_works_through_a_backlog_in_batches(bridge):
 
 def assert_old_events_are_forgotten(bridge, sim_admin):
     source = bridge.source("woocommerce")
-    old, recent = woo(source, "d-old"), woo(source, "d-new")
-    assert bridge.post(source, old).status_code == 202
+    accepted = woo(source, "d-old")
+    accepted_id = bridge.post(source, accepted).get_json()["event_id"]
+    assert bridge.post(source, woo(source, "d-bad").tampered()).status_code == 401
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
     with bridge.app.extensions["sessions"]() as session:
         session.execute(update(InboundEvent).values(received_at=eight_days_ago))
         session.commit()
-    kept = bridge.post(source, recent).get_json()["event_id"]
+    assert bridge.post(source, woo(source, "d-bad-2").tampered()).status_code == 401
     sent = len(upserted(sim_admin, bridge.datastore_id))
     bridge.app.extensions["tasks"]["housekeeping"]()
-    assert [e["id"] for e in bridge.events(source)] == [kept]
-    retried = bridge.post(source, old)
-    assert retried.get_json()["status"] == "accepted"
+    remaining = [(e["status"], e["id"] == accepted_id) for e in bridge.events(source)]
+    assert remaining == [("rejected", False), ("accepted", True)]
+    assert bridge.post(source, accepted).get_json()["status"] == "duplicate"
     assert len(upserted(sim_admin, bridge.datastore_id)) == sent
 
 

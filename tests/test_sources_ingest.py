@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from bridge import sync_state
 from bridge.inbound.providers import PROVIDERS
 from bridge.inbound.schemes import TokenScheme
 from bridge.inbound_store import ack_connection
 from bridge.ingest import IngestRejected, ingest
+from bridge.models import Connection
 from bridge.sources import find_by_token
 from bridge.syncer import claim_sync
 from tests.actions_helpers import at_once
@@ -478,6 +481,20 @@ def test_webhook_racing_the_end_of_a_sync_schedules_the_next(bridge):
 def test_webhook_racing_the_end_of_a_sync_schedules_the_next_on_postgres(make_app, seeded, pg_url):
     """The same through PostgreSQL's one-statement write."""
     assert_racing_webhook_claims_the_sync(connect(make_app, seeded, database_url=pg_url))
+
+
+def test_webhook_leaves_a_marker_younger_than_sync_stale_after(make_app, seeded):
+    """A marker 5 minutes old belongs to a live sync when BRIDGE_SYNC_STALE_AFTER is an hour:
+    a webhook does not take it over (a second concurrent run would follow)."""
+    bridge = connect(make_app, seeded, sync_stale_after_s=3600, sync_debounce_s=30)
+    source = bridge.source("woocommerce")
+    five_minutes_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    with bridge.app.extensions["sessions"]() as session:
+        session.execute(update(Connection).values(sync_due_at=five_minutes_ago))
+        session.commit()
+    assert bridge.post(source, signed_for(source, "woocommerce")).status_code == 202
+    with bridge.app.extensions["sessions"]() as session:
+        assert session.get(Connection, bridge.connection_id).sync_due_at == five_minutes_ago
 
 
 def assert_racing_webhook_claims_the_sync(bridge):
