@@ -7,6 +7,7 @@ socket (`sim_server`). PostgreSQL and Redis fixtures skip only when those server
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 import uuid
@@ -149,7 +150,8 @@ def redis_url() -> Iterator[str]:
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     import redis
 
-    url = f"{REDIS_BASE}/9"
+    # Parallel checkouts on one machine pick different databases (BRIDGE_TEST_REDIS_DB).
+    url = f"{REDIS_BASE}/{os.environ.get('BRIDGE_TEST_REDIS_DB', '9')}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
