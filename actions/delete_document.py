@@ -6,10 +6,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.documents import delete_document
+from bridge.documents.service import delete_document
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
-from bridge.upstream_errors import UpstreamNotFound
+from bridge.upstream.errors import UpstreamNotFound
 
 KEY = "delete_document"
 NOUN = "Document"

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
-from bridge.upstream_errors import UpstreamNotFound
+from bridge.upstream.errors import UpstreamNotFound
 
 KEY = "query_datastore"
 NOUN = "Passage"

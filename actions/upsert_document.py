@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.documents import upsert_documents
+from bridge.documents.service import upsert_documents
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
 

@@ -63,8 +63,8 @@ from query_agent_load import (  # noqa: E402  (shared helpers of the bench scrip
 )
 
 from bridge.config import normalise_database_url  # noqa: E402
-from bridge.inbound.providers import PROVIDERS  # noqa: E402
-from bridge.inbound.signing import sign  # noqa: E402
+from bridge.sync.providers.providers import PROVIDERS  # noqa: E402
+from bridge.sync.providers.signing import sign  # noqa: E402
 from sim.testing import SimAdmin  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/9"

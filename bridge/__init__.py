@@ -17,26 +17,21 @@ def create_app(
     upstream_transport: httpx.BaseTransport | None = None,
 ) -> Flask:
     """Build the app. `config` (a dict of Settings fields) replaces the environment entirely."""
-    from bridge import (
-        api_actions,
-        api_connections,
-        api_meta,
-        api_sources,
-        api_triggers,
-        cli,
-        errors,
-        health,
-        logs,
-        storage,
-        worker,
-    )  # fmt: skip
+    from bridge import worker
     from bridge.config import Settings
-    from bridge.crypto import SecretBox
-    from bridge.delivery import Deliverer
-    from bridge.jobs import DeadlineRunner
+    from bridge.connections import views as api_connections
+    from bridge.hooks import views as api_triggers
+    from bridge.infra import logs, storage
+    from bridge.infra.crypto import SecretBox
+    from bridge.infra.outbound import Deliverer
     from bridge.registry import ACTIONS, TRIGGERS
+    from bridge.runs import views as api_actions
+    from bridge.runs.jobs import DeadlineRunner
     from bridge.runtime import Runtime
-    from bridge.upstream import UpstreamPool
+    from bridge.spec import views as api_meta
+    from bridge.sync import views as api_sources
+    from bridge.upstream.client import UpstreamPool
+    from bridge.web import cli, errors, health
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
     logs.configure(settings.log_level)

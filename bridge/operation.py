@@ -18,7 +18,7 @@ from typing import Any
 
 from marshmallow import Schema
 
-from bridge.zappway import ZappWay
+from bridge.upstream.zappway import ZappWay
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -29,7 +29,9 @@ class ActionContext:
 
     zappway: ZappWay
     connection_id: str
-    documents: Any  # bridge.documents.DocumentMap; Any keeps actions free of storage imports
+    documents: (
+        Any  # bridge.documents.service.DocumentMap; Any keeps actions free of storage imports
+    )
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import connections
 from bridge.config import Settings
-from bridge.crypto import SecretBox
-from bridge.delivery import Deliverer
-from bridge.documents import DocumentMap
+from bridge.connections import service as connections
+from bridge.documents.service import DocumentMap
+from bridge.infra.crypto import SecretBox
+from bridge.infra.outbound import Deliverer
 from bridge.operation import ActionContext
-from bridge.upstream import UpstreamPool
-from bridge.zappway import ZappWay
+from bridge.upstream.client import UpstreamPool
+from bridge.upstream.zappway import ZappWay
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from sqlalchemy import Engine, Table, or_
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import idempotency
 from bridge.config import Settings
-from bridge.models import Heartbeat, InboundEvent, Job
-from bridge.storage import purge_before, session_scope
+from bridge.infra.models import Heartbeat, InboundEvent, Job
+from bridge.infra.storage import purge_before, session_scope
+from bridge.runs import idempotency
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "zappway-bridge"
@@ -62,8 +62,10 @@ def init_app(app: Flask) -> Huey:
             log.info("housekeeping.idempotency_purged count=%d", purged)
         _purge(app.extensions["engine"], settings)
 
-    from bridge import hook_tasks, job_tasks, sync_tasks
+    from bridge.hooks import tasks as hook_tasks
     from bridge.registry import ACTIONS
+    from bridge.runs import tasks as job_tasks
+    from bridge.sync import tasks as sync_tasks
 
     runtime = app.extensions["runtime"]
     app.extensions["tasks"] = {

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from bridge.models import DocumentMapping, Job
+from bridge.infra.models import DocumentMapping, Job
 from sim.state import EXTENSION
 from tests.conftest import bearer
 

@@ -10,8 +10,8 @@ import sys
 import time
 
 from bridge.config import Settings
-from bridge.upstream import UpstreamPool
-from bridge.upstream_errors import UpstreamRateLimited
+from bridge.upstream.client import UpstreamPool
+from bridge.upstream.errors import UpstreamRateLimited
 
 
 def main() -> None:

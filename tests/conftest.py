@@ -21,7 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import sim
-from bridge import create_app, storage
+from bridge import create_app
+from bridge.infra import storage
 from sim.testing import SimAdmin, serve_in_thread
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -2,8 +2,8 @@
 requests signed for a source's real inbound URL, and readers of what was stored or sent upstream.
 
 Plain functions and small records only (fixtures stay in each test module). Requests are signed
-with `bridge.inbound.signing.sign`, the sender half of the verifier, over the real `/in/<token>`
-path (Contentful signs it); everything is posted through the app's routes.
+with `bridge.sync.providers.signing.sign`, the sender half of the verifier, over the real
+`/in/<token>` path (Contentful signs it); everything is posted through the app's routes.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from bridge.inbound.generic import FieldMap, GenericConfig
-from bridge.inbound.providers import PROVIDERS
-from bridge.inbound.signing import sign
-from bridge.models import PendingDocument
+from bridge.infra.models import PendingDocument
+from bridge.sync.providers.generic import FieldMap, GenericConfig
+from bridge.sync.providers.providers import PROVIDERS
+from bridge.sync.providers.signing import sign
 from sim.testing import serve_in_thread
 from tests.conftest import bearer
-from tests.inbound.builders import SignedRequest
-from tests.inbound.samples import SAMPLES
+from tests.sync.providers.builders import SignedRequest
+from tests.sync.providers.samples import SAMPLES
 
 # Inline sync: huey runs in immediate mode, and a zero debounce schedules the task without delay.
 INLINE = {"sync_debounce_s": 0}

@@ -2,7 +2,7 @@
 sync task, readers of what the simulator now holds, and a local CMS for thin payloads.
 
 The webhooks are signed the way a sender would sign them (an HMAC over the raw body), posted to
-the real `/in/<token>` route or, for bulk, handed to `bridge.ingest.ingest` in one transaction.
+the real `/in/<token>` route or, for bulk, handed to `bridge.sync.ingest.ingest` in one transaction.
 Nothing here replaces bridge code: the sync runs through the registered Huey task.
 """
 
@@ -26,9 +26,9 @@ import httpx
 from flask import Flask
 from sqlalchemy import select
 
-from bridge import sources
-from bridge.ingest import ingest
-from bridge.models import Connection, PendingDocument
+from bridge.infra.models import Connection, PendingDocument
+from bridge.sync import sources
+from bridge.sync.ingest import ingest
 from sim.models import Document
 from sim.state import EXTENSION, Store
 from tests.conftest import bearer

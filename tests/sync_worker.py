@@ -11,7 +11,8 @@ import json
 import sys
 import time
 
-from bridge import create_app, syncer
+from bridge import create_app
+from bridge.sync import drain as syncer
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from huey import RedisHuey, SqliteHuey
 from sqlalchemy import select
 
-from bridge.models import Heartbeat, Job
+from bridge.infra.models import Heartbeat, Job
 
 
 def test_healthz_is_alive(client):

@@ -1,0 +1,1 @@
+"""Connections: a ZappWay key wrapped in a revocable bridge token."""

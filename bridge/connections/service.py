@@ -1,0 +1,231 @@
+"""Connection lifecycle: create, authenticate, rotate, revoke. No Flask here.
+
+A connection binds one ZappWay key (encrypted) to one bridge token (hashed). Every ZappWay key is
+proven against the upstream's strict `/me` before it is stored or swapped in, so nothing is
+written when the key is bad or ZappWay is down. Revocation is a timestamp checked on every
+authentication and by `open_client`, which background work also goes through.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.config import Settings
+from bridge.infra import crypto
+from bridge.infra.models import Connection
+from bridge.upstream.client import Organization, UpstreamClient, UpstreamPool
+
+
+class ConnectionAuthError(Exception):
+    """Raised when a request's connection credential is missing, malformed, unknown or revoked."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class InvalidApiKey(ValueError):
+    """Raised when a ZappWay key is syntactically unusable (empty, inner whitespace)."""
+
+
+class ConnectionRevoked(Exception):
+    """Raised when work is attempted for a revoked connection."""
+
+
+@dataclass(frozen=True)
+class IssuedConnection:
+    """A connection, its token and its signing secret: the only moment both exist in clear."""
+
+    connection: Connection
+    token: str
+    signing_secret: str
+
+
+def normalise_api_key(raw: str) -> str:
+    """Trim the key (the upstream's 401 checklist blames stray spaces) and sanity-check it.
+
+    Raises:
+        InvalidApiKey: when empty, containing inner whitespace, or absurdly long.
+    """
+    key = raw.strip()
+    if not key:
+        raise InvalidApiKey("api_key must not be empty")
+    if any(c.isspace() for c in key):
+        raise InvalidApiKey("api_key must not contain spaces or line breaks")
+    if not key.isascii() or not key.isprintable():
+        raise InvalidApiKey("api_key must contain only printable ASCII characters")
+    if len(key) > 512:
+        raise InvalidApiKey("api_key is too long (max 512 characters)")
+    return key
+
+
+def plan_limit(settings: Settings, plan: str) -> int:
+    return settings.limit_for_plan(plan)
+
+
+def verify_key(pool: UpstreamPool, settings: Settings, api_key: str, plan: str) -> Organization:
+    """Prove a ZappWay key works; raises the upstream error otherwise (nothing is stored)."""
+    return pool.client(api_key, plan_limit(settings, plan)).whoami()
+
+
+def create(
+    session: Session,
+    box: crypto.SecretBox,
+    org: Organization,
+    *,
+    api_key: str,
+    label: str | None,
+    plan: str,
+) -> IssuedConnection:
+    """Store a verified key and issue a token for it."""
+    token = crypto.new_connection_token()
+    signing_secret = crypto.new_signing_secret()
+    connection = Connection(
+        id="conn_" + secrets.token_hex(10),
+        label=(label or org.name or "ZappWay connection")[:200],
+        plan=plan,
+        api_key_ciphertext=box.encrypt(api_key),
+        api_key_last4=crypto.last4(api_key),
+        token_hash=crypto.hash_token(token),
+        token_last4=crypto.last4(token),
+        upstream_org_id=org.id,
+        upstream_org_name=org.name,
+        key_status="valid",
+        key_checked_at=datetime.now(UTC),
+        signing_secret_ciphertext=box.encrypt(signing_secret),
+    )
+    session.add(connection)
+    session.flush()
+    return IssuedConnection(connection, token, signing_secret)
+
+
+def authenticate(session: Session, token: str | None) -> Connection:
+    """Return the live connection for a presented token.
+
+    Raises:
+        ConnectionAuthError: with reason missing, malformed, unknown or revoked.
+    """
+    if not token:
+        raise ConnectionAuthError(
+            "missing_credentials",
+            "Missing connection token: send 'Authorization: Bearer <token>' "
+            "or 'X-API-Key: <token>'",
+        )
+    if not crypto.looks_like_token(token):
+        raise ConnectionAuthError(
+            "malformed_credentials",
+            f"Malformed connection token: expected '{crypto.TOKEN_PREFIX}' "
+            "followed by 43 characters",
+        )
+    digest = crypto.hash_token(token)
+    connection = session.scalar(select(Connection).where(Connection.token_hash == digest))
+    if connection is None or not crypto.same_secret(connection.token_hash, digest):
+        raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
+    if connection.is_revoked:
+        raise ConnectionAuthError("revoked_credentials", "This connection has been revoked")
+    return connection
+
+
+def open_client(
+    session: Session,
+    box: crypto.SecretBox,
+    pool: UpstreamPool,
+    settings: Settings,
+    connection_id: str,
+    max_wait: float | None = None,
+) -> UpstreamClient:
+    """Return an upstream client for a connection, re-reading it so revocation applies at once.
+
+    Raises:
+        ConnectionRevoked: when the connection is gone or revoked.
+    """
+    connection = session.get(Connection, connection_id, populate_existing=True)
+    if connection is None or connection.is_revoked:
+        raise ConnectionRevoked(connection_id)
+    api_key = box.decrypt(connection.api_key_ciphertext)
+    return pool.client(api_key, plan_limit(settings, connection.plan), max_wait)
+
+
+def replace_api_key(
+    connection: Connection, box: crypto.SecretBox, org: Organization, new_key: str
+) -> None:
+    """Swap in a key already verified by `verify_key` (one UPDATE: atomic)."""
+    connection.api_key_ciphertext = box.encrypt(new_key)
+    connection.api_key_last4 = crypto.last4(new_key)
+    connection.upstream_org_id = org.id
+    connection.upstream_org_name = org.name
+    connection.key_status = "valid"
+    connection.key_checked_at = datetime.now(UTC)
+
+
+def signing_secret(connection: Connection, box: crypto.SecretBox) -> str:
+    """Return the secret that signs callbacks and hook deliveries to this connection's URLs."""
+    if connection.signing_secret_ciphertext is None:
+        raise ConnectionRevoked(connection.id)
+    return box.decrypt(connection.signing_secret_ciphertext)
+
+
+def rotate_signing_secret(connection: Connection, box: crypto.SecretBox) -> str:
+    secret = crypto.new_signing_secret()
+    connection.signing_secret_ciphertext = box.encrypt(secret)
+    return secret
+
+
+def rotate_token(connection: Connection) -> str:
+    """Issue a new token; the old one stops working immediately."""
+    token = crypto.new_connection_token()
+    connection.token_hash = crypto.hash_token(token)
+    connection.token_last4 = crypto.last4(token)
+    return token
+
+
+def revoke(connection: Connection) -> None:
+    if connection.revoked_at is None:
+        connection.revoked_at = datetime.now(UTC)
+
+
+def mark_key_rejected(connection: Connection) -> None:
+    """Record that ZappWay refused the stored key, so operators and /v1/me can see it."""
+    connection.key_status = "rejected"
+    connection.key_checked_at = datetime.now(UTC)
+
+
+def find(session: Session, connection_id: str) -> Connection | None:
+    return session.get(Connection, connection_id)
+
+
+def list_all(session: Session, include_revoked: bool = False) -> list[Connection]:
+    query = select(Connection).order_by(Connection.created_at)
+    if not include_revoked:
+        query = query.where(Connection.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def reencrypt_all(session: Session, box: crypto.SecretBox) -> int:
+    """Re-encrypt every stored key under the primary secret; returns how many rows."""
+    rows = list(session.scalars(select(Connection)))
+    for connection in rows:
+        connection.api_key_ciphertext = box.rotate(connection.api_key_ciphertext)
+    return len(rows)
+
+
+def describe(connection: Connection, settings: Settings) -> dict[str, object]:
+    """Public view of a connection: never the key or the token, only their last 4."""
+    return {
+        "id": connection.id,
+        "label": connection.label,
+        "plan": connection.plan,
+        "rate_limit_per_minute": plan_limit(settings, connection.plan),
+        "api_key_last4": connection.api_key_last4,
+        "token_last4": connection.token_last4,
+        "key_status": connection.key_status,
+        "organization": {"id": connection.upstream_org_id, "name": connection.upstream_org_name},
+        "created_at": connection.created_at.isoformat(),
+        "revoked_at": connection.revoked_at.isoformat() if connection.revoked_at else None,
+    }

@@ -1,0 +1,1 @@
+"""Datastore documents: the external-id map that makes upserts update."""

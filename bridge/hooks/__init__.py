@@ -1,0 +1,1 @@
+"""Triggers: detecting new events, the event log, REST-hook subscriptions and deliveries."""

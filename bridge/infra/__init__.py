@@ -1,0 +1,1 @@
+"""Infrastructure: storage, tables, crypto, logs, SSRF rules, the outbound client."""

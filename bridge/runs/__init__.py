@@ -1,0 +1,1 @@
+"""Action runs: the action routes, long runs as jobs, Idempotency-Key replays."""

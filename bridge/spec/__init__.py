@@ -1,0 +1,1 @@
+"""Self-description generated from the registry: manifest.json and OpenAPI."""

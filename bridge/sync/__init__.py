@@ -1,0 +1,1 @@
+"""Inbound CMS sync: sources, webhook ingest, and the batched drain to ZappWay."""

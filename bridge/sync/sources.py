@@ -1,0 +1,182 @@
+"""Inbound sources: one CMS webhook endpoint per (connection, provider, datastore).
+
+The inbound URL's last segment is a random token (only its SHA-256 is used for lookup; it is
+kept encrypted to show the owner again). Signing secrets are encrypted as one blob that also
+holds the previous secret until its overlap ends, so a rotation never drops a delivery.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.orm import Session
+
+from bridge.infra import crypto
+from bridge.infra.models import Connection, Source
+
+TOKEN_BYTES = 24
+ROTATION_OVERLAP = timedelta(hours=24)
+MAX_PREVIOUS = 5
+
+
+@dataclass(frozen=True)
+class NewSource:
+    source: Source
+    path_token: str
+    secret: str
+
+
+def new_secret(provider: str) -> str:
+    """A secret in the form the provider expects (Standard Webhooks wants `whsec_` base64)."""
+    if provider in ("standard_webhooks", "payload"):
+        return crypto.new_signing_secret()
+    return secrets.token_urlsafe(32)
+
+
+def create(
+    session: Session,
+    box: crypto.SecretBox,
+    connection_id: str,
+    *,
+    provider: str,
+    datastore_id: str,
+    secret: str | None,
+    config: dict[str, Any],
+    credentials: dict[str, str] | None = None,
+) -> NewSource:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    chosen = secret or new_secret(provider)
+    source = Source(
+        id="src_" + secrets.token_hex(10),
+        connection_id=connection_id,
+        provider=provider,
+        datastore_id=datastore_id,
+        path_token_hash=crypto.hash_token(token),
+        path_token_ciphertext=box.encrypt(token),
+        secrets_ciphertext=box.encrypt(
+            json.dumps({"current": chosen, "previous": [], "credentials": credentials or {}})
+        ),
+        config_json=json.dumps(config),
+        state="active",
+    )
+    session.add(source)
+    session.flush()
+    return NewSource(source, token, chosen)
+
+
+@dataclass(frozen=True)
+class InboundTarget:
+    """What receiving a webhook needs of its source, read in one statement (no ORM object:
+    this runs on every webhook)."""
+
+    id: str
+    connection_id: str
+    provider: str
+    config_json: str
+    secrets_ciphertext: str
+    state: str
+    connection_revoked: bool
+
+
+def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
+    """The source whose inbound URL ends in `token`, with what it needs of its connection."""
+    digest = crypto.hash_token(token)
+    row = db.execute(_BY_TOKEN, {"digest": digest}).first()
+    if row is None or not crypto.same_secret(row.path_token_hash, digest):
+        return None
+    return InboundTarget(
+        id=row.id,
+        connection_id=row.connection_id,
+        provider=row.provider,
+        config_json=row.config_json,
+        secrets_ciphertext=row.secrets_ciphertext,
+        state=row.state,
+        connection_revoked=row.revoked_at is not None,
+    )
+
+
+_SOURCES = cast(Table, Source.__table__)
+_CONNECTIONS = cast(Table, Connection.__table__)
+_BY_TOKEN = (
+    select(
+        _SOURCES.c.id, _SOURCES.c.connection_id, _SOURCES.c.provider, _SOURCES.c.config_json,
+        _SOURCES.c.secrets_ciphertext, _SOURCES.c.state, _SOURCES.c.path_token_hash,
+        _CONNECTIONS.c.revoked_at,
+    )
+    .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
+    .where(_SOURCES.c.path_token_hash == bindparam("digest"))
+)  # fmt: skip
+
+
+class SourceSecrets(Protocol):
+    @property
+    def secrets_ciphertext(self) -> str: ...
+
+
+def active_secrets(source: SourceSecrets, box: crypto.SecretBox, now: datetime) -> list[str]:
+    """The current secret, then previous ones still inside their overlap window."""
+    current, previous = _signing_secrets(box, source.secrets_ciphertext)
+    return [current, *(secret for secret, until in previous if until > now)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _signing_secrets(
+    box: crypto.SecretBox, ciphertext: str
+) -> tuple[str, tuple[tuple[str, datetime], ...]]:
+    """Decrypt once per ciphertext: a rotation writes a new ciphertext, so this never serves
+    a replaced secret, and the ack path skips a Fernet decrypt per webhook."""
+    blob = json.loads(box.decrypt(ciphertext))
+    previous = tuple(
+        (entry["secret"], datetime.fromisoformat(entry["until"]))
+        for entry in blob.get("previous", [])
+    )
+    return blob["current"], previous
+
+
+def fetch_credentials(source: Source, box: crypto.SecretBox) -> dict[str, str]:
+    """The CMS read credentials for thin payloads (`token`, `base_url`), possibly empty."""
+    credentials: dict[str, str] = json.loads(box.decrypt(source.secrets_ciphertext)).get(
+        "credentials", {}
+    )
+    return credentials
+
+
+def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str:
+    """Make `new` (or a fresh secret) current; the old one keeps verifying for the overlap.
+
+    Earlier secrets still inside their own overlap stay too (a second rotation on the same
+    day must not cut off a sender still using the first secret), up to `MAX_PREVIOUS`.
+    """
+    blob = json.loads(box.decrypt(source.secrets_ciphertext))
+    now = datetime.now(UTC)
+    still_valid = [
+        entry for entry in blob.get("previous", []) if datetime.fromisoformat(entry["until"]) > now
+    ]
+    retired = {"secret": blob["current"], "until": (now + ROTATION_OVERLAP).isoformat()}
+    blob["previous"] = [retired, *still_valid][:MAX_PREVIOUS]
+    blob["current"] = new or new_secret(source.provider)
+    source.secrets_ciphertext = box.encrypt(json.dumps(blob))
+    return str(blob["current"])
+
+
+def inbound_path(token: str) -> str:
+    return f"/in/{token}"
+
+
+def describe(source: Source, box: crypto.SecretBox) -> dict[str, Any]:
+    """Public view of a source: its inbound path (the owner may see it again), never secrets."""
+    return {
+        "id": source.id,
+        "provider": source.provider,
+        "datastore_id": source.datastore_id,
+        "inbound_path": inbound_path(box.decrypt(source.path_token_ciphertext)),
+        "state": source.state,
+        "created_at": source.created_at.isoformat(),
+    }

@@ -1,0 +1,1 @@
+"""ZappWay: the HTTP client, its error tree, typed operations and rate budget."""

@@ -1,0 +1,353 @@
+"""The ZappWay client: one pooled httpx.Client per process, one typed method per operation.
+
+Every call goes through `UpstreamClient._call`, which (1) takes a slot from the key's shared rate
+budget, (2) sends exactly `Authorization: Bearer <key>`, (3) turns transport failures and error
+statuses into the tree in `bridge.upstream.errors` (the only translation point), and (4) retries
+with jittered exponential backoff: 429 and refused connections always (nothing ran upstream),
+5xx and timeouts only for idempotent calls. Bodies are read through an allow-list; raw upstream
+bodies are never logged or returned (the legacy API leaks secrets in some of them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bridge.config import Settings
+from bridge.infra.crypto import fingerprint
+from bridge.upstream.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamResponseError,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_from_response,
+    is_legacy_auth_denial,
+)
+from bridge.upstream.ratelimit import KeyRateLimiter
+
+log = logging.getLogger(__name__)
+
+# Operation -> path per profile, relative to the configured base URL (contract A.5, B.1).
+PATHS: Mapping[str, Mapping[str, str]] = {
+    "documented": {
+        "me": "/me",
+        "agents": "/agents",
+        "agent": "/agents/{agent_id}",
+        "query_agent": "/agents/{agent_id}/query",
+        "datastores": "/datastores",
+        "query_datastore": "/datastores/{datastore_id}/query",
+        "upsert": "/datastores/{datastore_id}/upsert",
+        "datasource": "/datasources/{document_id}",
+        "conversations": "/agents/{agent_id}/conversations",
+        "conversation": "/conversations/{conversation_id}",
+    },
+    "legacy": {
+        "me": "/me",
+        "agents": "/agents",
+        "agent": "/agents/{agent_id}",
+        "query_agent": "/agents/{agent_id}/query",
+        "datastores": "/datastores",
+        "query_datastore": "/datastores/{datastore_id}/query",
+        "upsert": "/external/datastores/upsert/{datastore_id}",
+        "update": "/external/datastores/update/{datastore_id}",
+        "datasource": "/datasources/{document_id}",
+        "conversations": "/logs",
+        "conversation": "/conversations/{conversation_id}",
+    },
+}
+# Routes where the legacy API checks the key strictly: a 403 there means the key is bad (B.5).
+STRICT_OPERATIONS = frozenset({"me", "agents", "datastores", "datasource", "conversations"})
+ORG_FIELDS = ("id", "name", "currentPlan", "isPremium", "nbAgents", "nbDatastores")
+
+
+@dataclass(frozen=True)
+class Organization:
+    """The upstream organization a key belongs to (billing fields dropped)."""
+
+    id: str
+    name: str
+    plan: str | None
+    is_premium: bool
+
+
+class UpstreamPool:
+    """Per-process owner of the HTTP connection pools and the shared rate limiter.
+
+    The connections are split over several `httpx.Client`s of at most `SHARD_SIZE` each: httpcore
+    rescans its whole pool whenever a request starts or ends, so one pool of 1,000 connections
+    spent ~14 % of the bridge's CPU scanning during 1,000 concurrent calls
+    (`bench/query_agent_load.py`).
+    """
+
+    SHARD_SIZE = 100
+    KEEPALIVE = 100  # idle connections kept per process, over all shards
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._shards: list[httpx.Client] = []
+        self._turn = itertools.count()
+        self._pid = 0
+        self._lock = threading.Lock()
+        self.limiter = KeyRateLimiter(settings)
+
+    @property
+    def http(self) -> httpx.Client:
+        """Return one of the process's clients in turn (created lazily, and anew after a fork)."""
+        with self._lock:
+            if not self._shards or self._pid != os.getpid():
+                total = self.settings.upstream_max_connections
+                count = -(-total // self.SHARD_SIZE)  # even shards: requests go to each in turn
+                sizes = [total // count + (index < total % count) for index in range(count)]
+                keepalive = max(10, self.KEEPALIVE // len(sizes))  # idle ones kept, all shards
+                self._shards = [self._new_client(size, min(size, keepalive)) for size in sizes]
+                self._pid = os.getpid()
+            shards = self._shards
+        return shards[next(self._turn) % len(shards)]
+
+    def _new_client(self, max_connections: int, keepalive: int) -> httpx.Client:
+        return httpx.Client(
+            transport=self._transport,
+            timeout=httpx.Timeout(
+                self.settings.upstream_read_timeout_s,
+                connect=self.settings.upstream_connect_timeout_s,
+            ),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=keepalive,
+            ),
+            follow_redirects=False,
+            headers={"User-Agent": "zappway-bridge/0.1"},
+        )
+
+    def client(
+        self, api_key: str, per_minute: int, max_wait: float | None = None
+    ) -> UpstreamClient:
+        """Return a client that acts with one ZappWay key under its rate budget.
+
+        `max_wait` caps how long a call may wait for that budget (default: BRIDGE_RATE_WAIT);
+        background work passes 0 and reschedules itself instead of holding a worker thread.
+        """
+        return UpstreamClient(self, api_key, per_minute, max_wait)
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.close()
+        self.limiter.close()
+
+
+class UpstreamClient:
+    """Typed ZappWay operations for one key. Never returns an httpx.Response."""
+
+    def __init__(
+        self, pool: UpstreamPool, api_key: str, per_minute: int, max_wait: float | None = None
+    ) -> None:
+        self._pool = pool
+        self._max_wait = max_wait
+        self._api_key = api_key.strip()
+        self._fp = fingerprint(self._api_key)
+        self._per_minute = per_minute
+        self._paths = PATHS[pool.settings.upstream_profile]
+
+    def __repr__(self) -> str:
+        return f"UpstreamClient(key=<SECRET …{self._api_key[-4:]}>)"
+
+    @property
+    def profile(self) -> str:
+        return self._pool.settings.upstream_profile
+
+    def whoami(self) -> Organization:
+        """Return the key's organization (GET /me): the cheap, strict key check.
+
+        Raises:
+            UpstreamAuthError: the key is invalid or revoked (401, or legacy 403 `Forbidden`).
+        """
+        body = self._call("GET", "me", idempotent=True)
+        if not isinstance(body, dict) or not body.get("id"):
+            raise UpstreamProtocolError("ZappWay's /me answer has no organization id")
+        org = {name: body.get(name) for name in ORG_FIELDS}
+        return Organization(
+            id=str(org["id"]),
+            name=str(org["name"] or ""),
+            plan=str(org["currentPlan"]) if org["currentPlan"] else None,
+            is_premium=bool(org["isPremium"]),
+        )
+
+    def request(
+        self,
+        method: str,
+        operation: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = False,
+        max_wait: float | None = None,
+        keep_meta: bool = False,
+    ) -> Any:
+        """Run one operation and return its JSON body, unwrapped from `{data}`.
+
+        With `keep_meta`, return `(data, meta)` where meta is None for bare (legacy) bodies.
+
+        Raises:
+            UpstreamError: any subclass, already translated.
+        """
+        return self._call(
+            method,
+            operation,
+            path_params=path_params,
+            params=params,
+            json=json,
+            idempotent=idempotent,
+            max_wait=max_wait,
+            keep_meta=keep_meta,
+        )
+
+    def _call(
+        self,
+        method: str,
+        operation: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = False,
+        max_wait: float | None = None,
+        keep_meta: bool = False,
+    ) -> Any:
+        settings = self._pool.settings
+        if max_wait is None:
+            max_wait = settings.upstream_rate_wait_s if self._max_wait is None else self._max_wait
+        budget = max_wait
+        deadline = time.monotonic() + budget
+        quoted = {name: quote(str(value), safe="") for name, value in (path_params or {}).items()}
+        path = self._paths[operation].format(**quoted)
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(method, operation, path, params, json, deadline, keep_meta)
+            except UpstreamError as exc:
+                delay = self._retry_delay(exc, attempt, idempotent)
+                if delay is None or time.monotonic() + delay > deadline:
+                    raise
+                log.info(
+                    "upstream.retry op=%s reason=%s attempt=%d delay=%.2f key=%s",
+                    operation, exc.reason, attempt + 1, delay, self._fp[:8],
+                )  # fmt: skip
+                time.sleep(delay)
+                attempt += 1
+
+    def _retry_delay(self, exc: UpstreamError, attempt: int, idempotent: bool) -> float | None:
+        """Return seconds to wait before retrying, or None when the error is final."""
+        if attempt >= self._pool.settings.upstream_max_retries:
+            return None
+        backoff = random.uniform(0, min(60.0, 0.5 * 2**attempt))  # noqa: S311 (jitter)
+        if isinstance(exc, UpstreamRateLimited) and exc.upstream_status == 429:
+            return exc.retry_after if exc.retry_after is not None else 1 + backoff
+        refused = type(exc) is UpstreamUnavailable
+        transient = isinstance(exc, UpstreamServerError | UpstreamTimeout)
+        if refused or (idempotent and transient):
+            return backoff
+        return None
+
+    def _attempt(
+        self,
+        method: str,
+        operation: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        deadline: float,
+        keep_meta: bool,
+    ) -> Any:
+        self._pool.limiter.acquire(
+            self._fp, self._per_minute, max_wait=max(0.0, deadline - time.monotonic())
+        )
+        url = self._pool.settings.upstream_base_url + path
+        headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
+        with _translate_transport_errors():
+            response = self._pool.http.request(
+                method, url, params=params, json=json, headers=headers
+            )
+        log.debug("upstream.response op=%s status=%d", operation, response.status_code)
+        if response.is_success:
+            return _unwrap(response, keep_meta)
+        error = error_from_response(response)
+        if response.status_code == 403 and is_legacy_auth_denial(response):
+            error = self._resolve_ambiguous_403(operation, error)
+        if isinstance(error, UpstreamAuthError):
+            log.warning("upstream.key_rejected op=%s key=%s", operation, self._fp[:8])
+        raise error
+
+    def _resolve_ambiguous_403(
+        self, operation: str, error: UpstreamResponseError
+    ) -> UpstreamResponseError:
+        """Tell a bad key from a forbidden resource after a legacy-style 403 (contract B.5).
+
+        Always asks the strict `/me`: a cached "verified recently" would report a key revoked
+        since then as a forbidden resource (403) instead of a rejected key (401). Legacy 403s
+        are rare, so the extra call is cheap.
+        """
+        if operation in STRICT_OPERATIONS:
+            return UpstreamAuthError(upstream_status=403)
+        try:
+            self.whoami()
+        except UpstreamAuthError as auth_error:
+            return auth_error
+        except UpstreamError:
+            return error
+        return UpstreamForbidden(error.message, upstream_status=403)
+
+
+@contextmanager
+def _translate_transport_errors() -> Iterator[None]:
+    """Map httpx transport failures onto the tree (always `from exc`)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            raise UpstreamUnavailable() from exc
+        raise UpstreamTimeout() from exc
+    except httpx.RemoteProtocolError as exc:
+        raise UpstreamServerError("ZappWay closed the connection without an answer") from exc
+    except httpx.TransportError as exc:
+        raise UpstreamUnavailable() from exc
+
+
+def _unwrap(response: httpx.Response, keep_meta: bool = False) -> Any:
+    """Return the body of a success, unwrapping `{data: ...}` (documented) or bare JSON (legacy).
+
+    Raises:
+        UpstreamNotFound: for the legacy `null` body meaning "no such object" (B.12).
+        UpstreamProtocolError: for HTML or unparsable bodies.
+    """
+    if response.status_code == 204 or not response.content:
+        return (None, None) if keep_meta else None
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise UpstreamProtocolError() from exc
+    if body is None:
+        raise UpstreamNotFound()
+    meta = None
+    if isinstance(body, dict) and "data" in body and set(body) <= {"data", "meta"}:
+        meta = body.get("meta") if isinstance(body.get("meta"), dict) else None
+        body = body["data"]
+    return (body, meta) if keep_meta else body

@@ -1,0 +1,130 @@
+"""Per-upstream-key request budget, shared by every web process and worker.
+
+Built on pyrate-limiter (sliding-window log): Redis when REDIS_URL is set, a PostgreSQL table
+when the database is PostgreSQL, otherwise a SQLite file under var/ guarded by a file lock.
+Each key gets one bucket named by the key's fingerprint, never the key itself.
+
+The window is a little longer than a minute (`WINDOW_MS`): the upstream counts arrivals in its own
+fixed minute windows, and a request admitted here reaches it a few milliseconds later, so a
+61-second sliding window guarantees no upstream minute ever sees more than the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+from pyrate_limiter import AbstractBucket, BucketFactory, Limiter, Rate, RateItem
+
+from bridge.config import Settings
+from bridge.upstream.errors import UpstreamRateLimited
+
+WINDOW_MS = 61_000
+
+
+class KeyRateLimiter:
+    """Admit or delay upstream calls so no key exceeds its requests-per-minute."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._factory = _PerKeyBuckets(settings)
+        self._limiter = Limiter(self._factory, buffer_ms=20)
+
+    def acquire(self, key_fingerprint: str, per_minute: int, max_wait: float) -> None:
+        """Take one request from the key's budget, waiting up to `max_wait` seconds.
+
+        Raises:
+            UpstreamRateLimited: when the budget will not free up within `max_wait`;
+                `retry_after` says when it will.
+        """
+        self._factory.set_limit(key_fingerprint, per_minute)
+        if max_wait > 0:
+            admitted = self._limiter.try_acquire(key_fingerprint, blocking=True, timeout=max_wait)
+        else:
+            admitted = self._limiter.try_acquire(key_fingerprint, blocking=False)
+        if admitted:
+            return
+        wait_ms = self._factory.wait_ms(key_fingerprint)
+        raise UpstreamRateLimited(
+            f"This connection's ZappWay budget ({per_minute} requests/minute) is used up; "
+            f"retry in {max(1, math.ceil(wait_ms / 1000))} s",
+            upstream_status=0,
+            retry_after=max(1.0, wait_ms / 1000),
+        )
+
+    def close(self) -> None:
+        self._factory.close()
+
+
+class _PerKeyBuckets(BucketFactory):
+    """One bucket per key fingerprint, created on first use in the configured backend."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._buckets: dict[str, AbstractBucket] = {}
+        self._limits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._backend = _make_backend(settings)
+
+    def set_limit(self, name: str, per_minute: int) -> None:
+        with self._lock:
+            self._limits[name] = per_minute
+            bucket = self._buckets.get(name)
+            if bucket is not None and bucket.rates[0].limit != per_minute:
+                bucket.rates = [Rate(per_minute, WINDOW_MS)]
+
+    def wrap_item(self, name: str, weight: int = 1) -> RateItem:
+        return RateItem(name, time.time_ns() // 1_000_000, weight=weight)
+
+    def get(self, item: RateItem) -> AbstractBucket:
+        with self._lock:
+            bucket = self._buckets.get(item.name)
+            if bucket is None:
+                rates = [Rate(self._limits.get(item.name, 60), WINDOW_MS)]
+                bucket = self._backend(item.name, rates)
+                self._buckets[item.name] = bucket
+                self.schedule_leak(bucket)
+            return bucket
+
+    def wait_ms(self, name: str) -> int:
+        bucket = self.get(self.wrap_item(name))
+        waited = bucket.waiting(self.wrap_item(name))
+        return int(waited) if isinstance(waited, int) and waited > 0 else 1000
+
+    def owned_buckets(self) -> list[AbstractBucket]:
+        with self._lock:
+            return list(self._buckets.values())
+
+    def close(self) -> None:
+        # The base class stops the leak thread before closing the buckets: left running, it
+        # would leak into a PostgreSQL bucket's closed pool and die with PoolClosed.
+        super().close()
+        with self._lock:
+            self._buckets.clear()
+
+
+def _make_backend(settings: Settings) -> Any:
+    """Return a function (name, rates) -> bucket for the configured shared store."""
+    if settings.redis_url:
+        import redis
+        from pyrate_limiter import RedisBucket
+
+        client = redis.Redis.from_url(settings.redis_url)
+        return lambda name, rates: RedisBucket.init(rates, client, f"zwb:ratelimit:{name}")
+    if settings.database_url.startswith("postgresql"):
+        from psycopg_pool import ConnectionPool
+        from pyrate_limiter import PostgresBucket
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(settings.database_url).set(drivername="postgresql")
+        conninfo = dsn.render_as_string(hide_password=False)
+        pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+        return lambda name, rates: PostgresBucket(pool, f"zwb_{name}", rates)
+    from pyrate_limiter import SQLiteBucket
+
+    path = settings.ratelimit_sqlite_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return lambda name, rates: SQLiteBucket.init_from_file(
+        rates, table=f"zwb_{name}", db_path=str(path), use_file_lock=True
+    )

@@ -1,0 +1,181 @@
+"""Typed ZappWay operations for actions and triggers, over `UpstreamClient.request`.
+
+Requests are shaped per profile (the legacy API rejects free-form metadata and ignores document
+ids); answers pass through allow-lists so billing data and leaked secrets never travel further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from bridge.upstream.client import UpstreamClient
+from bridge.upstream.errors import UpstreamForbidden, UpstreamNotFound, UpstreamProtocolError
+
+PAGE_SIZE = 100
+MAX_PAGES = 50
+SOURCE_FIELDS = (
+    "chunk_id", "datasource_id", "datasource_name", "datasource_type", "source_url",
+    "page_number", "total_pages", "mime_type", "score",
+)  # fmt: skip
+USAGE_FIELDS = ("completionTokens", "promptTokens", "totalTokens", "cost")
+RESULT_FIELDS = ("text", "score", "source", "datasource_id", "datasource_name", "custom_id")
+
+
+def pick(source: Any, names: Iterable[str]) -> dict[str, Any]:
+    """Keep only the named keys of a mapping (anything else is dropped, not forwarded)."""
+    if not isinstance(source, Mapping):
+        return {}
+    return {name: source[name] for name in names if name in source}
+
+
+class ZappWay:
+    """ZappWay operations for one connection's key."""
+
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
+
+    @property
+    def legacy(self) -> bool:
+        return self.client.profile == "legacy"
+
+    def query_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask an agent; never retried on 5xx (a query may have run and been billed)."""
+        answer = self.client.request(
+            "POST",
+            "query_agent",
+            path_params={"agent_id": agent_id},
+            json={**body, "streaming": False},
+        )
+        if not isinstance(answer, Mapping):
+            raise UpstreamProtocolError("ZappWay's agent answer is not an object")
+        sources = _as_list(answer.get("sources"))
+        approvals = _as_list(answer.get("approvals"))
+        return {
+            "answer": answer.get("answer"),
+            "conversation_id": answer.get("conversationId"),
+            "visitor_id": answer.get("visitorId"),
+            "message_id": answer.get("messageId"),
+            "sources": [pick(source, SOURCE_FIELDS) for source in sources],
+            "usage": pick(answer.get("usage"), USAGE_FIELDS),
+            "pending_approvals": len(approvals),
+        }
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": str(a["id"]),
+                "name": str(a.get("name") or a["id"]),
+                "description": a.get("description"),
+            }
+            for a in self._list_all("agents")
+            if isinstance(a, Mapping) and a.get("id")
+        ]
+
+    def list_datastores(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": str(d["id"]),
+                "name": str(d.get("name") or d["id"]),
+                "description": d.get("description"),
+            }
+            for d in self._list_all("datastores")
+            if isinstance(d, Mapping) and d.get("id")
+        ]
+
+    def _list_all(self, operation: str) -> list[Any]:
+        """Collect every page (documented `meta`), or the one bare list the legacy API returns."""
+        items: list[Any] = []
+        for page in range(1, MAX_PAGES + 1):
+            data, meta = self.client.request(
+                "GET", operation, params={"page": page, "limit": PAGE_SIZE}, idempotent=True,
+                keep_meta=True,
+            )  # fmt: skip
+            if not isinstance(data, list):
+                raise UpstreamProtocolError(f"ZappWay's {operation} list is not an array")
+            items.extend(data)
+            total = meta.get("total") if meta else None
+            if not isinstance(total, int) or len(items) >= total or len(data) < PAGE_SIZE:
+                break
+        return items
+
+    def query_datastore(
+        self, datastore_id: str, query: str, top_k: int, filters: Mapping[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Semantic search; idempotent, so transient faults are retried."""
+        body: dict[str, Any] = {"query": query, "topK": int(top_k)}
+        if filters:
+            body["filters"] = dict(filters)
+        results = self.client.request(
+            "POST", "query_datastore", path_params={"datastore_id": datastore_id}, json=body,
+            idempotent=True,
+        )  # fmt: skip
+        if isinstance(results, Mapping):
+            results = results.get("results", [])
+        if not isinstance(results, list):
+            raise UpstreamProtocolError("ZappWay's search answer is not an array")
+        return [pick(item, RESULT_FIELDS) for item in results]
+
+    def upsert_documents(self, datastore_id: str, documents: list[dict[str, Any]]) -> list[str]:
+        """Send documents; returns upstream ids in input order."""
+        body = {"documents": [self._document_body(doc) for doc in documents]}
+        answer = self.client.request(
+            "POST", "upsert", path_params={"datastore_id": datastore_id}, json=body
+        )
+        ids = answer.get("ids") if isinstance(answer, Mapping) else None
+        if not isinstance(ids, list) or len(ids) != len(documents):
+            raise UpstreamProtocolError("ZappWay's upsert answer does not list one id per document")
+        return [str(upstream_id) for upstream_id in ids]
+
+    def update_document(self, datastore_id: str, upstream_id: str, document: dict[str, Any]) -> str:
+        """Replace one document in place (the legacy update route); returns its upstream id."""
+        body = {"id": upstream_id, **self._document_body(document)}
+        body.pop("metadata", None)
+        answer = self.client.request(
+            "POST", "update", path_params={"datastore_id": datastore_id}, json=body
+        )
+        new_id = answer.get("id") if isinstance(answer, Mapping) else None
+        return str(new_id or upstream_id)
+
+    def delete_document(self, upstream_id: str) -> bool:
+        """Delete one document; False when it was already gone."""
+        try:
+            self.client.request(
+                "DELETE", "datasource", path_params={"document_id": upstream_id}, idempotent=True
+            )
+        except UpstreamNotFound:
+            return False
+        except UpstreamForbidden as exc:
+            if self.legacy and exc.upstream_status == 500:
+                return False  # legacy answers a missing document as if it were foreign (B.12)
+            raise
+        return True
+
+    def _document_body(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Shape one document for the profile: legacy gets no metadata and no id (B.9, B.10)."""
+        body: dict[str, Any] = {"text": document["text"]}
+        if document.get("title"):
+            body["name"] = document["title"]
+        if self.legacy:
+            return body
+        if document.get("id"):
+            body["id"] = document["id"]
+        metadata = scalar_metadata(document.get("metadata") or {})
+        if document.get("url"):
+            metadata["source_url"] = document["url"]
+        if metadata:
+            body["metadata"] = metadata
+        return body
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def scalar_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep metadata the upstream accepts: string keys with string, number or boolean values."""
+    return {
+        str(key)[:100]: value
+        for key, value in metadata.items()
+        if isinstance(value, str | int | float | bool) and not isinstance(value, bytes)
+    }
