@@ -29,10 +29,11 @@ demo: install  ## simulator + bridge + a demo connection, with ready-to-paste cu
 test: install  ## the whole suite (PostgreSQL/Redis tests skip only where those servers are absent)
 	BRIDGE_ENV=test $(BIN)/pytest
 
-check: install  ## format check, lint, types
+check: install  ## format check, lint, types, layering contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest

@@ -6,7 +6,6 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.documents.service import delete_document
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
 from bridge.upstream.errors import UpstreamNotFound
@@ -44,13 +43,10 @@ SAMPLE = {"deleted": True, "document_id": "wp-post-42", "upstream_id": "clds0000
 
 def perform(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     if "upstream_id" in data:
-        deleted = ctx.zappway.delete_document(data["upstream_id"])
-        ctx.documents.forget_upstream(data["datastore_id"], data["upstream_id"])
+        deleted = ctx.documents.delete_upstream(data["datastore_id"], data["upstream_id"])
         result = {"deleted": deleted, "document_id": None, "upstream_id": data["upstream_id"]}
     else:
-        upstream_id, deleted = delete_document(
-            ctx.zappway, ctx.documents, data["datastore_id"], data["document_id"]
-        )
+        upstream_id, deleted = ctx.documents.delete(data["datastore_id"], data["document_id"])
         result = {
             "deleted": deleted,
             "document_id": data["document_id"],

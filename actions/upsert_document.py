@@ -10,7 +10,6 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.documents.service import upsert_documents
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
 
@@ -72,7 +71,7 @@ SAMPLE = {
 
 def perform(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     documents = data.get("documents") or [data["document"]]
-    outcomes = upsert_documents(ctx.zappway, ctx.documents, data["datastore_id"], documents)
+    outcomes = ctx.documents.upsert(data["datastore_id"], documents)
     rows = [{"id": o.id, "upstream_id": o.upstream_id, "status": o.status} for o in outcomes]
     return {
         "documents": rows,

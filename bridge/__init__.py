@@ -16,48 +16,58 @@ def create_app(
     *,
     upstream_transport: httpx.BaseTransport | None = None,
 ) -> Flask:
-    """Build the app. `config` (a dict of Settings fields) replaces the environment entirely."""
-    from bridge import worker
+    """Build the app: the one place that wires features to the queue, the routes and the CLI.
+
+    `config` (a dict of Settings fields) replaces the environment entirely.
+    """
+    from huey import Huey
+
     from bridge.config import Settings
-    from bridge.connections import views as api_connections
-    from bridge.hooks import views as api_triggers
-    from bridge.infra import logs, storage
-    from bridge.infra.crypto import SecretBox
-    from bridge.infra.outbound import Deliverer
+    from bridge.connections import cli as connections_cli
+    from bridge.connections import views as connections_views
+    from bridge.hooks import views as hooks_views
+    from bridge.hooks.tasks import HookTasks
+    from bridge.infra import logs, queue
     from bridge.registry import ACTIONS, TRIGGERS
-    from bridge.runs import views as api_actions
-    from bridge.runs.jobs import DeadlineRunner
+    from bridge.runs import views as runs_views
+    from bridge.runs.runner import ActionRunner
+    from bridge.runs.tasks import RunTasks
     from bridge.runtime import Runtime
-    from bridge.spec import views as api_meta
-    from bridge.sync import views as api_sources
-    from bridge.upstream.client import UpstreamPool
-    from bridge.web import cli, errors, health
+    from bridge.spec import cli as spec_cli
+    from bridge.spec import views as spec_views
+    from bridge.sync import views as sync_views
+    from bridge.sync.tasks import SyncTasks
+    from bridge.web import cli, context, errors, health
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
     logs.configure(settings.log_level)
+    runtime = Runtime.build(settings, upstream_transport)
+    huey = queue.make_huey(settings)
+    runner = ActionRunner(runtime)
+
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["settings"] = settings
-    app.extensions["secret_box"] = SecretBox((settings.secret_key, *settings.old_secret_keys))
-    storage.init_app(app, storage.make_engine(settings.database_url))
-    app.extensions["upstream"] = UpstreamPool(settings, upstream_transport)
-    runtime = Runtime(
-        settings=settings,
-        sessions=app.extensions["sessions"],
-        box=app.extensions["secret_box"],
-        pool=app.extensions["upstream"],
-        deliverer=Deliverer(settings.allow_private_targets, settings.hook_timeout_s),
-    )
-    app.extensions["runtime"] = runtime
-    app.extensions["deadline_runner"] = DeadlineRunner(runtime)
-    app.extensions["huey"] = worker.init_app(app)
+    context.register(app, {
+        Runtime: runtime,
+        Huey: huey,
+        queue.WorkerHeartbeat: queue.WorkerHeartbeat(
+            huey, runtime.sessions, settings.housekeeping_minutes
+        ),
+        ActionRunner: runner,
+        RunTasks: RunTasks(huey, runner, ACTIONS),
+        HookTasks: HookTasks(huey, runtime),
+        SyncTasks: SyncTasks(huey, runtime),
+    })  # fmt: skip
     errors.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api_connections.bp)
-    app.register_blueprint(api_meta.bp)
-    app.register_blueprint(api_sources.bp)
-    api_actions.register(app, ACTIONS)
-    api_triggers.register(app, TRIGGERS)
-    cli.init_app(app)
+    for blueprint in (health.bp, connections_views.bp, spec_views.bp, sync_views.bp):
+        app.register_blueprint(blueprint)
+    runs_views.register(app, ACTIONS)
+    hooks_views.register(app, TRIGGERS)
+    for command in (
+        cli.migrate_command,
+        connections_cli.connections_cli,
+        spec_cli.manifest_command,
+    ):
+        app.cli.add_command(command)
     return app

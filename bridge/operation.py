@@ -3,35 +3,71 @@
 An action module exports KEY, NOUN, LABEL, DESCRIPTION, KIND ("create" or "search"), Input and
 Output (marshmallow schemas), SAMPLE (what Output dumps for a typical call), LONG_RUNNING (may
 outlive a platform's time limit: accepts `callback_url`, answers 504 with a job id past the
-deadline), and `perform(ctx, data)`, which never touches Flask. A trigger module exports KEY,
-NOUN, LABEL, DESCRIPTION, EVENT_TYPE, Params (the polling query), Output (one item: the same
-shape polled and pushed) and SAMPLE.
+deadline), and `perform(ctx, data)`, which never touches Flask or storage: it gets typed
+ZappWay operations and the connection's documents through `ActionContext`.
+
+A trigger module exports KEY, NOUN, LABEL, DESCRIPTION, EVENT_TYPE, Params (the polling query),
+Output (one item: the same shape polled and pushed), SAMPLE, `detect(zappway, agent_id, since)`
+(what happened upstream since a watch's cursor, oldest first) and `render(zappway, agent_id,
+detected)` (the items, in the same order). Detection (`bridge.hooks.detection`) runs them for
+every watched agent, so a new trigger needs no change there.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from marshmallow import Schema
 
-from bridge.upstream.zappway import ZappWay
+if TYPE_CHECKING:
+    from bridge.upstream.zappway import ZappWay
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass
+@dataclass(frozen=True)
+class UpsertOutcome:
+    """What became of one upserted document: its ids and whether it was sent."""
+
+    id: str | None
+    upstream_id: str
+    status: str  # created | updated | unchanged
+
+
+class Documents(Protocol):
+    """A connection's datastore documents, keyed by the caller's own ids (`bridge.documents`)."""
+
+    def upsert(self, datastore_id: str, documents: list[dict[str, Any]]) -> list[UpsertOutcome]:
+        """Create or replace documents; outcomes in input order."""
+
+    def delete(self, datastore_id: str, external_id: str) -> tuple[str | None, bool]:
+        """Delete by the caller's id: (upstream id, whether ZappWay had it)."""
+
+    def delete_upstream(self, datastore_id: str, upstream_id: str) -> bool:
+        """Delete by ZappWay's own id; whether ZappWay had it."""
+
+
+@dataclass(frozen=True)
 class ActionContext:
-    """What `perform` may use: typed ZappWay operations and the connection's document map."""
+    """What `perform` may use: typed ZappWay operations and the connection's documents."""
 
     zappway: ZappWay
     connection_id: str
-    documents: (
-        Any  # bridge.documents.service.DocumentMap; Any keeps actions free of storage imports
-    )
+    documents: Documents
+
+
+@dataclass(frozen=True)
+class Detected:
+    """One thing a trigger found upstream: its public id, when it happened, and its data."""
+
+    object_id: str
+    occurred_at: datetime
+    data: Any
 
 
 @dataclass(frozen=True)
@@ -62,10 +98,7 @@ class Action:
             long_running=getattr(module, "LONG_RUNNING", False),
             perform=module.perform,
         )
-        if not KEY_PATTERN.match(action.key) or module.__name__.rsplit(".", 1)[-1] != action.key:
-            raise ValueError(
-                f"action key {action.key!r} must be snake_case and equal its module name"
-            )
+        _check_key("action", action.key, module)
         if action.kind not in ("create", "search"):
             raise ValueError(f"action {action.key}: KIND must be create or search")
         return action
@@ -91,6 +124,8 @@ class Trigger:
     params_schema: type[Schema]
     output_schema: type[Schema]
     sample: list[dict[str, Any]]
+    detect: Callable[[ZappWay, str, datetime | None], list[Detected]]
+    render: Callable[[ZappWay, str, Sequence[Detected]], list[dict[str, Any]]]
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Trigger:
@@ -103,7 +138,13 @@ class Trigger:
             params_schema=module.Params,
             output_schema=module.Output,
             sample=module.SAMPLE,
+            detect=module.detect,
+            render=module.render,
         )
-        if not KEY_PATTERN.match(trigger.key) or module.__name__.rsplit(".", 1)[-1] != trigger.key:
-            raise ValueError(f"trigger key {trigger.key!r} must be snake_case and its module name")
+        _check_key("trigger", trigger.key, module)
         return trigger
+
+
+def _check_key(kind: str, key: str, module: ModuleType) -> None:
+    if not KEY_PATTERN.match(key) or module.__name__.rsplit(".", 1)[-1] != key:
+        raise ValueError(f"{kind} key {key!r} must be snake_case and equal its module name")

@@ -20,3 +20,8 @@ if len(set(_keys)) != len(_keys):
 
 def action(key: str) -> Action:
     return next(a for a in ACTIONS if a.key == key)
+
+
+def trigger_for(event_type: str) -> Trigger:
+    """The trigger whose events have this type (every watch and hook names one)."""
+    return next(t for t in TRIGGERS if t.event_type == event_type)

@@ -1,42 +1,51 @@
-"""The services an action needs outside a request: built once per app, shared by web and worker."""
+"""The shared services every feature uses, built once per app by `create_app`; no Flask here.
+
+Web requests, worker tasks and the CLI all reach the database, the secret box, ZappWay and user
+URLs through one `Runtime`, so a feature's service code is the same whichever process runs it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import Settings
-from bridge.connections import service as connections
-from bridge.documents.service import DocumentMap
+from bridge.infra import storage
 from bridge.infra.crypto import SecretBox
-from bridge.infra.outbound import Deliverer
-from bridge.operation import ActionContext
+from bridge.infra.outbound import OutboundClient
 from bridge.upstream.client import UpstreamPool
-from bridge.upstream.zappway import ZappWay
 
 
 @dataclass(frozen=True)
 class Runtime:
+    """Settings, storage, secrets and the two HTTP clients (ZappWay; user-supplied URLs)."""
+
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
     box: SecretBox
-    pool: UpstreamPool
-    deliverer: Deliverer
+    upstream: UpstreamPool
+    outbound: OutboundClient
 
-    @contextmanager
-    def action_context(
-        self, connection_id: str, max_wait: float | None = None
-    ) -> Iterator[ActionContext]:
-        """Open a context for one action run; re-reads the connection so revocation applies."""
-        with self.sessions() as session:
-            client = connections.open_client(
-                session, self.box, self.pool, self.settings, connection_id, max_wait
-            )
-        yield ActionContext(
-            zappway=ZappWay(client),
-            connection_id=connection_id,
-            documents=DocumentMap(self.sessions, connection_id),
+    @classmethod
+    def build(
+        cls, settings: Settings, upstream_transport: httpx.BaseTransport | None = None
+    ) -> Runtime:
+        engine = storage.make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessionmaker(engine, expire_on_commit=False),
+            box=SecretBox((settings.secret_key, *settings.old_secret_keys)),
+            upstream=UpstreamPool(settings, upstream_transport),
+            outbound=OutboundClient(settings.allow_private_targets, settings.hook_timeout_s),
         )
+
+    def close(self) -> None:
+        """Release pools (tests build many apps in one process)."""
+        self.upstream.close()
+        self.outbound.close()
+        self.engine.dispose()

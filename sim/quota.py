@@ -1,4 +1,4 @@
-"""Monthly agent-query quota per organisation, weighted by model cost (legacy B.7)."""
+"""Monthly agent-query quota per organisation, weighted by model cost (as legacy counts it)."""
 
 from __future__ import annotations
 

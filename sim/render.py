@@ -1,6 +1,6 @@
 """JSON shapes of upstream records, including the billing fields the ancestor leaks.
 
-Values starting with ``CANARY-`` are fake secrets (contract B.15): the bridge must drop
+Values starting with ``CANARY-`` are fake secrets: the bridge must drop
 them, and its tests search logs, databases and outputs for that prefix.
 """
 

@@ -23,7 +23,7 @@ def register(app: Flask) -> None:
 
 
 def _owned_document(store: Store, doc_id: str) -> Document:
-    """Documented 404/403; legacy answers both with 500 ``Unauthorized`` (B.12)."""
+    """Documented 404/403; legacy answers both with 500 ``Unauthorized``."""
     doc = store.documents.get(doc_id)
     if doc is None:
         raise ApiError(

@@ -87,7 +87,7 @@ def list_datastores() -> Response:
 
 
 def get_datastore(datastore_id: str) -> Response:
-    """Legacy answers a miss with 403 and leaks the datastore's API keys (B.12, B.15)."""
+    """Legacy answers a miss with 403 and leaks the datastore's API keys."""
     store = current_store()
     with store.lock:
         datastore = store.datastores.get(datastore_id)

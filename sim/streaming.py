@@ -1,4 +1,4 @@
-"""Server-sent events in the ancestor's format (contract B.13).
+"""Server-sent events in the ancestor's format.
 
 Frames: ``event: answer`` with URL-encoded text chunks, one ``event: endpoint_response``
 with URL-encoded JSON (no ``usage``), then ``data: [DONE]``. Errors after the headers are

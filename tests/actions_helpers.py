@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from bridge.infra.models import DocumentMapping, Job
 from sim.state import EXTENSION
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 
 PREFIX = {"documented": "http://sim/api/v1", "legacy": "http://sim/api"}
 PROFILES = ("documented", "legacy")
@@ -89,7 +89,7 @@ def delete_upstream(sim_app: Flask, document_id: str) -> None:
 
 
 def mapping_rows(app: Flask, datastore_id: str) -> list[DocumentMapping]:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         rows = session.scalars(
             select(DocumentMapping).where(DocumentMapping.datastore_id == datastore_id)
         )
@@ -97,7 +97,7 @@ def mapping_rows(app: Flask, datastore_id: str) -> list[DocumentMapping]:
 
 
 def job_row(app: Flask, job_id: str) -> Job:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         row: Job | None = session.get(Job, job_id)
     assert row is not None, f"no job {job_id}"
     return row

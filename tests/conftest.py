@@ -23,12 +23,29 @@ from flask.testing import FlaskClient
 import sim
 from bridge import create_app
 from bridge.infra import storage
+from bridge.infra.queue import WorkerHeartbeat
+from bridge.runs.tasks import RunTasks
+from bridge.runtime import Runtime
+from bridge.sync.tasks import SyncTasks
+from bridge.web.context import service_of
 from sim.testing import SimAdmin, serve_in_thread
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_BASE = "redis://127.0.0.1:6379"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdef"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def runtime_of(app: Flask) -> Runtime:
+    """The app's shared services (database, secret box, ZappWay pool...)."""
+    return service_of(app, Runtime)
+
+
+def housekeeping(app: Flask) -> None:
+    """Run every feature's upkeep now, as the worker's periodic tasks would."""
+    service_of(app, WorkerHeartbeat).task()
+    service_of(app, RunTasks).housekeeping()
+    service_of(app, SyncTasks).housekeeping()
 
 
 def _port_open(port: int) -> bool:
@@ -92,14 +109,13 @@ def make_app(
 
     def factory(transport: httpx.BaseTransport | None = sim_transport, **overrides: Any) -> Flask:
         app = create_app({**base_settings, **overrides}, upstream_transport=transport)
-        storage.migrate(app.extensions["engine"])
+        storage.migrate(runtime_of(app).engine)
         built.append(app)
         return app
 
     yield factory
     for app in built:
-        app.extensions["upstream"].close()
-        app.extensions["engine"].dispose()
+        runtime_of(app).close()
 
 
 @pytest.fixture

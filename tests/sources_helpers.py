@@ -25,7 +25,7 @@ from bridge.sync.providers.generic import FieldMap, GenericConfig
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.signing import sign
 from sim.testing import serve_in_thread
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 from tests.sync.providers.builders import SignedRequest
 from tests.sync.providers.samples import SAMPLES
 
@@ -149,7 +149,7 @@ def signature_header(key: str) -> str:
 
 
 def pending_rows(app: Flask, source_id: str) -> list[PendingDocument]:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         rows = session.scalars(
             select(PendingDocument)
             .where(PendingDocument.source_id == source_id)

@@ -24,14 +24,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from flask import Flask
+from huey import Huey
 from sqlalchemy import select
 
 from bridge.infra.models import Connection, PendingDocument
 from bridge.sync import sources
 from bridge.sync.ingest import ingest
+from bridge.sync.tasks import SyncTasks
+from bridge.web.context import service_of
 from sim.models import Document
 from sim.state import EXTENSION, Store
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 
 GENERIC_SECRET = "generic-sync-secret-0123"
 GENERIC_OPTIONS: dict[str, Any] = {
@@ -93,9 +96,9 @@ class Bridge:
         assert created.status_code == 201, created.get_json()
         self.token: str = created.get_json()["token"]
         self.connection_id: str = created.get_json()["id"]
-        self.runtime = app.extensions["runtime"]
-        self.huey = app.extensions["huey"]
-        self.tasks = app.extensions["tasks"]
+        self.runtime = runtime_of(app)
+        self.huey = service_of(app, Huey)
+        self.tasks = service_of(app, SyncTasks)
 
     def headers(self) -> dict[str, str]:
         return bearer(self.token)
@@ -158,7 +161,7 @@ class Bridge:
 
     def kick(self) -> None:
         """Start the connection's sync now (what the first webhook of a burst schedules)."""
-        self.tasks["schedule_sync"](self.connection_id, 0)
+        self.tasks.schedule(self.connection_id, 0)
 
     def drain(self, timeout: float = 30.0) -> None:
         """Run the connection's scheduled sync tasks, waiting for each one's time, until none

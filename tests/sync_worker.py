@@ -13,12 +13,13 @@ import time
 
 from bridge import create_app
 from bridge.sync import drain as syncer
+from tests.conftest import runtime_of
 
 
 def main() -> None:
     raw, connection_id, start_at, stop_at = sys.argv[1:5]
     app = create_app(json.loads(raw))
-    runtime = app.extensions["runtime"]
+    runtime = runtime_of(app)
     delivered = runs = 0
     time.sleep(max(0.0, float(start_at) - time.time()))
     while time.time() < float(stop_at):
@@ -28,7 +29,7 @@ def main() -> None:
         if outcome.come_back_in is None:
             break
         time.sleep(max(0.0, min(outcome.come_back_in, float(stop_at) - time.time())))
-    app.extensions["upstream"].close()
+    runtime_of(app).upstream.close()
     print(json.dumps({"delivered": delivered, "runs": runs}))
 
 

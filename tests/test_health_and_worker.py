@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from huey import RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select
 
 from bridge.infra.models import Heartbeat, Job
+from bridge.infra.queue import WorkerHeartbeat
+from bridge.runtime import Runtime
+from bridge.web import context
+from bridge.web.context import service_of
+from tests.conftest import housekeeping, runtime_of
 
 
 def test_healthz_is_alive(client):
@@ -26,10 +32,11 @@ def test_readyz_reports_database_and_queue(client):
 def test_readyz_is_503_when_database_is_down(make_app):
     """An unreachable database makes /readyz answer 503 naming it, without the URL."""
     app = make_app(huey_immediate=True)
-    app.extensions["engine"].dispose()
     from sqlalchemy import create_engine
 
-    app.extensions["engine"] = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    runtime_of(app).engine.dispose()
+    unreachable = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    app.extensions[context.KEY][Runtime] = replace(runtime_of(app), engine=unreachable)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unreachable"
@@ -37,9 +44,9 @@ def test_readyz_is_503_when_database_is_down(make_app):
 
 
 def test_housekeeping_records_a_heartbeat(app):
-    """The periodic housekeeping task runs and records the worker as alive."""
-    app.extensions["tasks"]["housekeeping"]()
-    with app.extensions["sessions"]() as session:
+    """The periodic heartbeat runs with the worker's upkeep and records the worker as alive."""
+    housekeeping(app)
+    with runtime_of(app).sessions() as session:
         assert session.get(Heartbeat, "housekeeping").runs == 1
     assert app.test_client().get("/readyz").get_json()["checks"]["worker_last_seen_s"] >= 0
 
@@ -47,25 +54,25 @@ def test_housekeeping_records_a_heartbeat(app):
 def test_embedded_queue_is_sqlite_under_var(make_app, tmp_path):
     """Without REDIS_URL the queue is a SQLite file under var/ and a task round-trips through it."""
     app = make_app(huey_immediate=False)
-    huey = app.extensions["huey"]
+    huey = service_of(app, Huey)
     assert isinstance(huey, SqliteHuey)
     assert (tmp_path / "var" / "queue.sqlite3").exists()
-    app.extensions["tasks"]["housekeeping"]()
+    service_of(app, WorkerHeartbeat).task()
     task = huey.dequeue()
     huey.execute(task)
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         assert session.get(Heartbeat, "housekeeping").runs == 1
 
 
 def test_redis_queue_when_configured(make_app, redis_url):
     """With REDIS_URL the queue lives in Redis and tasks round-trip through it."""
     app = make_app(huey_immediate=False, redis_url=redis_url)
-    huey = app.extensions["huey"]
+    huey = service_of(app, Huey)
     assert isinstance(huey, RedisHuey)
-    app.extensions["tasks"]["housekeeping"]()
+    service_of(app, WorkerHeartbeat).task()
     assert huey.pending_count() == 1
     huey.execute(huey.dequeue())
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         assert session.get(Heartbeat, "housekeeping").runs == 1
     assert app.test_client().get("/readyz").get_json()["checks"]["queue"] == "ok"
 
@@ -77,7 +84,7 @@ def test_housekeeping_forgets_finished_jobs_past_their_retention(app, connection
     old, recent = now - timedelta(days=8), now - timedelta(days=1)
     jobs = {"old": (old, None), "old-called-back": (old, "delivered"), "recent": (recent, None),
             "running": (None, None), "old-calling-back": (old, "pending")}  # fmt: skip
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         for job_id, (finished_at, callback_state) in jobs.items():
             session.add(Job(
                 id=job_id, connection_id=connection["id"], action="query_agent",
@@ -86,8 +93,8 @@ def test_housekeeping_forgets_finished_jobs_past_their_retention(app, connection
                 finished_at=finished_at,
             ))  # fmt: skip
         session.commit()
-    app.extensions["tasks"]["housekeeping"]()
-    with app.extensions["sessions"]() as session:
+    housekeeping(app)
+    with runtime_of(app).sessions() as session:
         assert sorted(session.scalars(select(Job.id))) == [
             "old-calling-back", "recent", "running"
         ]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.conftest import ADMIN_TOKEN, bearer
+from tests.conftest import ADMIN_TOKEN, bearer, runtime_of
 
 
 def exercise(client, sim_admin, seeded) -> tuple[list[str], list[str]]:
@@ -35,7 +35,7 @@ def test_keys_absent_from_sqlite_files_logs_and_responses(
     """After a full lifecycle the keys are in no database file, log line or response body."""
     caplog.set_level(logging.DEBUG)
     keys, texts = exercise(client, sim_admin, seeded)
-    app.extensions["engine"].dispose()
+    runtime_of(app).engine.dispose()
     db_bytes = b"".join(p.read_bytes() for p in Path(tmp_path).glob("bridge.sqlite3*"))
     assert db_bytes, "the database file should exist"
     logged = caplog.text + capsys.readouterr().out
@@ -49,7 +49,7 @@ def test_keys_absent_from_postgres_rows(make_app, pg_url, sim_admin, seeded):
     """On PostgreSQL no column of any table holds the key in clear."""
     app = make_app(database_url=pg_url)
     keys, _ = exercise(app.test_client(), sim_admin, seeded)
-    with app.extensions["engine"].connect() as conn:
+    with runtime_of(app).engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT * FROM connections")).fetchall()
     dump = repr(rows)
     assert "conn_" in dump

@@ -1,20 +1,39 @@
 """New Conversation: fires when a visitor starts a conversation with a ZappWay agent.
 
 Polling and REST hooks read the same event log, so an item has the same `id` (the ZappWay
-conversation id, a public contract: Zapier deduplicates on it) whichever way it arrives.
+conversation id, a public contract: Zapier deduplicates on it) whichever way it arrives. This
+module owns what is detected (`detect`: conversations begun since the watch's cursor) and the
+item's shape (`render`); the bridge's detection runs it for every watched agent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
 from marshmallow import Schema, fields, validate
 
+from bridge.operation import Detected
 from bridge.schemas import ToolInput, zappway_id
+
+if TYPE_CHECKING:
+    from bridge.upstream.conversations import Conversation, Message
+    from bridge.upstream.zappway import ZappWay
 
 KEY = "new_conversation"
 NOUN = "Conversation"
 LABEL = "New Conversation"
 DESCRIPTION = "Triggers when a new conversation starts with a ZappWay agent."
 EVENT_TYPE = "new_conversation"
+MESSAGE_LOOKUPS = 20  # per read, the newest ones: each costs one call from the key's budget
+CONTACT_FIELDS = {
+    "email": "email",
+    "phoneNumber": "phone_number",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "name": "name",
+}
 
 
 class Params(ToolInput):
@@ -61,3 +80,45 @@ SAMPLE = [
         "contact": {"email": "ada@example.com"},
     }
 ]
+
+
+def detect(zappway: ZappWay, agent_id: str, since: datetime | None) -> list[Detected]:
+    """Conversations the agent began after `since` (less a second), oldest first."""
+    return [Detected(c.id, c.created_at, c) for c in zappway.conversations_since(agent_id, since)]
+
+
+def render(zappway: ZappWay, agent_id: str, found: Sequence[Detected]) -> list[dict[str, Any]]:
+    """The items for what `detect` found, in the same order; the newest few get their first
+    message looked up (older ones show the title instead)."""
+    items = []
+    for index, detected in enumerate(found):
+        conversation: Conversation = detected.data
+        message = None
+        if index >= len(found) - MESSAGE_LOOKUPS:
+            message = first_message(zappway.conversation_messages(conversation.id))
+        items.append(to_item(conversation, agent_id, message))
+    return items
+
+
+def first_message(messages: list[Message] | None) -> str | None:
+    """The visitor's earliest message (the newest 50 the upstream returns hold it for new ones)."""
+    human = [m for m in messages or () if m.sender == "human" and m.text]
+    oldest = min(human, key=lambda m: m.created_at, default=None)
+    return oldest.text[:2000] if oldest and oldest.text else None
+
+
+def to_item(conversation: Conversation, agent_id: str, message: str | None) -> dict[str, Any]:
+    """The public shape of a new conversation (polling items and hook payloads alike)."""
+    contact = {ours: conversation.lead[theirs] for theirs, ours in CONTACT_FIELDS.items()
+               if conversation.lead.get(theirs)}  # fmt: skip
+    return {
+        "id": conversation.id,
+        "created_at": conversation.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "agent_id": conversation.agent_id or agent_id,
+        "channel": conversation.channel,
+        "status": conversation.status,
+        "title": conversation.title,
+        "first_message": message or conversation.title,
+        "visitor_id": conversation.visitor_id,
+        "contact": contact or None,
+    }

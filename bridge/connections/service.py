@@ -3,7 +3,7 @@
 A connection binds one ZappWay key (encrypted) to one bridge token (hashed). Every ZappWay key is
 proven against the upstream's strict `/me` before it is stored or swapped in, so nothing is
 written when the key is bad or ZappWay is down. Revocation is a timestamp checked on every
-authentication and by `open_client`, which background work also goes through.
+authentication and by `open_zappway`, which background work also goes through.
 """
 
 from __future__ import annotations
@@ -17,25 +17,70 @@ from sqlalchemy.orm import Session
 
 from bridge.config import Settings
 from bridge.infra import crypto
+from bridge.infra.errors import BridgeError, InvalidInput
 from bridge.infra.models import Connection
-from bridge.upstream.client import Organization, UpstreamClient, UpstreamPool
+from bridge.runtime import Runtime
+from bridge.upstream.client import Organization
+from bridge.upstream.errors import UpstreamAuthError, UpstreamForbidden
+from bridge.upstream.zappway import ZappWay
 
 
-class ConnectionAuthError(Exception):
-    """Raised when a request's connection credential is missing, malformed, unknown or revoked."""
+class ConnectionAuthError(BridgeError):
+    """Raised when a request's connection credential is missing, malformed, unknown or revoked;
+    `code` says which (platforms show it when they ask the user to reconnect)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    status_code = 401
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
-        self.message = message
+        self.code = code
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="zappway-bridge"'}
 
 
-class InvalidApiKey(ValueError):
+class InvalidApiKey(InvalidInput):
     """Raised when a ZappWay key is syntactically unusable (empty, inner whitespace)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fields=["api_key"])
 
-class ConnectionRevoked(Exception):
-    """Raised when work is attempted for a revoked connection."""
+
+class ConnectionRevoked(BridgeError):
+    """Raised when work is attempted for a revoked (or deleted) connection."""
+
+    status_code = 401
+    code = "revoked_credentials"
+    default_message = "This connection has been revoked"
+
+    def __init__(self, connection_id: str = "") -> None:
+        super().__init__()
+        self.connection_id = connection_id
+
+
+class ApiKeyRejected(InvalidInput):
+    """Raised when ZappWay refuses a key being registered or rotated in (the caller's input)."""
+
+    code = "api_key_rejected"
+    default_message = "ZappWay rejected this API key (invalid or revoked)"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, fields=["api_key"])
+
+
+class DifferentOrganization(ApiKeyRejected):
+    """Raised when a rotated-in key belongs to another ZappWay organization."""
+
+    code = "different_organization"
+    default_message = "The new key belongs to another ZappWay organization; create a new connection"
+
+
+class RegistrationClosed(BridgeError):
+    """Raised when self-registration is off and the caller is not the operator."""
+
+    status_code = 403
+    code = "registration_closed"
+    default_message = "Self-registration is off; ask the operator"
 
 
 @dataclass(frozen=True)
@@ -69,9 +114,30 @@ def plan_limit(settings: Settings, plan: str) -> int:
     return settings.limit_for_plan(plan)
 
 
-def verify_key(pool: UpstreamPool, settings: Settings, api_key: str, plan: str) -> Organization:
-    """Prove a ZappWay key works; raises the upstream error otherwise (nothing is stored)."""
-    return pool.client(api_key, plan_limit(settings, plan)).whoami()
+def verify_key(runtime: Runtime, api_key: str, plan: str) -> Organization:
+    """Prove a ZappWay key works before anything is stored.
+
+    Raises:
+        ApiKeyRejected: ZappWay refused the key (the caller's input: 422).
+        UpstreamError: ZappWay could not say (down, rate-limited): nothing is stored.
+    """
+    client = runtime.upstream.client(api_key, plan_limit(runtime.settings, plan))
+    try:
+        return ZappWay(client).organization()
+    except (UpstreamAuthError, UpstreamForbidden) as exc:
+        raise ApiKeyRejected() from exc
+
+
+def verify_replacement(runtime: Runtime, connection: Connection, new_key: str) -> Organization:
+    """Prove a key may replace the connection's: it works and belongs to the same organization.
+
+    Raises:
+        ApiKeyRejected, DifferentOrganization: the key cannot replace this one (422).
+    """
+    org = verify_key(runtime, new_key, connection.plan)
+    if connection.upstream_org_id and org.id != connection.upstream_org_id:
+        raise DifferentOrganization()
+    return org
 
 
 def create(
@@ -132,24 +198,39 @@ def authenticate(session: Session, token: str | None) -> Connection:
     return connection
 
 
-def open_client(
-    session: Session,
-    box: crypto.SecretBox,
-    pool: UpstreamPool,
-    settings: Settings,
-    connection_id: str,
-    max_wait: float | None = None,
-) -> UpstreamClient:
-    """Return an upstream client for a connection, re-reading it so revocation applies at once.
+def open_zappway(runtime: Runtime, connection_id: str, max_wait: float | None = None) -> ZappWay:
+    """ZappWay operations with the connection's key, re-reading the connection so that
+    revocation applies at once (to requests and background work alike).
+
+    `max_wait` caps how long a call may wait for the key's rate budget (default
+    BRIDGE_RATE_WAIT); background work passes 0 and reschedules itself instead.
 
     Raises:
         ConnectionRevoked: when the connection is gone or revoked.
     """
-    connection = session.get(Connection, connection_id, populate_existing=True)
-    if connection is None or connection.is_revoked:
-        raise ConnectionRevoked(connection_id)
-    api_key = box.decrypt(connection.api_key_ciphertext)
-    return pool.client(api_key, plan_limit(settings, connection.plan), max_wait)
+    with runtime.sessions() as session:
+        connection = session.get(Connection, connection_id, populate_existing=True)
+        if connection is None or connection.is_revoked:
+            raise ConnectionRevoked(connection_id)
+        ciphertext, plan = connection.api_key_ciphertext, connection.plan
+    api_key = runtime.box.decrypt(ciphertext)
+    limit = plan_limit(runtime.settings, plan)
+    return ZappWay(runtime.upstream.client(api_key, limit, max_wait))
+
+
+def reverify(runtime: Runtime, session: Session, connection: Connection) -> None:
+    """Check the stored key at ZappWay again; a refusal is recorded on the connection.
+
+    Raises:
+        UpstreamAuthError: ZappWay refused the stored key (401: the user must rotate it).
+        UpstreamError: ZappWay could not say.
+    """
+    try:
+        open_zappway(runtime, connection.id).organization()
+    except UpstreamAuthError:
+        mark_key_rejected(connection)
+        session.commit()
+        raise
 
 
 def replace_api_key(

@@ -1,46 +1,23 @@
-"""The external-id -> upstream-id document map, and upserts that update instead of duplicating.
+"""Upserts that update instead of duplicating, and deletes by the caller's own ids.
 
-The legacy upstream mints a new id on every upsert, so the bridge remembers, per connection and
-datastore, which upstream document each external id became, plus a hash of what was sent (an
-unchanged document costs no upstream call). Concurrent writers of one external id are serialised
-by a short lease on its map row (an UPDATE that only one caller can win), never by a database
-lock held across the upstream call, which on SQLite would stall every other writer.
+The legacy upstream mints a new id on every upsert, so documents sent with an id of the caller's
+go through the map in `bridge.documents.store`: a known id is replaced (documented: upsert by
+id; legacy: the update route), unchanged content is skipped, and a delete finds the upstream id
+to delete. Actions reach this through `ActionContext.documents`; the CMS sync uses it too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-
-from bridge.infra.models import DocumentMapping
+from bridge.documents.store import DocumentMap
+from bridge.operation import UpsertOutcome
 from bridge.upstream.errors import UpstreamForbidden, UpstreamNotFound
 from bridge.upstream.zappway import ZappWay
 
-LEASE = timedelta(seconds=120)
 MAX_BATCH_BYTES = 900_000  # below the upstream's 1 MB JSON body cap
-IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
-
-
-class DocumentBusy(RuntimeError):
-    """Raised when another writer holds a document's lease for longer than we may wait."""
-
-
-@dataclass(frozen=True)
-class UpsertOutcome:
-    id: str | None
-    upstream_id: str
-    status: str  # created | updated | unchanged
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -48,219 +25,23 @@ def content_hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class DocumentMap:
-    """Per-connection access to the map; each method commits its own short transaction."""
+class DocumentService:
+    """One connection's documents, through its ZappWay key (`bridge.operation.Documents`)."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], connection_id: str, lease_prefix: str = ""
-    ) -> None:
-        """`lease_prefix` marks this writer's leases (the CMS sync uses `sync-`, so a sync run
-        that takes over from a killed one can release what that one left behind)."""
-        self._sessions = sessions
-        self._connection_id = connection_id
-        self._lease_prefix = lease_prefix
+    def __init__(self, zappway: ZappWay, documents_map: DocumentMap) -> None:
+        self.zappway = zappway
+        self.map = documents_map
 
-    def _key(self, datastore_id: str, external_id: str) -> Any:
-        return (
-            (DocumentMapping.connection_id == self._connection_id)
-            & (DocumentMapping.datastore_id == datastore_id)
-            & (DocumentMapping.external_id == external_id)
-        )
+    def upsert(self, datastore_id: str, documents: list[dict[str, Any]]) -> list[UpsertOutcome]:
+        return upsert_documents(self.zappway, self.map, datastore_id, documents)
 
-    def get(self, datastore_id: str, external_id: str) -> DocumentMapping | None:
-        with self._sessions() as session:
-            return session.scalar(
-                select(DocumentMapping).where(self._key(datastore_id, external_id))
-            )
+    def delete(self, datastore_id: str, external_id: str) -> tuple[str | None, bool]:
+        return delete_document(self.zappway, self.map, datastore_id, external_id)
 
-    @contextmanager
-    def leased(
-        self, datastore_id: str, external_ids: Sequence[str], wait_s: float = 30.0
-    ) -> Iterator[dict[str, DocumentMapping]]:
-        """Hold the leases of several external ids (sorted, so writers never deadlock)."""
-        token = self._lease_prefix + secrets.token_hex(8)
-        wanted = sorted(set(external_ids))
-        held: list[str] = []
-        try:
-            self._ensure_rows(datastore_id, wanted)
-            if self._claim_all(datastore_id, wanted, token):
-                held = wanted
-            for external_id in wanted if not held else ():
-                self._claim(datastore_id, external_id, token, wait_s)
-                held.append(external_id)
-            # Read, then close the session: the caller's upstream call may take a minute, and
-            # must not keep a pooled connection (idle in a transaction) for all that time.
-            with self._sessions() as session:
-                rows = {
-                    row.external_id: row
-                    for row in session.scalars(
-                        select(DocumentMapping).where(
-                            (DocumentMapping.connection_id == self._connection_id)
-                            & (DocumentMapping.datastore_id == datastore_id)
-                            & DocumentMapping.external_id.in_(held)
-                        )
-                    )
-                }
-            yield rows
-        finally:
-            self._release(datastore_id, held, token)
-
-    def _claim_all(self, datastore_id: str, external_ids: list[str], token: str) -> bool:
-        """Take every lease in one statement, or none (a batch's fast path; rows exist)."""
-        if len(external_ids) < 2 or len(external_ids) > IN_LIMIT:
-            return False
-        now = datetime.now(UTC)
-        with self._sessions() as session:
-            won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-                update(DocumentMapping)
-                .where(
-                    (DocumentMapping.connection_id == self._connection_id)
-                    & (DocumentMapping.datastore_id == datastore_id)
-                    & DocumentMapping.external_id.in_(external_ids)
-                )
-                .where(
-                    DocumentMapping.locked_until.is_(None) | (DocumentMapping.locked_until < now)
-                )
-                .values(lock_token=token, locked_until=now + LEASE)
-            ).rowcount
-            if won != len(external_ids):
-                session.rollback()  # someone holds one of them: claim one by one, in order
-                return False
-            session.commit()
-        return True
-
-    def _claim(self, datastore_id: str, external_id: str, token: str, wait_s: float) -> None:
-        self._ensure_row(datastore_id, external_id)
-        deadline = time.monotonic() + wait_s
-        while True:
-            now = datetime.now(UTC)
-            with self._sessions() as session:
-                won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-                    update(DocumentMapping)
-                    .where(self._key(datastore_id, external_id))
-                    .where(
-                        DocumentMapping.locked_until.is_(None)
-                        | (DocumentMapping.locked_until < now)
-                    )
-                    .values(lock_token=token, locked_until=now + LEASE)
-                ).rowcount
-                session.commit()
-            if won:
-                return
-            if time.monotonic() > deadline:
-                raise DocumentBusy(f"document {external_id!r} is being written by another request")
-            time.sleep(0.05)
-
-    def _ensure_rows(self, datastore_id: str, external_ids: list[str]) -> None:
-        """Create the missing map rows of a batch in one transaction (one by one on a race)."""
-        if len(external_ids) < 2 or len(external_ids) > IN_LIMIT:
-            return
-        with self._sessions() as session:
-            existing = set(
-                session.scalars(
-                    select(DocumentMapping.external_id).where(
-                        (DocumentMapping.connection_id == self._connection_id)
-                        & (DocumentMapping.datastore_id == datastore_id)
-                        & DocumentMapping.external_id.in_(external_ids)
-                    )
-                )
-            )
-            missing = [e for e in external_ids if e not in existing]
-            if not missing:
-                return
-            session.add_all(
-                DocumentMapping(
-                    connection_id=self._connection_id, datastore_id=datastore_id, external_id=e
-                )
-                for e in missing
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()  # a concurrent writer created one first: `_claim` copes
-
-    def _ensure_row(self, datastore_id: str, external_id: str) -> None:
-        with self._sessions() as session:
-            if session.scalar(
-                select(DocumentMapping.id).where(self._key(datastore_id, external_id))
-            ):
-                return
-            session.add(
-                DocumentMapping(
-                    connection_id=self._connection_id,
-                    datastore_id=datastore_id,
-                    external_id=external_id,
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()  # a concurrent writer created it first: fine
-
-    def _release(self, datastore_id: str, external_ids: list[str], token: str) -> None:
-        if not external_ids:
-            return
-        with self._sessions() as session:
-            session.execute(
-                update(DocumentMapping)
-                .where(
-                    (DocumentMapping.connection_id == self._connection_id)
-                    & (DocumentMapping.datastore_id == datastore_id)
-                    & DocumentMapping.external_id.in_(external_ids)
-                    & (DocumentMapping.lock_token == token)
-                )
-                .values(lock_token=None, locked_until=None)
-            )
-            session.commit()
-
-    def record(self, datastore_id: str, external_id: str, upstream_id: str, digest: str) -> None:
-        with self._sessions() as session:
-            session.execute(
-                update(DocumentMapping)
-                .where(self._key(datastore_id, external_id))
-                .values(upstream_id=upstream_id, content_hash=digest, updated_at=datetime.now(UTC))
-            )
-            session.commit()
-
-    def record_many(self, datastore_id: str, results: list[tuple[str, str, str]]) -> None:
-        """Record (external id, upstream id, content hash) for a whole batch in one commit."""
-        if not results:
-            return
-        table = cast(Table, DocumentMapping.__table__)
-        statement = (
-            update(table)
-            .where(table.c.connection_id == self._connection_id)
-            .where(table.c.datastore_id == datastore_id)
-            .where(table.c.external_id == bindparam("b_external_id"))
-            .values(
-                upstream_id=bindparam("b_upstream_id"),
-                content_hash=bindparam("b_hash"),
-                updated_at=datetime.now(UTC),
-            )
-        )
-        params = [{"b_external_id": e, "b_upstream_id": u, "b_hash": h} for e, u, h in results]
-        with self._sessions() as session:
-            session.connection().execute(statement, params)
-            session.commit()
-
-    def forget(self, datastore_id: str, external_id: str) -> None:
-        with self._sessions() as session:
-            session.execute(delete(DocumentMapping).where(self._key(datastore_id, external_id)))
-            session.commit()
-
-    def forget_upstream(self, datastore_id: str, upstream_id: str) -> None:
-        """Unmap an upstream document deleted by its own id, so its external id is created anew."""
-        with self._sessions() as session:
-            session.execute(
-                update(DocumentMapping)
-                .where(
-                    (DocumentMapping.connection_id == self._connection_id)
-                    & (DocumentMapping.datastore_id == datastore_id)
-                    & (DocumentMapping.upstream_id == upstream_id)
-                )
-                .values(upstream_id=None, content_hash=None)
-            )
-            session.commit()
+    def delete_upstream(self, datastore_id: str, upstream_id: str) -> bool:
+        deleted = self.zappway.delete_document(upstream_id)
+        self.map.forget_upstream(datastore_id, upstream_id)
+        return deleted
 
 
 def upsert_documents(

@@ -1,12 +1,15 @@
-"""Detecting new conversations: one upstream read per (connection, agent) per interval.
+"""Detecting new events: one upstream read per (connection, trigger, agent) per interval.
 
-Polling requests and the worker both call `refresh`. A watch row per (connection, agent) holds
-the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent cost
-one upstream call per interval) and a lease, so concurrent callers in any process never read the
-same agent twice at once. A new watch is seeded with the agent's most recent conversations begun
-before the watch was created, which polls show at once (Zapier's seeding poll needs them) but
-hooks never receive (they only get events logged after they subscribed). Conversations begun after
-the watch was created (a hook subscribes, a visitor writes, then the worker's first read) are new.
+Polling requests and the worker both call `refresh`. A watch row per (connection, trigger, agent)
+holds the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent
+cost one upstream call per interval) and a lease, so concurrent callers in any process never read
+the same agent twice at once. What is read and how items look is the trigger module's business
+(`detect`, `render`); this module only keeps the cursor and the log.
+
+A new watch is seeded with the agent's most recent events from before the watch was created,
+which polls show at once (Zapier's seeding poll needs them) but hooks never receive (they only
+get events logged after they subscribed). Events after the watch was created (a hook subscribes,
+a visitor writes, then the worker's first read) are new.
 """
 
 from __future__ import annotations
@@ -20,17 +23,16 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bridge.hooks import conversation_feed
-from bridge.hooks import event_log as events
-from bridge.infra.models import Watch
+from bridge.connections import service as connections
+from bridge.hooks import event_log
+from bridge.infra.models import Connection, Subscription, Watch
+from bridge.operation import Detected, Trigger
+from bridge.registry import trigger_for
 from bridge.runtime import Runtime
-from bridge.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
-EVENT_TYPE = "new_conversation"
 SEED_COUNT = 50
 LEASE = timedelta(seconds=60)
-MAX_MESSAGE_LOOKUPS = 20  # per read: each costs one upstream call from the key's budget
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,25 @@ class RefreshResult:
     delivery_ids: list[int]
 
 
-def ensure_watch(session: Session, connection_id: str, agent_id: str) -> Watch:
-    """Return the watch for (connection, agent), creating it on first use."""
-    where = (Watch.connection_id == connection_id) & (Watch.agent_id == agent_id)
+@dataclass(frozen=True)
+class WatchKey:
+    id: int
+    connection_id: str
+    event_type: str
+    agent_id: str
+
+
+def ensure_watch(session: Session, connection_id: str, event_type: str, agent_id: str) -> Watch:
+    """Return the watch for (connection, trigger, agent), creating it on first use."""
+    where = (
+        (Watch.connection_id == connection_id)
+        & (Watch.event_type == event_type)
+        & (Watch.agent_id == agent_id)
+    )
     watch = session.scalar(select(Watch).where(where))
     if watch is not None:
         return watch
-    session.add(Watch(connection_id=connection_id, agent_id=agent_id))
+    session.add(Watch(connection_id=connection_id, event_type=event_type, agent_id=agent_id))
     try:
         session.commit()
     except IntegrityError:
@@ -55,7 +69,35 @@ def ensure_watch(session: Session, connection_id: str, agent_id: str) -> Watch:
     return found
 
 
-def refresh(runtime: Runtime, connection_id: str, agent_id: str, max_age_s: float) -> RefreshResult:
+def find_watch(runtime: Runtime, watch_id: int) -> WatchKey | None:
+    with runtime.sessions() as session:
+        watch = session.get(Watch, watch_id)
+        if watch is None:
+            return None
+        return WatchKey(watch.id, watch.connection_id, watch.event_type, watch.agent_id)
+
+
+def watched(runtime: Runtime) -> list[int]:
+    """Watches with at least one active subscription, on live connections."""
+    with runtime.sessions() as session:
+        subscribed = (
+            select(Subscription.id)
+            .where(Subscription.connection_id == Watch.connection_id)
+            .where(Subscription.event_type == Watch.event_type)
+            .where(Subscription.state == "active")
+            .where(or_(Subscription.agent_id.is_(None), Subscription.agent_id == Watch.agent_id))
+            .exists()
+        )
+        live = select(Connection.id).where(
+            (Connection.id == Watch.connection_id) & Connection.revoked_at.is_(None)
+        )
+        query = select(Watch.id).where(subscribed).where(Watch.connection_id.in_(live))
+        return list(session.scalars(query))
+
+
+def refresh(
+    runtime: Runtime, trigger: Trigger, connection_id: str, agent_id: str, max_age_s: float
+) -> RefreshResult:
     """Read the upstream for this agent unless it was read within `max_age_s` or is being read.
 
     Raises:
@@ -63,35 +105,39 @@ def refresh(runtime: Runtime, connection_id: str, agent_id: str, max_age_s: floa
         ConnectionRevoked: when the connection was revoked.
     """
     with runtime.sessions() as session:
-        watch = ensure_watch(session, connection_id, agent_id)
+        watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
         if not _claim(session, watch.id, max_age_s):
             return RefreshResult(False, [])
-        cursor = watch.cursor_created_at
+        cursor = _aware(watch.cursor_created_at)
         seeding = watch.seeded_at is None
         watched_since = _aware(watch.created_at)
     try:
-        with runtime.action_context(connection_id) as ctx:
-            client = ctx.zappway.client
-            found = conversation_feed.fetch_since(client, agent_id, _aware(cursor))
-            past: list[dict[str, Any]] = []
-            if seeding:
-                # Conversations begun before the watch existed are history (polls only); any
-                # begun since (say between a hook's subscribe and this first read) are new.
-                past = [c for c in found if watched_since is None or c["_created"] <= watched_since]
-                found = found[len(past) :]
-                past = past[-SEED_COUNT:]
-            items = _to_events(client, agent_id, past + found)
+        zappway = connections.open_zappway(runtime, connection_id)
+        found = trigger.detect(zappway, agent_id, cursor)
+        past: list[Detected] = []
+        if seeding:
+            # Events from before the watch existed are history (polls only); any since (say
+            # between a hook's subscribe and this first read) are new.
+            past = [d for d in found if watched_since is None or d.occurred_at <= watched_since]
+            found = found[len(past) :]
+            past = past[-SEED_COUNT:]
+        detected = past + found
+        payloads = trigger.render(zappway, agent_id, detected)
+        items = [
+            event_log.NewEvent(d.object_id, d.occurred_at, payload)
+            for d, payload in zip(detected, payloads, strict=True)
+        ]
     except Exception as exc:
         _release(runtime, watch.id, error=_describe(exc))
         raise
     with runtime.sessions() as session:
-        delivery_ids = events.append(
-            session, connection_id, EVENT_TYPE, agent_id, items[: len(past)], seeded=True
+        delivery_ids = event_log.append(
+            session, connection_id, trigger.event_type, agent_id, items[: len(past)], seeded=True
         )
-        delivery_ids += events.append(
-            session, connection_id, EVENT_TYPE, agent_id, items[len(past) :], seeded=False
+        delivery_ids += event_log.append(
+            session, connection_id, trigger.event_type, agent_id, items[len(past) :], seeded=False
         )
-        newest = max((item.occurred_at for item in items), default=_aware(cursor))
+        newest = max((item.occurred_at for item in items), default=cursor)
         values: dict[str, Any] = {
             "cursor_created_at": newest,
             "lease_until": None,
@@ -106,18 +152,10 @@ def refresh(runtime: Runtime, connection_id: str, agent_id: str, max_age_s: floa
     return RefreshResult(True, delivery_ids)
 
 
-def _to_events(
-    client: UpstreamClient, agent_id: str, found: list[dict[str, Any]]
-) -> list[events.NewEvent]:
-    """Shape conversations as events, looking up first messages for the newest few only."""
-    items = []
-    for index, conversation in enumerate(found):
-        message = None
-        if index >= len(found) - MAX_MESSAGE_LOOKUPS:
-            message = conversation_feed.first_message(client, str(conversation["id"]))
-        payload = conversation_feed.to_item(conversation, agent_id, message)
-        items.append(events.NewEvent(str(conversation["id"]), conversation["_created"], payload))
-    return items
+def refresh_watch(runtime: Runtime, watch: WatchKey, max_age_s: float) -> RefreshResult:
+    """`refresh` for a stored watch (the worker's poll)."""
+    trigger = trigger_for(watch.event_type)
+    return refresh(runtime, trigger, watch.connection_id, watch.agent_id, max_age_s)
 
 
 def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:

@@ -1,61 +1,42 @@
-"""REST-hook subscriptions and their deliveries (Standard Webhooks, Svix-like retries).
+"""REST-hook subscriptions: subscribe, look up, unsubscribe, replay, and their history.
 
-A delivery is one event owed to one subscription. `attempt_delivery` POSTs it once under a
-lease (so two workers never send it at the same time), records the attempt, and decides what
-comes next: done on 2xx; subscription deleted on 410; otherwise the next slot of the schedule,
-with ±20 % jitter and at least the receiver's Retry-After. A delivery that exhausts the schedule
-is marked failed and disables its subscription. `webhook-id` is stable per (event, subscription);
-each attempt has a fresh timestamp and signature. Delivery is at-least-once: a worker killed
-between the receiver's 2xx and our record sends that event once more, with the same id.
+A subscription says where to POST a connection's events of one type (for one agent), signed with
+its own secret, which is shown once. Zapier (`targetUrl`), Make attach/detach and n8n
+create/checkExists/delete all map onto these. Delivering is `bridge.hooks.deliveries`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import secrets
-from collections.abc import Generator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge.hooks import detection, event_log
+from bridge.hooks.deliveries import message_id
 from bridge.infra import crypto, netguard
+from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Delivery, DeliveryAttempt, Event, Subscription
-from bridge.infra.outbound import Attempt
+from bridge.infra.ownership import owned, owned_rows
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
-JITTER = 0.2
-MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is ignored in favour of the schedule
-POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
-RECORD_WINDOW_S = 0.05  # answers this close together are recorded in one commit
+HISTORY = 50  # deliveries shown per hook
 
 
-class HookError(ValueError):
-    """Raised for a subscription request the bridge refuses; `field` names the culprit."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class HookError(InvalidInput):
+    """Raised for a subscription request the bridge refuses; `fields` names the culprit."""
 
 
 @dataclass(frozen=True)
 class NewSubscription:
     subscription: Subscription
     secret: str
-
-
-def message_id(delivery: Delivery) -> str:
-    """The `webhook-id`: the same on every attempt and replay of this event to this hook."""
-    return f"msg_{delivery.event_id}_{delivery.subscription_id}"
+    watch_id: int  # poll it now: a new hook must not wait for the next minute's schedule
 
 
 def subscribe(
@@ -65,18 +46,21 @@ def subscribe(
     *,
     target_url: str,
     event_type: str,
-    agent_id: str | None,
-    start_seq: int,
+    agent_id: str,
 ) -> NewSubscription:
-    """Create a subscription (target checked against SSRF rules); its secret is returned once.
+    """Create a subscription (target checked against SSRF rules) and the watch that feeds it;
+    its secret is returned once. The caller commits.
+
+    Only events logged from now on are owed to it (`start_seq`), never the agent's past.
 
     Raises:
         HookError: when the target URL is not allowed.
     """
+    watch_id = detection.ensure_watch(session, connection_id, event_type, agent_id).id
     try:
         netguard.validate_target(target_url, runtime.settings.allow_private_targets)
     except netguard.UnsafeTarget as exc:
-        raise HookError("target_url", f"target_url: {exc}") from exc
+        raise HookError(f"target_url: {exc}", fields=["target_url"]) from exc
     secret = crypto.new_signing_secret()
     subscription = Subscription(
         id="hook_" + secrets.token_hex(10),
@@ -86,11 +70,11 @@ def subscribe(
         target_url=target_url,
         secret_ciphertext=runtime.box.encrypt(secret),
         state="active",
-        start_seq=start_seq,
+        start_seq=event_log.current_seq(session, connection_id),
     )
     session.add(subscription)
     session.flush()
-    return NewSubscription(subscription, secret)
+    return NewSubscription(subscription, secret, watch_id)
 
 
 def describe(subscription: Subscription) -> dict[str, Any]:
@@ -139,220 +123,60 @@ def replay(session: Session, subscription: Subscription, since: datetime | None)
     return ids
 
 
-def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
-    """Make one attempt if the delivery is due; return seconds until the next one, or None."""
-    return attempt_deliveries(runtime, [delivery_id]).get(delivery_id)
+def find_owned(session: Session, connection_id: str, subscription_id: str) -> Subscription:
+    """The connection's live subscription.
 
-
-def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[int, float]:
-    """One attempt for each due delivery among `delivery_ids`; {id: seconds to its next attempt}
-    for those to retry.
-
-    Batched because fan-out is many deliveries at once (one conversation to 100 hooks): one
-    claim and one read for the batch instead of per delivery, and the POSTs go out in parallel.
-    Answers are recorded as they come, a commit per group that finished together, so a slow
-    receiver delays its own record, not its neighbours' (a worker killed meanwhile re-sends
-    only what was not recorded).
+    Raises:
+        NotFound: missing, deleted, or another connection's.
     """
-    lease = _claim(runtime, delivery_ids)
-    if not lease.won:
-        return {}
-    with runtime.sessions() as session:
-        rows = session.execute(
-            select(Delivery, Subscription, Event)
-            .outerjoin(Subscription, Subscription.id == Delivery.subscription_id)
-            .outerjoin(Event, Event.id == Delivery.event_id)
-            .where(Delivery.id.in_(lease.won))
-        ).all()
-        outbound = []
-        for delivery, subscription, event in rows:
-            if subscription is None or event is None or subscription.state != "active":
-                delivery.state, delivery.lease_until = "cancelled", None
-            else:
-                outbound.append((delivery, subscription, event))
-        session.commit()  # no transaction stays open while receivers answer
-        delays = {}
-        with closing(_post_as_answered(runtime, outbound)) as answers:  # cancels on error
-            for finished in answers:
-                held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
-                for delivery, subscription, attempt in finished:
-                    if delivery.id not in held:  # another worker took over: its record stands
-                        log.warning("hooks.lease-lost delivery=%s status=%s", delivery.id,
-                                    attempt.status)  # fmt: skip
-                        continue
-                    delay = _record(runtime, session, delivery, subscription, attempt)
-                    if delay is not None:
-                        delays[delivery.id] = delay
-                session.commit()
-    return delays
+    return owned(session, Subscription, subscription_id, connection_id, "hook")
 
 
-def _post_as_answered(
-    runtime: Runtime, outbound: list[tuple[Delivery, Subscription, Event]]
-) -> Generator[list[tuple[Delivery, Subscription, Attempt]], None, None]:
-    """POST each (delivery, subscription, event), at most `POST_PARALLELISM` at a time; yield
-    the attempts as they finish, grouped with those finishing within `RECORD_WINDOW_S` (one
-    commit for a round of fast receivers instead of one per answer).
+def list_owned(session: Session, connection_id: str) -> list[Subscription]:
+    return owned_rows(session, Subscription, connection_id)
 
-    The threads get plain values, never the ORM objects the caller's session keeps using. When
-    the generator is closed early (the caller failed), POSTs not yet started are cancelled.
-    """
-    requests = [_Outgoing.of(delivery, subscription, event)
-                for delivery, subscription, event in outbound]  # fmt: skip
-    if len(outbound) <= 1:  # nothing to overlap: no pool
-        for (delivery, subscription, _event), request in zip(outbound, requests, strict=True):
-            yield [(delivery, subscription, _post(runtime, request))]
-        return
-    pool = ThreadPoolExecutor(min(len(outbound), POST_PARALLELISM), "hook-post")
-    try:
-        running = {
-            pool.submit(_post, runtime, request): item
-            for item, request in zip(outbound, requests, strict=True)
+
+def unsubscribe(subscription: Subscription) -> None:
+    """Stop delivering to the hook (its pending deliveries are cancelled when next due)."""
+    subscription.state, subscription.state_reason = "deleted", "unsubscribed"
+
+
+def reactivate(subscription: Subscription) -> None:
+    """A hook disabled by failures becomes active again (its user asked for a replay)."""
+    if subscription.state == "disabled":
+        subscription.state, subscription.state_reason, subscription.disabled_at = (
+            "active", None, None,
+        )  # fmt: skip
+
+
+def history(session: Session, subscription: Subscription) -> list[dict[str, Any]]:
+    """The hook's most recent deliveries, newest first, each with every attempt."""
+    deliveries = session.scalars(
+        select(Delivery)
+        .where(Delivery.subscription_id == subscription.id)
+        .order_by(Delivery.id.desc())
+        .limit(HISTORY)
+    ).all()
+    attempts = session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
+        .order_by(DeliveryAttempt.id)
+    ).all()
+    by_delivery: dict[int, list[dict[str, Any]]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt.delivery_id, []).append(
+            {
+                "at": attempt.attempted_at.isoformat(),
+                "status": attempt.status,
+                "latency_ms": attempt.latency_ms,
+                "error": attempt.error,
+            }
+        )
+    return [
+        {
+            "webhook_id": message_id(d),
+            "state": d.state,
+            "attempts": by_delivery.get(d.id, []),
         }
-        while running:
-            first, _ = wait(running, return_when=FIRST_COMPLETED)
-            rest, _ = wait(running.keys() - first, timeout=RECORD_WINDOW_S)
-            finished = [(running.pop(future), future.result()) for future in first | rest]
-            yield [(delivery, subscription, attempt)
-                   for (delivery, subscription, _e), attempt in finished]  # fmt: skip
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-@dataclass(frozen=True)
-class _Outgoing:
-    """What one POST needs, read from the ORM objects before it leaves for a thread."""
-
-    target_url: str
-    message_id: str
-    payload_json: str
-    secret_ciphertext: str
-
-    @classmethod
-    def of(cls, delivery: Delivery, subscription: Subscription, event: Event) -> _Outgoing:
-        return cls(subscription.target_url, message_id(delivery), event.payload_json,
-                   subscription.secret_ciphertext)  # fmt: skip
-
-
-def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
-    """Release our lease on these deliveries; the ids whose lease was still ours.
-
-    Compare-and-set on the lease's end: another worker can claim a delivery only once our
-    lease has expired, so its lease ends strictly later than ours; and the stored value
-    round-trips exactly (microseconds, UTC) on SQLite and PostgreSQL.
-    """
-    held = session.scalars(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.lease_until == lease.until)
-        .values(lease_until=None)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(held)
-
-
-def _post(runtime: Runtime, request: _Outgoing) -> Attempt:
-    try:
-        secret = runtime.box.decrypt(request.secret_ciphertext)
-        payload = json.loads(request.payload_json)
-        return runtime.deliverer.post(request.target_url, request.message_id, payload, secret)
-    except Exception as exc:  # an unsendable URL is a failed attempt, not a crashed task
-        return Attempt(0, 0, f"could not send: {type(exc).__name__}")
-
-
-def _record(
-    runtime: Runtime,
-    session: Session,
-    delivery: Delivery,
-    subscription: Subscription,
-    attempt: Attempt,
-) -> float | None:
-    delivery.attempts += 1
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            status=attempt.status or None,
-            latency_ms=attempt.latency_ms,
-            error=attempt.error,
-        )
-    )
-    delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-    delivery.lease_until = None  # as `_still_held` wrote it (its bulk UPDATE skips the session)
-    return _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
-
-
-def _after_attempt(
-    runtime: Runtime,
-    delivery: Delivery,
-    subscription: Subscription,
-    status: int,
-    retry_after: float | None,
-) -> float | None:
-    now = datetime.now(UTC)
-    if 200 <= status < 300:
-        delivery.state, delivery.delivered_at = "delivered", now
-        return None
-    if status == 410:
-        delivery.state = "cancelled"
-        _end(subscription, "deleted", "the target answered 410 Gone", now)
-        return None
-    schedule = runtime.settings.hook_retry_schedule
-    if delivery.attempts >= len(schedule):
-        delivery.state = "failed"
-        _end(subscription, "disabled", f"delivery failed {delivery.attempts} times in a row", now)
-        return None
-    base = schedule[delivery.attempts]
-    if retry_after is not None and not 0 <= retry_after <= MAX_RETRY_AFTER:
-        retry_after = None
-    delay = max(base * random.uniform(1 - JITTER, 1 + JITTER), retry_after or 0)  # noqa: S311
-    delivery.next_attempt_at = now + timedelta(seconds=delay)
-    return delay
-
-
-def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> None:
-    subscription.state, subscription.state_reason, subscription.disabled_at = state, reason, now
-
-
-@dataclass(frozen=True)
-class Lease:
-    won: list[int]  # the deliveries this caller holds
-    until: datetime  # the lease's end, the same for all of them: our mark on each row
-
-
-def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
-    """Lease the due, unleased deliveries among `delivery_ids`."""
-    now = datetime.now(UTC)
-    until = now + _lease_for(len(delivery_ids))
-    with runtime.sessions() as session:
-        won = session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(list(delivery_ids)))
-            .where(Delivery.state == "pending")
-            .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
-            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_until=until)
-            .returning(Delivery.id)
-        ).all()
-        session.commit()
-    return Lease(list(won), until)
-
-
-def _lease_for(count: int) -> timedelta:
-    """`LEASE` per round of parallel POSTs (a round ends by the attempt deadline, at most the
-    30 s hook timeout plus connect), so no sweep re-sends a batch that is still being sent."""
-    return LEASE * -(-count // POST_PARALLELISM)
-
-
-def due_deliveries(session: Session, limit: int = 500) -> list[int]:
-    """Pending deliveries whose time has come and that nobody holds (lost tasks, restarts)."""
-    now = datetime.now(UTC)
-    return list(
-        session.scalars(
-            select(Delivery.id)
-            .where(Delivery.state == "pending")
-            .where(Delivery.next_attempt_at <= now)
-            .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit)
-        )
-    )
+        for d in deliveries
+    ]

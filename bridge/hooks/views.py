@@ -1,7 +1,7 @@
-"""HTTP routes for triggers: the polling endpoint and REST-hook subscriptions.
+"""HTTP routes for triggers: the polling endpoints and REST-hook subscriptions.
 
-Polling: `GET /v1/triggers/new_conversation` reads the upstream at most once per poll interval
-per (connection, agent) and answers from the event log: a bare array, newest first. Hooks:
+Polling: `GET /v1/triggers/<key>` reads the upstream at most once per poll interval per
+(connection, trigger, agent) and answers from the event log: a bare array, newest first. Hooks:
 Zapier (`targetUrl`), Make attach/detach, n8n create/checkExists/delete all map onto
 `POST /v1/hooks`, `GET /v1/hooks/<id>`, `DELETE /v1/hooks/<id>`.
 """
@@ -12,18 +12,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from marshmallow import fields, pre_load, validate
-from sqlalchemy import select
+from flask import Blueprint, Flask, Response, jsonify, request
+from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
-from bridge.connections.views import json_object
-from bridge.hooks import detection
-from bridge.hooks import event_log as events
+from bridge.hooks import detection, event_log
 from bridge.hooks import subscriptions as hooks
-from bridge.infra.models import Delivery, DeliveryAttempt, Subscription
-from bridge.infra.storage import get_session
+from bridge.hooks.tasks import HookTasks
 from bridge.operation import Trigger
-from bridge.runtime import Runtime
 from bridge.schemas import ToolInput, zappway_id
 from bridge.upstream.errors import (
     UpstreamProtocolError,
@@ -31,9 +26,10 @@ from bridge.upstream.errors import (
     UpstreamServerError,
     UpstreamUnavailable,
 )
+from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, endpoint
 from bridge.web.auth import current_connection, require_connection
-from bridge.web.errors import APIError
-from bridge.web.ownership import owned, owned_rows
+from bridge.web.body import json_object
+from bridge.web.context import get_session, runtime, service
 
 log = logging.getLogger(__name__)
 bp = Blueprint("triggers", __name__)
@@ -44,21 +40,22 @@ TRANSIENT = (UpstreamUnavailable, UpstreamProtocolError, UpstreamServerError, Up
 EVENT_ALIASES = {"new_conversation": "new_conversation", "conversation.created": "new_conversation"}
 
 
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["runtime"]
-    return runtime
-
-
 def register(app: Flask, triggers: tuple[Trigger, ...]) -> None:
     """Add the polling route of every trigger (snake and kebab spellings), then the hooks."""
     for trigger in triggers:
-        view = require_connection(_poll_view(trigger))
-        for path in {
-            f"/v1/triggers/{trigger.key}",
-            f"/v1/triggers/{trigger.key.replace('_', '-')}",
-        }:
+        view = endpoint(_poll_endpoint(trigger))(require_connection(_poll_view(trigger)))
+        snake = f"/v1/triggers/{trigger.key}"
+        for path in dict.fromkeys((snake, snake.replace("_", "-"))):  # the API documents the first
             app.add_url_rule(path, endpoint=f"{path}", view_func=view, methods=["GET"])
     app.register_blueprint(bp)
+
+
+def _poll_endpoint(trigger: Trigger) -> Endpoint:
+    return Endpoint(
+        trigger.label, {200: Answer(trigger.output_schema, many=True)}, AUTHED_ERRORS,
+        query=trigger.params_schema, operation_id=f"poll_{trigger.key}",
+        description=trigger.description,
+    )  # fmt: skip
 
 
 def _poll_view(trigger: Trigger) -> Callable[[], Response]:
@@ -66,9 +63,9 @@ def _poll_view(trigger: Trigger) -> Callable[[], Response]:
         """Polling trigger: newest first, stable ids, `?sample=1` for up to 3 items."""
         params = trigger.params_schema().load(request.args.to_dict())
         connection_id = current_connection().id
-        _refresh(connection_id, params["agent_id"])
+        _refresh(trigger, connection_id, params["agent_id"])
         limit = 3 if params["sample"] else params["limit"]
-        items = events.recent(
+        items = event_log.recent(
             get_session(), connection_id, trigger.event_type, params["agent_id"], limit,
             since=params.get("since"), after_id=params.get("after_id"),
         )  # fmt: skip
@@ -80,21 +77,19 @@ def _poll_view(trigger: Trigger) -> Callable[[], Response]:
     return view
 
 
-def _refresh(connection_id: str, agent_id: str) -> None:
+def _refresh(trigger: Trigger, connection_id: str, agent_id: str) -> None:
     """Bring the log up to date; a transient upstream fault serves the log as it stands.
 
     Raises:
         UpstreamError: for faults that are not transient (401, 402, 403, 404, 422).
     """
-    runtime = _runtime()
+    max_age_s = runtime().settings.poll_interval_s
     try:
-        result = detection.refresh(
-            runtime, connection_id, agent_id, max_age_s=runtime.settings.poll_interval_s
-        )
+        result = detection.refresh(runtime(), trigger, connection_id, agent_id, max_age_s)
     except TRANSIENT as exc:
-        log.warning("triggers.poll_stale agent=%s reason=%s", agent_id, exc.reason)
+        log.warning("triggers.poll_stale agent=%s reason=%s", agent_id, exc.code)
         return
-    current_app.extensions["tasks"]["enqueue_deliveries"](result.delivery_ids)
+    service(HookTasks).deliver(result.delivery_ids)
 
 
 class SubscribeIn(ToolInput):
@@ -116,105 +111,111 @@ class SubscribeIn(ToolInput):
         return data
 
 
+class HookOut(Schema):
+    id = fields.String(required=True)
+    event = fields.String(required=True)
+    agent_id = fields.String(allow_none=True, required=True)
+    target_url = fields.String(required=True)
+    state = fields.String(required=True)
+    state_reason = fields.String(allow_none=True, required=True)
+    created_at = fields.String(required=True)
+    disabled_at = fields.String(allow_none=True, required=True)
+
+
+class HookCreated(HookOut):
+    secret = fields.String(required=True, metadata={"description": "Shown once: verify with it"})
+    expiration_date = fields.String(allow_none=True, required=True)
+
+
+class Attempt(Schema):
+    at = fields.String(required=True)
+    status = fields.Integer(allow_none=True, required=True)
+    latency_ms = fields.Integer(required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class DeliveryOut(Schema):
+    webhook_id = fields.String(required=True)
+    state = fields.String(required=True)
+    attempts = fields.List(fields.Nested(Attempt), required=True)
+
+
+class HookDetail(HookOut):
+    deliveries = fields.List(fields.Nested(DeliveryOut), required=True)
+
+
+class ReplayQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    since = fields.AwareDateTime(metadata={"description": "Only events since (ISO 8601)"})
+
+
+class Replayed(Schema):
+    replayed = fields.Integer(required=True)
+
+
 @bp.post("/v1/hooks")
+@endpoint(Endpoint(
+    "Subscribe a REST hook (secret shown once)", {201: Answer(HookCreated, "Created")},
+    (400, 401, 413, 422), body=SubscribeIn,
+))  # fmt: skip
 @require_connection
 def subscribe() -> tuple[Response, int]:
     """Create a REST hook; the signing secret is in this answer only."""
     data = SubscribeIn().load(json_object())
-    connection_id = current_connection().id
     session = get_session()
-    watch_id = detection.ensure_watch(session, connection_id, data["agent_id"]).id
-    try:
-        created = hooks.subscribe(
-            session, _runtime(), connection_id,
-            target_url=data["target_url"], event_type=EVENT_ALIASES[data["event"]],
-            agent_id=data["agent_id"], start_seq=events.current_seq(session, connection_id),
-        )  # fmt: skip
-    except hooks.HookError as exc:
-        raise APIError(422, "invalid_input", exc.message, fields=[exc.field]) from exc
+    created = hooks.subscribe(
+        session, runtime(), current_connection().id, target_url=data["target_url"],
+        event_type=EVENT_ALIASES[data["event"]], agent_id=data["agent_id"],
+    )  # fmt: skip
     session.commit()
-    current_app.extensions["tasks"]["poll_soon"](watch_id)
+    service(HookTasks).poll_soon(created.watch_id)
     body = {**hooks.describe(created.subscription), "secret": created.secret}
     return jsonify({**body, "expiration_date": None}), 201
 
 
-def _own(subscription_id: str) -> Subscription:
-    return owned(Subscription, subscription_id, "hook")
-
-
 @bp.get("/v1/hooks")
+@endpoint(Endpoint("List hooks", {200: Answer(HookOut, many=True)}, (401,)))
 @require_connection
 def list_hooks() -> Response:
-    return jsonify([hooks.describe(row) for row in owned_rows(Subscription)])
+    rows = hooks.list_owned(get_session(), current_connection().id)
+    return jsonify([hooks.describe(row) for row in rows])
 
 
 @bp.get("/v1/hooks/<subscription_id>")
+@endpoint(Endpoint("A hook and its deliveries", {200: Answer(HookDetail)}, (401, 404)))
 @require_connection
 def show_hook(subscription_id: str) -> Response:
     """One hook with its recent deliveries and their attempts (n8n's checkExists uses it)."""
-    subscription = _own(subscription_id)
     session = get_session()
-    deliveries = session.scalars(
-        select(Delivery)
-        .where(Delivery.subscription_id == subscription.id)
-        .order_by(Delivery.id.desc())
-        .limit(50)
-    ).all()
-    attempts = session.scalars(
-        select(DeliveryAttempt)
-        .where(DeliveryAttempt.delivery_id.in_([d.id for d in deliveries]))
-        .order_by(DeliveryAttempt.id)
-    ).all()
-    by_delivery: dict[int, list[dict[str, Any]]] = {}
-    for attempt in attempts:
-        by_delivery.setdefault(attempt.delivery_id, []).append(
-            {
-                "at": attempt.attempted_at.isoformat(),
-                "status": attempt.status,
-                "latency_ms": attempt.latency_ms,
-                "error": attempt.error,
-            }
-        )
-    return jsonify(
-        {
-            **hooks.describe(subscription),
-            "deliveries": [
-                {
-                    "webhook_id": hooks.message_id(d),
-                    "state": d.state,
-                    "attempts": by_delivery.get(d.id, []),
-                }
-                for d in deliveries
-            ],
-        }
-    )
+    subscription = hooks.find_owned(session, current_connection().id, subscription_id)
+    history = hooks.history(session, subscription)
+    return jsonify({**hooks.describe(subscription), "deliveries": history})
 
 
 @bp.delete("/v1/hooks/<subscription_id>")
+@endpoint(Endpoint("Unsubscribe", {204: Answer(None, "Deleted")}, (401, 404)))
 @require_connection
 def unsubscribe(subscription_id: str) -> tuple[str, int]:
-    subscription = _own(subscription_id)
-    subscription.state, subscription.state_reason = "deleted", "unsubscribed"
-    get_session().commit()
+    session = get_session()
+    hooks.unsubscribe(hooks.find_owned(session, current_connection().id, subscription_id))
+    session.commit()
     return "", 204
 
 
 @bp.post("/v1/hooks/<subscription_id>/replay")
+@endpoint(Endpoint(
+    "Send events again", {202: Answer(Replayed, "Queued")}, (401, 404, 422), query=ReplayQuery
+))  # fmt: skip
 @require_connection
 def replay(subscription_id: str) -> tuple[Response, int]:
     """Send again every event since `?since=` (ISO 8601; all when absent), same webhook-ids."""
-    subscription = _own(subscription_id)
-    since = None
-    if request.args.get("since"):
-        since = fields.AwareDateTime().deserialize(request.args["since"])
     session = get_session()
-    if subscription.state == "disabled":
-        subscription.state, subscription.state_reason, subscription.disabled_at = (
-            "active",
-            None,
-            None,
-        )
+    subscription = hooks.find_owned(session, current_connection().id, subscription_id)
+    since = ReplayQuery().load(request.args.to_dict()).get("since")
+    hooks.reactivate(subscription)
     ids = hooks.replay(session, subscription, since)
     session.commit()
-    current_app.extensions["tasks"]["enqueue_deliveries"](ids)
+    service(HookTasks).deliver(ids)
     return jsonify({"replayed": len(ids)}), 202

@@ -18,12 +18,20 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bridge.infra.errors import InternalError
+
 TOKEN_PREFIX = "zwb_"  # noqa: S105 (a public prefix that makes leaked tokens greppable)
 TOKEN_BYTES = 32
 
 
-class DecryptionError(RuntimeError):
-    """Raised when a stored secret cannot be decrypted with any configured key."""
+class DecryptionError(InternalError):
+    """Raised when a stored secret cannot be decrypted with any configured key: the operator
+    changed BRIDGE_SECRET_KEY without listing the old one in BRIDGE_OLD_SECRET_KEYS."""
+
+    code = "stored_key_unreadable"
+    default_message = (
+        "The bridge cannot decrypt this connection's stored key (server secret changed)"
+    )
 
 
 def derive_key(secret: str, purpose: str) -> bytes:
@@ -60,18 +68,14 @@ class SecretBox:
         try:
             return self._multi.decrypt(ciphertext.encode("ascii")).decode()
         except InvalidToken as exc:
-            raise DecryptionError(
-                "stored secret cannot be decrypted with the configured keys"
-            ) from exc
+            raise DecryptionError() from exc
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt under the primary key (used after BRIDGE_SECRET_KEY changes)."""
         try:
             return self._multi.rotate(ciphertext.encode("ascii")).decode("ascii")
         except InvalidToken as exc:
-            raise DecryptionError(
-                "stored secret cannot be decrypted with the configured keys"
-            ) from exc
+            raise DecryptionError() from exc
 
 
 def new_connection_token() -> str:

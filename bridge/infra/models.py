@@ -153,18 +153,21 @@ class DocumentMapping(Base):
 
 
 class Watch(Base):
-    """One (connection, agent) whose new conversations are detected, with its durable cursor.
+    """One (connection, trigger, agent) whose new events are detected, with its durable cursor.
 
-    `cursor_created_at` is the newest conversation time already recorded; the next read asks
+    `cursor_created_at` is the newest event time already recorded; the next read asks
     the upstream for conversations after it (minus a second) and relies on the event log's
     uniqueness to drop repeats, so restarts neither miss nor duplicate anything.
     """
 
     __tablename__ = "watches"
-    __table_args__ = (UniqueConstraint("connection_id", "agent_id", name="uq_watch"),)
+    __table_args__ = (
+        UniqueConstraint("connection_id", "event_type", "agent_id", name="uq_watch_event"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"))
+    event_type: Mapped[str] = mapped_column(String(60), server_default="new_conversation")
     agent_id: Mapped[str] = mapped_column(String(100))
     cursor_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     seeded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

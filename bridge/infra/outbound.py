@@ -1,4 +1,4 @@
-"""Outbound POSTs to user-supplied URLs (job callbacks, hook targets), signed and SSRF-safe.
+"""The outbound HTTP client for user-supplied URLs (hook targets, job callbacks, CMS fetches).
 
 Every request resolves the target, checks every address with `bridge.infra.netguard`, and connects
 to the checked address itself (Host header and TLS SNI keep the original name), so DNS rebinding
@@ -21,7 +21,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from bridge.infra import netguard
-from bridge.upstream.errors import parse_retry_after
+from bridge.infra.backoff import parse_retry_after
 
 USER_AGENT = "zappway-bridge-delivery/0.1"
 ANSWER_CAP = 64 * 1024
@@ -62,8 +62,8 @@ class Fetched:
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """What happened to one delivery attempt (status 0 when no HTTP answer came back)."""
+class PostOutcome:
+    """What happened to one signed POST (status 0 when no HTTP answer came back)."""
 
     status: int
     latency_ms: int
@@ -93,8 +93,9 @@ class PinnedTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-class Deliverer:
-    """Sends signed JSON to user URLs with a short timeout; one pooled client per process."""
+class OutboundClient:
+    """Requests to user URLs, SSRF-checked, under a deadline; signed JSON POSTs; one pooled
+    connection pool per process."""
 
     def __init__(self, allow_private: bool, timeout_s: float = 10.0) -> None:
         self.allow_private = allow_private
@@ -114,7 +115,7 @@ class Deliverer:
                 )
             return self._client
 
-    def post(self, url: str, message_id: str, payload: Any, secret: str) -> Attempt:
+    def post(self, url: str, message_id: str, payload: Any, secret: str) -> PostOutcome:
         """POST one signed message and report the outcome (never raises for HTTP failures)."""
         body = json.dumps(payload, separators=(",", ":"), default=str)
         now = datetime.now(UTC)
@@ -128,20 +129,20 @@ class Deliverer:
         try:
             answer = self.request("POST", url, headers=headers, content=body, cap=ANSWER_CAP)
         except netguard.UnsafeTarget as exc:
-            return Attempt(0, 0, f"unsafe target: {exc}")
+            return PostOutcome(0, 0, f"unsafe target: {exc}")
         except DeadlinePassed:
-            return Attempt(0, _ms(started), "timeout")
+            return PostOutcome(0, _ms(started), "timeout")
         except TransportFailed as exc:
             error = "timeout" if exc.timed_out else f"connection failed: {exc.kind}"
-            return Attempt(0, _ms(started), error)
+            return PostOutcome(0, _ms(started), error)
         except TooLarge:
-            return Attempt(0, _ms(started), "answer too large")
+            return PostOutcome(0, _ms(started), "answer too large")
         except MalformedURL:
-            return Attempt(0, _ms(started), "connection failed: InvalidURL")
+            return PostOutcome(0, _ms(started), "connection failed: InvalidURL")
         retry_after = None
         if answer.status in RETRY_AFTER_STATUSES:
             retry_after = parse_retry_after(answer.headers.get("retry-after"))
-        return Attempt(answer.status, _ms(started), None, retry_after)
+        return PostOutcome(answer.status, _ms(started), None, retry_after)
 
     def request(
         self, method: str, url: str, *, headers: dict[str, str], content: str | None = None,

@@ -1,8 +1,9 @@
 """Database engine and sessions: SQLite (WAL) by default, PostgreSQL through DATABASE_URL.
 
-Web requests get one session per request (closed on teardown); background code and the CLI use
-`session_scope(engine)`. Schema changes go through Alembic (`migrations/`), applied by
-`flask --app bridge migrate`, never by `create_all` in production code.
+Web requests get one session per request (`bridge.web.context.get_session`, closed on
+teardown); background code and the CLI use `session_scope(sessions)`. Schema changes go through
+Alembic (`migrations/`), applied by `flask --app bridge migrate`, never by `create_all` in
+production code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
 from sqlalchemy import (
     Column,
     ColumnElement,
@@ -113,26 +113,3 @@ def ping(engine: Engine) -> None:
     """Run a trivial query; raises when the database is unreachable."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
-
-
-def init_app(app: Flask, engine: Engine) -> None:
-    """Attach the engine and a session factory; close the request session on teardown."""
-    app.extensions["engine"] = engine
-    app.extensions["sessions"] = sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(_close_session)
-
-
-def get_session() -> Session:
-    """Return the current request's session, opening it on first use."""
-    if "db_session" not in g:
-        from flask import current_app
-
-        g.db_session = current_app.extensions["sessions"]()
-    session: Session = g.db_session
-    return session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()

@@ -20,20 +20,18 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.infra.errors import ClientError
 from bridge.infra.models import IdempotencyRecord
 
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(ClientError):
     """Raised when a key is reused with a different body (422) or is still running (409)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
 
 
 @dataclass(frozen=True)

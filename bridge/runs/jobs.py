@@ -1,11 +1,12 @@
-"""Jobs: actions that may outlive a platform's time limit.
+"""Jobs: actions that may outlive a platform's time limit, and every SQL statement about them.
 
 Two paths share one table. With `callback_url`, the request answers 202 at once and the worker
 runs the action, then POSTs the signed result to the callback (retried on a schedule). Without
 it, the request runs the action in a thread and waits up to the deadline; past it, the request
 answers 504 with a job id, the run carries on, and its result lands in the same table
 (`GET /v1/jobs/<id>`). The job row is only written when needed, so the common fast path costs
-no extra database writes.
+no extra database writes. Finished jobs are purged after BRIDGE_JOB_RETENTION_DAYS, except
+while their callback is still being retried.
 """
 
 from __future__ import annotations
@@ -13,38 +14,53 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+from sqlalchemy import Table, or_
 from sqlalchemy.orm import Session
 
+from bridge.infra.errors import BridgeError, NotFound, as_bridge_error
 from bridge.infra.models import Job
-from bridge.operation import Action
+from bridge.infra.storage import purge_before
 from bridge.runtime import Runtime
-from bridge.web.errors import translate
 
 log = logging.getLogger(__name__)
+DEADLINE_CODE = "action_timeout"
+FINISHED = ("succeeded", "failed")
 
 
-class JobStillRunning(Exception):
+class ActionStillRunning(BridgeError):
     """Raised when a synchronous run passes its deadline; the result will land in the job."""
 
+    status_code = 504
+    code = DEADLINE_CODE
+
     def __init__(self, job_id: str) -> None:
-        super().__init__(job_id)
+        super().__init__(f"ZappWay is still answering; fetch the result from /v1/jobs/{job_id}")
         self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status_url": status_path(self.job_id)}
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """What a worker needs to run a queued job."""
+
+    job_id: str
+    connection_id: str
+    action: str
+    data: dict[str, Any]
 
 
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
 
 
-def execute(runtime: Runtime, action: Action, connection_id: str, data: dict[str, Any]) -> Any:
-    """Run an action's perform and dump its output (the one place actions are executed)."""
-    with runtime.action_context(connection_id) as ctx:
-        return action.dump(action.perform(ctx, data))
+def status_path(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
 
 
 def create(
@@ -65,8 +81,31 @@ def create(
     return job
 
 
+def find(session: Session, job_id: str, connection_id: str) -> Job:
+    """The connection's job.
+
+    Raises:
+        NotFound: when there is none (another connection's included).
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.connection_id != connection_id:
+        raise NotFound("No such job for this connection")
+    return job
+
+
+def start(runtime: Runtime, job_id: str) -> PendingRun | None:
+    """Mark a queued job running; None when it is gone or already finished."""
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.state not in ("pending", "running"):
+            return None
+        job.state = "running"
+        session.commit()
+        return PendingRun(job.id, job.connection_id, job.action, json.loads(job.input_json))
+
+
 def finish(
-    runtime: Runtime, job_id: str, result: Any = None, error: Exception | None = None
+    runtime: Runtime, job_id: str, result: Any = None, error: BaseException | None = None
 ) -> None:
     """Store a job's outcome: the dumped result, or the error as clients would have seen it."""
     with runtime.sessions() as session:
@@ -76,9 +115,12 @@ def finish(
         if error is None:
             job.state, job.result_json = "succeeded", json.dumps(result, default=str)
         else:
-            info = translate(error)
+            if not isinstance(error, BridgeError):
+                log.error("jobs.unhandled_error job=%s type=%s", job_id, type(error).__name__,
+                          exc_info=error)  # fmt: skip
+            failure = as_bridge_error(error)
             job.state = "failed"
-            job.error_json = json.dumps({**info.body()["error"], "status": info.status})
+            job.error_json = json.dumps({**failure.body()["error"], "status": failure.status_code})
         job.finished_at = datetime.now(UTC)
         session.commit()
 
@@ -95,54 +137,21 @@ def view(job: Job) -> dict[str, Any]:
     return body
 
 
-class DeadlineRunner:
-    """Runs long actions in a per-process thread pool and gives up waiting at the deadline."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._pool = ThreadPoolExecutor(
-            max_workers=runtime.settings.action_threads, thread_name_prefix="action"
-        )
-
-    def run(self, action: Action, connection_id: str, data: dict[str, Any]) -> Any:
-        """Return the action's output, or raise JobStillRunning once the deadline passes."""
-        run = _Run(new_job_id())
-        future = self._pool.submit(self._execute, run, action, connection_id, data)
-        try:
-            return future.result(timeout=self._runtime.settings.action_deadline_s)
-        except FutureTimeout:
-            with run.lock:
-                if not future.done():
-                    run.detached = True
-                    with self._runtime.sessions() as session:
-                        create(
-                            session, run.job_id, connection_id, action.key, data, None, "running"
-                        )
-                        session.commit()
-            if run.detached:
-                log.info("jobs.detached job=%s action=%s", run.job_id, action.key)
-                raise JobStillRunning(run.job_id) from None
-            return future.result()
-
-    def _execute(self, run: _Run, action: Action, connection_id: str, data: dict[str, Any]) -> Any:
-        try:
-            result = execute(self._runtime, action, connection_id, data)
-        except Exception as exc:
-            with run.lock:
-                if run.detached:
-                    finish(self._runtime, run.job_id, error=exc)
-            raise
-        with run.lock:
-            if run.detached:
-                finish(self._runtime, run.job_id, result=result)
-        return result
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+def outcome(job: Job) -> tuple[int, Any] | None:
+    """A finished job as the answer its request would have had: (status, body); None while it
+    runs."""
+    if job.state not in FINISHED:
+        return None
+    shown = view(job)
+    if job.state == "succeeded":
+        return 200, shown.get("result")
+    failure = dict(shown.get("error") or {})
+    return int(failure.pop("status", 502)), {"error": failure}
 
 
-class _Run:
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        self.lock = threading.Lock()
-        self.detached = False
+def purge_finished(runtime: Runtime) -> int:
+    """Delete finished jobs past their retention whose callback is not still being retried."""
+    jobs = cast(Table, Job.__table__)
+    before = datetime.now(UTC) - timedelta(days=runtime.settings.job_retention_days)
+    callback_done = or_(jobs.c.callback_state.is_(None), jobs.c.callback_state != "pending")
+    return purge_before(runtime.engine, jobs.c.finished_at, before, only=callback_done)

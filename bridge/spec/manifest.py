@@ -1,20 +1,25 @@
-"""manifest.json and OpenAPI 3.1, both generated from the registry's schemas (never by hand).
+"""manifest.json: the platform-neutral description every integration is wired from.
 
-`flask --app bridge manifest` writes manifest.json; a test regenerates it and fails on any
-difference. `/openapi.json` is built from the same marshmallow schemas through apispec.
+It is generated from the registry's schemas and the routes' declarations, never by hand:
+`flask --app bridge manifest` writes it; a test regenerates it and fails on any difference.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, fields, validate
 
 from bridge.operation import Action, Trigger
+from bridge.web.api import endpoint_of
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 VERSION = "0.1.0"
+SOURCES_PATH = "/v1/sources"
 MANIFEST_PATH = Path(__file__).resolve().parents[2] / "manifest.json"
 TYPE_NAMES = {
     fields.String: "string",
@@ -75,7 +80,7 @@ def _type_name(field: fields.Field[Any]) -> str:
 
 
 def build_manifest(
-    actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()
+    actions: tuple[Action, ...], triggers: tuple[Trigger, ...], sources: type[Schema]
 ) -> dict[str, Any]:
     """The platform-neutral description every integration (Zapier, Make, n8n...) is wired from."""
     return {
@@ -87,7 +92,7 @@ def build_manifest(
         "triggers": [_describe_trigger(trigger) for trigger in triggers],
         "dropdowns": list(DROPDOWNS),
         "jobs": {"path": "/v1/jobs/{job_id}", "method": "GET"},
-        "inbound": _describe_inbound(),
+        "inbound": _describe_inbound(sources),
         "errors": {
             "envelope": {"error": {"code": "string", "message": "string"}},
             "retry_statuses": [429, 502, 503, 504],
@@ -148,20 +153,29 @@ def _describe_trigger(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def _describe_inbound() -> dict[str, Any]:
-    """CMS webhook sources: how to create one and which senders the bridge can verify."""
-    from bridge.sync.providers.providers import PROVIDERS
-    from bridge.sync.views import CreateSourceIn  # the schema lives with its route
-
+def _describe_inbound(create: type[Schema]) -> dict[str, Any]:
+    """CMS webhook sources: how to create one and which senders the bridge can verify (the
+    provider field of the route's own schema lists them, with their labels)."""
+    schema = create()
+    labels: dict[str, str] = schema.fields["provider"].metadata.get("labels", {})
     return {
-        "create": {"method": "POST", "path": "/v1/sources",
-                   "input_fields": describe_fields(CreateSourceIn()),
+        "create": {"method": "POST", "path": SOURCES_PATH,
+                   "input_fields": describe_fields(schema),
                    "answer": {"url": "inbound_url", "secret": "secret"}},
         "events": {"method": "GET", "path": "/v1/sources/{id}/events"},
         "replay": {"method": "POST", "path": "/v1/sources/{id}/replay"},
-        "providers": [{"key": p.key, "label": p.label} for p in PROVIDERS.values()],
+        "providers": [{"key": key, "label": label} for key, label in labels.items()],
     }  # fmt: skip
 
 
-def manifest_text(actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()) -> str:
-    return json.dumps(build_manifest(actions, triggers), indent=2, ensure_ascii=False) + "\n"
+def source_schema(app: Flask) -> type[Schema]:
+    """The body schema `POST /v1/sources` declares."""
+    view = app.view_functions[app.url_map.bind("").match(SOURCES_PATH, "POST")[0]]
+    declared = endpoint_of(view)
+    assert declared is not None and isinstance(declared.body, type)
+    return declared.body
+
+
+def manifest_text(app: Flask, actions: tuple[Action, ...], triggers: tuple[Trigger, ...]) -> str:
+    manifest = build_manifest(actions, triggers, source_schema(app))
+    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"

@@ -2,7 +2,7 @@
 
 Storyblok, Directus updates and GitHub pushes send ids only; their mappers leave a `FetchSpec`
 (URL and header templates). Here the worker fills in the source's own CMS credentials, makes
-one bounded, SSRF-checked GET through the deliverer, and reduces the answer to a document:
+one bounded, SSRF-checked GET through the outbound client, and reduces the answer to a document:
 Storyblok's `{story}` (name and component tree), Directus's `{data}` item, any other JSON by
 its text fields, HTML reduced to its text, and raw text (GitHub's raw files) as is. This runs
 in the worker, never in the request.
@@ -19,10 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.infra import netguard
-from bridge.infra.outbound import DeadlinePassed, Deliverer, MalformedURL, TooLarge, TransportFailed
+from bridge.infra.backoff import parse_retry_after
+from bridge.infra.outbound import (
+    DeadlinePassed,
+    MalformedURL,
+    OutboundClient,
+    TooLarge,
+    TransportFailed,
+)
 from bridge.sync.providers.mapping import FetchSpec
 from bridge.sync.providers.text import html_to_text, normalise
-from bridge.upstream.errors import parse_retry_after
 
 FETCH_CAP = 4 * 1024 * 1024
 NOT_TEXT_KEYS = frozenset({"id", "uuid", "type", "component", "status", "slug", "full_slug",
@@ -49,7 +55,7 @@ class Fetched:
     updated_at: str | None
 
 
-def fetch(deliverer: Deliverer, spec: dict[str, Any], credentials: dict[str, str]) -> Fetched:
+def fetch(client: OutboundClient, spec: dict[str, Any], credentials: dict[str, str]) -> Fetched:
     """Read the document a thin payload named.
 
     Raises:
@@ -67,7 +73,7 @@ def fetch(deliverer: Deliverer, spec: dict[str, Any], credentials: dict[str, str
     if credentials.get("base_url") and "{base_url}" not in template:
         url = _rebased(url, credentials["base_url"])
     try:
-        answer = deliverer.request("GET", url, headers=headers, cap=FETCH_CAP)
+        answer = client.request("GET", url, headers=headers, cap=FETCH_CAP)
     except netguard.UnsafeTarget as exc:
         raise FetchFailed(f"CMS fetch refused: {exc}", final=True) from exc
     except MalformedURL as exc:

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
-
-from sqlalchemy import Connection as DBConnection
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session
+from typing import Any
 
 from bridge.connections import service as connections
-from bridge.documents import service as documents
-from bridge.infra.models import Connection, PendingDocument, Source
+from bridge.documents.service import DocumentService
+from bridge.documents.store import DocumentBusy, DocumentMap
+from bridge.infra.models import PendingDocument
 from bridge.runtime import Runtime
-from bridge.sync import cms_fetch, sources
+from bridge.sync import cms_fetch, marker, sources
 from bridge.sync import state as sync_state
 from bridge.upstream.errors import (
     UpstreamAuthError,
@@ -42,7 +37,7 @@ from bridge.upstream.errors import (
 
 log = logging.getLogger(__name__)
 TIME_BUDGET_S = 20.0
-STALE_MARKER = timedelta(minutes=2)
+PAUSE_S = 5.0  # after a 429 without Retry-After, when the sync schedule is empty
 
 
 @dataclass
@@ -50,56 +45,6 @@ class SyncOutcome:
     delivered: int = 0
     failed: int = 0
     come_back_in: float | None = None
-
-
-def external_id(source_id: str, cms_id: str) -> str:
-    """The deterministic id the bridge gives a CMS document in ZappWay (per source)."""
-    return f"{source_id}:{cms_id}"
-
-
-def claim_sync(
-    db: Session | DBConnection,
-    connection_id: str,
-    delay_s: float,
-    stale_after: timedelta = STALE_MARKER,
-) -> bool:
-    """Mark a sync task as scheduled for the connection; True only for the one caller that did.
-
-    The marker is the connection's `sync_due_at`: set while a task is scheduled or running
-    (a running task moves it to the start of each batch), so a burst of webhooks schedules one
-    task; a marker older than `stale_after` belongs to a task a killed worker lost, and may be
-    claimed again.
-    """
-    return claim_in_window(db, connection_id, claim_window(delay_s, stale_after))
-
-
-def claim_in_window(
-    db: Session | DBConnection, connection_id: str, window: dict[str, datetime]
-) -> bool:
-    """`claim_sync` with the window already computed (`claim_window`)."""
-    connection = db.connection() if isinstance(db, Session) else db
-    claimed = connection.execute(_CLAIM_SYNC, {"claimed_id": connection_id, **window}).rowcount
-    return bool(claimed)
-
-
-def claim_window(delay_s: float, stale_after: timedelta = STALE_MARKER) -> dict[str, datetime]:
-    """The parameters of `MARKER_FREE` and of the marker a claim sets."""
-    now = datetime.now(UTC)
-    return {"stale_before": now - stale_after, "due_at": now + timedelta(seconds=delay_s)}
-
-
-# Built once: this runs for every accepted webhook, and building the statement per call cost
-# more than running it. `bridge.sync.store` claims with the same condition inside its
-# single-statement write.
-_CONNECTIONS = cast(Table, Connection.__table__)
-MARKER_FREE = _CONNECTIONS.c.sync_due_at.is_(None) | (
-    _CONNECTIONS.c.sync_due_at < bindparam("stale_before")
-)
-_CLAIM_SYNC = (
-    update(_CONNECTIONS)
-    .where(_CONNECTIONS.c.id == bindparam("claimed_id"), MARKER_FREE)
-    .values(sync_due_at=bindparam("due_at"))
-)
 
 
 def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
@@ -114,14 +59,13 @@ def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
         batch = sync_state.due_batch(runtime, connection_id)
         if not batch:
             break
-        sync_state.touch_marker(runtime, connection_id)
+        marker.touch(runtime, connection_id)
         try:
-            with runtime.action_context(connection_id, max_wait=0) as ctx:
-                doc_map = documents.DocumentMap(
-                    runtime.sessions, connection_id, sync_state.LEASE_PREFIX
-                )
-                _send(runtime, ctx.zappway, doc_map, batch, outcome)
-        except documents.DocumentBusy:
+            # Never waits for the key's budget (max_wait 0): a spent budget reschedules the run.
+            zappway = connections.open_zappway(runtime, connection_id, max_wait=0)
+            doc_map = DocumentMap(runtime.sessions, connection_id, sync_state.LEASE_PREFIX)
+            _send(runtime, DocumentService(zappway, doc_map), batch, outcome)
+        except DocumentBusy:
             outcome.come_back_in = sync_state.RECHECK_S  # another writer holds a document
             return outcome
         except UpstreamRateLimited as exc:
@@ -132,11 +76,11 @@ def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
             return outcome
         except connections.ConnectionRevoked:
             outcome.failed += sync_state.fail_all(runtime, connection_id, "connection revoked")
-            sync_state.release_marker(runtime, connection_id)
+            marker.release(runtime, connection_id)
             return outcome
     outcome.come_back_in = sync_state.next_due_in(runtime, connection_id)
     if outcome.come_back_in is None:
-        sync_state.release_marker(runtime, connection_id)
+        marker.release(runtime, connection_id)
         # a webhook may have arrived between the last batch and the release
         outcome.come_back_in = sync_state.next_due_in(runtime, connection_id)
     return outcome
@@ -154,23 +98,15 @@ def _pause(runtime: Runtime, exc: UpstreamRateLimited) -> float:
     """Seconds to wait after a 429 or a spent budget: Retry-After (capped), else the backoff."""
     if exc.retry_after is not None:
         return max(1.0, min(exc.retry_after, sync_state.MAX_RETRY_AFTER_S))
-    first = runtime.settings.sync_retry_schedule[0] if runtime.settings.sync_retry_schedule else 5
-    return max(1.0, first * random.uniform(0.8, 1.2))  # noqa: S311 (jitter)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a source's documents go, and the CMS credentials its thin payloads need."""
-
-    datastore_id: str
-    credentials: dict[str, str]
+    policy = sync_state.backoff(runtime)
+    first = policy.delay(0)
+    return max(1.0, first if first is not None else PAUSE_S * policy.spread())
 
 
 def _send(
-    runtime: Runtime, zappway: Any, doc_map: documents.DocumentMap,
-    batch: list[PendingDocument], outcome: SyncOutcome,
-) -> None:  # fmt: skip
-    targets = _targets(runtime, {row.source_id for row in batch})
+    runtime: Runtime, service: DocumentService, batch: list[PendingDocument], outcome: SyncOutcome
+) -> None:
+    targets = sources.targets(runtime, {row.source_id for row in batch})
     docs = _contents(runtime, batch, targets, outcome)
     by_store: dict[str, list[tuple[PendingDocument, dict[str, Any]]]] = {}
     for row in batch:
@@ -178,14 +114,13 @@ def _send(
             by_store.setdefault(targets[row.source_id].datastore_id, []).append((row, docs[row.id]))
     for datastore_id, pairs in by_store.items():
         for chunk in _by_bytes(pairs, runtime.settings.sync_batch_bytes):
-            _upsert_rows(runtime, zappway, doc_map, datastore_id, chunk, outcome)
+            _upsert_rows(runtime, service, datastore_id, chunk, outcome)
     for row in (row for row in batch if row.op == "delete"):
         sync_state.check_live(runtime, row.connection_id)
         try:
-            upstream_id, _existed = documents.delete_document(
-                zappway, doc_map, targets[row.source_id].datastore_id,
-                external_id(row.source_id, row.cms_id),
-            )  # fmt: skip
+            upstream_id, _existed = service.delete(
+                targets[row.source_id].datastore_id, sources.external_id(row.source_id, row.cms_id)
+            )
         except UpstreamRateLimited:
             raise
         except UpstreamError as exc:
@@ -215,7 +150,7 @@ def _by_bytes(
 
 
 def _contents(
-    runtime: Runtime, batch: list[PendingDocument], targets: dict[str, Target],
+    runtime: Runtime, batch: list[PendingDocument], targets: dict[str, sources.Target],
     outcome: SyncOutcome,
 ) -> dict[int, dict[str, Any]]:  # fmt: skip
     """The document to send for each upsert; thin ones are fetched from the CMS first."""
@@ -231,10 +166,10 @@ def _contents(
                 )
                 outcome.failed += 1
                 continue
-            sync_state.touch_marker(runtime, row.connection_id)  # fetches are slow: stay alive
+            marker.touch(runtime, row.connection_id)  # fetches are slow: stay alive
             try:
                 fetched = cms_fetch.fetch(
-                    runtime.deliverer, stored["fetch"], targets[row.source_id].credentials
+                    runtime.outbound, stored["fetch"], targets[row.source_id].credentials
                 )
             except cms_fetch.FetchFailed as exc:
                 sync_state.fail(runtime, [row], exc.reason, final=exc.final, delay=exc.retry_after)
@@ -252,14 +187,14 @@ def _contents(
 
 
 def _upsert_rows(
-    runtime: Runtime, zappway: Any, doc_map: documents.DocumentMap, datastore_id: str,
+    runtime: Runtime, service: DocumentService, datastore_id: str,
     pairs: list[tuple[PendingDocument, dict[str, Any]]], outcome: SyncOutcome,
 ) -> None:  # fmt: skip
     sendable = [row for row, _doc in pairs]
     docs = [doc for _row, doc in pairs]
     sync_state.check_live(runtime, sendable[0].connection_id)
     try:
-        results = documents.upsert_documents(zappway, doc_map, datastore_id, docs)
+        results = service.upsert(datastore_id, docs)
     except UpstreamRateLimited:
         raise
     except (UpstreamRejected, UpstreamPayloadTooLarge) as exc:
@@ -271,8 +206,8 @@ def _upsert_rows(
             outcome.failed += 1
             return
         half = len(pairs) // 2  # isolate the document ZappWay refuses
-        _upsert_rows(runtime, zappway, doc_map, datastore_id, pairs[:half], outcome)
-        _upsert_rows(runtime, zappway, doc_map, datastore_id, pairs[half:], outcome)
+        _upsert_rows(runtime, service, datastore_id, pairs[:half], outcome)
+        _upsert_rows(runtime, service, datastore_id, pairs[half:], outcome)
         return
     except UpstreamError as exc:
         if isinstance(exc, UpstreamAuthError):
@@ -289,7 +224,10 @@ def _upsert_rows(
 
 
 def _document(row: PendingDocument, stored: dict[str, Any]) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": external_id(row.source_id, row.cms_id), "text": stored["text"]}
+    doc: dict[str, Any] = {
+        "id": sources.external_id(row.source_id, row.cms_id),
+        "text": stored["text"],
+    }
     for name in ("title", "url"):
         if stored.get(name):
             doc[name] = stored[name]
@@ -299,25 +237,3 @@ def _document(row: PendingDocument, stored: dict[str, Any]) -> dict[str, Any]:
     if metadata:
         doc["metadata"] = metadata
     return doc
-
-
-def _targets(runtime: Runtime, source_ids: set[str]) -> dict[str, Target]:
-    with runtime.sessions() as session:
-        rows = session.scalars(select(Source).where(Source.id.in_(source_ids)))
-        return {
-            row.id: Target(row.datastore_id, sources.fetch_credentials(row, runtime.box))
-            for row in rows
-        }
-
-
-def replay(runtime: Runtime, source_id: str) -> int:
-    """Send dead documents of a source again (attempts reset); returns how many."""
-    with runtime.sessions() as session:
-        count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-            update(PendingDocument)
-            .where(PendingDocument.source_id == source_id)
-            .where(PendingDocument.state == "dead")
-            .values(state="pending", attempts=0, next_attempt_at=datetime.now(UTC))
-        ).rowcount
-        session.commit()
-    return int(count)

@@ -22,14 +22,15 @@ from typing import Any
 from sqlalchemy import Connection as DBConnection
 
 from bridge.infra.crypto import SecretBox
-from bridge.sync.drain import STALE_MARKER, external_id
+from bridge.infra.errors import ClientError
+from bridge.sync.marker import STALE_MARKER
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.generic import GenericConfig
 from bridge.sync.providers.mapping import Change, delivery_key, map_event
 from bridge.sync.providers.providers import PROVIDERS, Provider
 from bridge.sync.providers.verify import VerificationError, verify
 from bridge.sync.source_config import resolve
-from bridge.sync.sources import InboundTarget, active_secrets
+from bridge.sync.sources import InboundTarget, active_secrets, external_id
 from bridge.sync.store import write_event
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,12 @@ class IngestResult:
     schedule_sync: bool
 
 
-class IngestRejected(Exception):
+class IngestRejected(ClientError):
     """Raised when a request fails verification (400/401) or its verified payload is unusable
-    (422); the event is recorded either way, with nothing queued."""
+    (422); the event is recorded either way, with nothing queued. `code` is the reason slug."""
 
     def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+        super().__init__(status, reason, f"Webhook rejected: {reason}")
 
 
 def ingest(

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from bridge.infra import crypto
 from bridge.infra.models import Connection, Source
+from bridge.infra.ownership import owned, owned_rows
+from bridge.runtime import Runtime
+from bridge.sync import state as sync_state
 
 TOKEN_BYTES = 24
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -140,6 +143,23 @@ def _signing_secrets(
     return blob["current"], previous
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a source's documents go, and the CMS credentials its thin payloads need."""
+
+    datastore_id: str
+    credentials: dict[str, str]
+
+
+def targets(runtime: Runtime, source_ids: set[str]) -> dict[str, Target]:
+    """Each source's target, by source id."""
+    with runtime.sessions() as session:
+        rows = session.scalars(select(Source).where(Source.id.in_(source_ids)))
+        return {
+            row.id: Target(row.datastore_id, fetch_credentials(row, runtime.box)) for row in rows
+        }
+
+
 def fetch_credentials(source: Source, box: crypto.SecretBox) -> dict[str, str]:
     """The CMS read credentials for thin payloads (`token`, `base_url`), possibly empty."""
     credentials: dict[str, str] = json.loads(box.decrypt(source.secrets_ciphertext)).get(
@@ -166,6 +186,11 @@ def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str
     return str(blob["current"])
 
 
+def external_id(source_id: str, cms_id: str) -> str:
+    """The deterministic id the bridge gives a CMS document in ZappWay (per source)."""
+    return f"{source_id}:{cms_id}"
+
+
 def inbound_path(token: str) -> str:
     return f"/in/{token}"
 
@@ -180,3 +205,23 @@ def describe(source: Source, box: crypto.SecretBox) -> dict[str, Any]:
         "state": source.state,
         "created_at": source.created_at.isoformat(),
     }
+
+
+def find_owned(session: Session, connection_id: str, source_id: str) -> Source:
+    """The connection's live source.
+
+    Raises:
+        NotFound: missing, deleted, or another connection's.
+    """
+    return owned(session, Source, source_id, connection_id, "source")
+
+
+def list_owned(session: Session, connection_id: str) -> list[Source]:
+    return owned_rows(session, Source, connection_id)
+
+
+def delete(session: Session, source: Source) -> None:
+    """The source's URL answers 410 from now on, and its documents still waiting are not sent
+    (the user asked for the sync to stop). The caller commits."""
+    source.state = "deleted"
+    sync_state.cancel_source(session, source.id)

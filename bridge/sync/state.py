@@ -10,14 +10,16 @@ meanwhile is sent next), back to `pending` after a jittered delay from the retry
 from __future__ import annotations
 
 import logging
-import random
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
-from bridge.infra.models import Connection, DocumentMapping, PendingDocument
+from bridge.documents.store import release_prefixed_leases
+from bridge.infra.backoff import Backoff
+from bridge.infra.models import Connection, PendingDocument
 from bridge.runtime import Runtime
 from bridge.upstream.errors import UpstreamError, UpstreamResponseError
 
@@ -40,6 +42,11 @@ def check_live(runtime: Runtime, connection_id: str) -> None:
         )
     if revoked_at is not None:
         raise connections.ConnectionRevoked(connection_id)
+
+
+def backoff(runtime: Runtime) -> Backoff:
+    """The sync schedule (`Settings.sync_retry_schedule`, ±20 % jitter)."""
+    return Backoff.fixed(runtime.settings.sync_retry_schedule, jitter=0.2)
 
 
 def is_final(exc: UpstreamError) -> bool:
@@ -97,18 +104,18 @@ def fail(
 
     Returns the shortest wait given to a row that will be retried (0 when none will).
     """
-    schedule = runtime.settings.sync_retry_schedule
+    policy = backoff(runtime)
     now = datetime.now(UTC)
     waits: list[float] = []
     # One jitter per failed call: it spreads connections apart, but keeps a batch together.
-    jitter = random.uniform(0.8, 1.2)  # noqa: S311
+    factor = policy.spread()
+    floor = None if delay is None else min(delay, MAX_RETRY_AFTER_S)
     with runtime.sessions() as session:
         for row in rows:
             attempts = row.attempts + 1
-            dead = final or attempts > len(schedule)
-            wait = schedule[attempts - 1] * jitter if not dead else 0.0
-            if delay is not None and not dead:
-                wait = max(wait, min(delay, MAX_RETRY_AFTER_S))
+            retry_in = None if final else policy.delay(attempts - 1, floor, factor=factor)
+            dead = retry_in is None
+            wait = 0.0 if retry_in is None else retry_in
             if not dead:
                 waits.append(wait)
             session.execute(
@@ -149,41 +156,14 @@ def flag_key(runtime: Runtime, connection_id: str) -> None:
             session.commit()
 
 
-def touch_marker(runtime: Runtime, connection_id: str) -> None:
-    """Show the sweep this connection's task is alive (a batch is starting now)."""
-    with runtime.sessions() as session:
-        session.execute(
-            update(Connection)
-            .where(Connection.id == connection_id)
-            .values(sync_due_at=datetime.now(UTC))
-        )
-        session.commit()
-
-
 def release_leases(runtime: Runtime, connection_id: str) -> int:
     """Free the document leases earlier sync runs of the connection hold; returns how many.
 
     Only for the caller that just claimed the connection's marker from nobody or from a task
-    presumed dead (`claim_sync`): no other sync run of the connection is alive then, so these
+    presumed dead (`marker.claim`): no other sync run of the connection is alive then, so these
     leases belong to a run a killed worker interrupted, and would otherwise block for minutes.
     """
-    with runtime.sessions() as session:
-        count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-            update(DocumentMapping)
-            .where(DocumentMapping.connection_id == connection_id)
-            .where(DocumentMapping.lock_token.startswith(LEASE_PREFIX, autoescape=True))
-            .values(lock_token=None, locked_until=None)
-        ).rowcount
-        session.commit()
-    return int(count)
-
-
-def release_marker(runtime: Runtime, connection_id: str) -> None:
-    with runtime.sessions() as session:
-        session.execute(
-            update(Connection).where(Connection.id == connection_id).values(sync_due_at=None)
-        )
-        session.commit()
+    return release_prefixed_leases(runtime.sessions, connection_id, LEASE_PREFIX)
 
 
 def next_due_in(runtime: Runtime, connection_id: str) -> float | None:
@@ -198,3 +178,40 @@ def next_due_in(runtime: Runtime, connection_id: str) -> float | None:
     if due is None:
         return None
     return min(RECHECK_S, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+
+
+def replay(runtime: Runtime, source_id: str) -> int:
+    """Send dead documents of a source again (attempts reset); returns how many."""
+    with runtime.sessions() as session:
+        count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+            update(PendingDocument)
+            .where(PendingDocument.source_id == source_id)
+            .where(PendingDocument.state == "dead")
+            .values(state="pending", attempts=0, next_attempt_at=datetime.now(UTC))
+        ).rowcount
+        session.commit()
+    return int(count)
+
+
+def connections_due(runtime: Runtime) -> list[str]:
+    """Connections with documents due now (the sweep claims their markers when stale)."""
+    now = datetime.now(UTC)
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(PendingDocument.connection_id)
+                .where(PendingDocument.state == "pending")
+                .where(PendingDocument.next_attempt_at <= now)
+                .distinct()
+            )
+        )
+
+
+def cancel_source(session: Session, source_id: str) -> None:
+    """The source was deleted: its documents still waiting are not sent (the caller commits)."""
+    session.execute(
+        update(PendingDocument)
+        .where(PendingDocument.source_id == source_id)
+        .where(PendingDocument.state == "pending")
+        .values(state="cancelled", last_error="source deleted")
+    )

@@ -46,14 +46,13 @@ from sqlalchemy import (
     null,
     select,
     true,
-    update,
 )
 from sqlalchemy import Connection as DBConnection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.infra.models import Connection, InboundEvent, PendingDocument
-from bridge.sync.drain import MARKER_FREE, STALE_MARKER, claim_in_window, claim_window
+from bridge.sync import marker
 from bridge.sync.providers.mapping import Change
 from bridge.sync.sources import InboundTarget
 
@@ -87,7 +86,7 @@ def write_event(
     reason: str | None,
     changes: list[Change],
     debounce_s: float,
-    stale_after: timedelta = STALE_MARKER,
+    stale_after: timedelta = marker.STALE_MARKER,
 ) -> Written:
     """Record the event and, when it is new, coalesce its changes and try to claim the sync.
 
@@ -101,7 +100,7 @@ def write_event(
     try_claim = status == "accepted" and bool(changes)
     event = _event_row(source, key, status, reason, changes)
     documents = _document_rows(source, changes)
-    window = claim_window(debounce_s, stale_after)
+    window = marker.window(debounce_s, stale_after)
     if db.dialect.name == "postgresql":
         return _write_in_one_statement(db, source, event, documents, try_claim, window)
     return _write_in_steps(db, source, event, documents, try_claim, window)
@@ -117,7 +116,7 @@ def _write_in_steps(
         return Written(None, False)
     if documents:
         db.execute(steps.coalesce, documents)
-    claimed = try_claim and claim_in_window(db, source.connection_id, window)
+    claimed = try_claim and marker.claim_in_window(db, source.connection_id, window)
     return Written(int(event_id), claimed)
 
 
@@ -276,10 +275,9 @@ def _one_statement() -> Select[Any]:
     ).select_from(event.join(rows, true()))  # fmt: skip
     coalesce = _coalesce(pg_insert(_DOCUMENTS).from_select(columns, values)).cte("coalesce")
     claim = (
-        update(_CONNECTIONS)
-        .where(_CONNECTIONS.c.id == bindparam("connection_id"))
-        .where(bindparam("try_claim", type_=Boolean), exists(select(event.c.id)), MARKER_FREE)
-        .values(sync_due_at=bindparam("due_at"), updated_at=now)
+        marker.claim_update("connection_id")
+        .where(bindparam("try_claim", type_=Boolean), exists(select(event.c.id)))
+        .values(updated_at=now)
         .returning(_CONNECTIONS.c.id)
         .cte("claim")
     )

@@ -7,38 +7,35 @@ visibility endpoints.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
-from marshmallow import ValidationError, fields, validate, validates_schema
-from sqlalchemy import select, update
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.connections.views import json_object
 from bridge.infra import netguard
-from bridge.infra.models import InboundEvent, PendingDocument, Source
-from bridge.infra.storage import get_session
-from bridge.runtime import Runtime
+from bridge.infra.errors import ClientError, InvalidInput, NotFound
 from bridge.schemas import ToolInput, zappway_id
-from bridge.sync import drain as syncer
-from bridge.sync import sources
+from bridge.sync import inbound_events, marker, sources
+from bridge.sync import state as sync_state
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.source_config import check_secret, resolve
 from bridge.sync.store import ack_connection
-from bridge.web import context
+from bridge.sync.tasks import SyncTasks
+from bridge.web.api import Answer, Endpoint, endpoint
 from bridge.web.auth import current_connection, require_connection
-from bridge.web.errors import APIError
-from bridge.web.ownership import owned, owned_rows
+from bridge.web.body import json_object
+from bridge.web.context import get_session, runtime, service, settings
 
 bp = Blueprint("sources", __name__)
-EVENTS_PAGE = 100
-EVENT_STATUSES = ("accepted", "rejected", "unmappable")
 
 
 class CreateSourceIn(ToolInput):
-    provider = fields.String(required=True, validate=validate.OneOf(tuple(PROVIDERS)))
+    provider = fields.String(
+        required=True, validate=validate.OneOf(tuple(PROVIDERS)),
+        metadata={"labels": {key: provider.label for key, provider in PROVIDERS.items()}},
+    )  # fmt: skip
     datastore_id = zappway_id(required=True)
     secret = fields.String(validate=validate.Length(min=8, max=500))
     mapping = fields.Dict(keys=fields.String(), metadata={
@@ -80,12 +77,62 @@ class EventsQuery(ToolInput):
         "description": "Only events older than this event id: the next page starts before "
         "the last id of this one."
     })  # fmt: skip
-    limit = fields.Integer(load_default=EVENTS_PAGE, validate=validate.Range(1, EVENTS_PAGE))
-    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    limit = fields.Integer(
+        load_default=inbound_events.PAGE, validate=validate.Range(1, inbound_events.PAGE)
+    )
+    status = fields.String(validate=validate.OneOf(inbound_events.STATUSES))
 
 
 class RotateSecretIn(ToolInput):
     secret = fields.String(validate=validate.Length(min=8, max=500))
+
+
+class SourceOut(Schema):
+    id = fields.String(required=True)
+    provider = fields.String(required=True)
+    datastore_id = fields.String(required=True)
+    inbound_path = fields.String(required=True)
+    state = fields.String(required=True)
+    created_at = fields.String(required=True)
+
+
+class SourceCreated(SourceOut):
+    inbound_url = fields.String(required=True, metadata={"description": "Paste into the CMS"})
+    secret = fields.String(required=True, metadata={"description": "Shown once"})
+
+
+class SecretOut(Schema):
+    id = fields.String(required=True)
+    secret = fields.String(required=True)
+
+
+class DocumentsReplayed(Schema):
+    replayed = fields.Integer(required=True)
+
+
+class DocumentFate(Schema):
+    cms_id = fields.String(required=True)
+    op = fields.String(required=True)
+    version = fields.String(required=True)
+    state = fields.String(required=True)
+    upstream_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    by_version = fields.String()
+
+
+class EventOut(Schema):
+    id = fields.Integer(required=True)
+    received_at = fields.String(required=True)
+    status = fields.String(required=True)
+    reason = fields.String(allow_none=True, required=True)
+    delivery_key = fields.String(allow_none=True, required=True)
+    documents = fields.List(fields.Nested(DocumentFate), required=True)
+
+
+class Received(Schema):
+    status = fields.String(required=True)
+    event_id = fields.Integer(allow_none=True, required=True)
+    changes = fields.Integer(required=True)
 
 
 def _options(data: dict[str, Any]) -> dict[str, Any]:
@@ -96,168 +143,138 @@ def _options(data: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["runtime"]
-    return runtime
-
-
 @bp.post("/v1/sources")
+@endpoint(Endpoint(
+    "Create an inbound CMS source (URL and secret shown once)",
+    {201: Answer(SourceCreated, "Created")}, (400, 401, 413, 422), body=CreateSourceIn,
+))  # fmt: skip
 @require_connection
 def create_source() -> tuple[Response, int]:
     """Create an inbound source; its URL and signing secret are returned (the secret only now)."""
     data = CreateSourceIn().load(json_object())
     session = get_session()
     created = sources.create(
-        session, context.secret_box(), current_connection().id,
+        session, runtime().box, current_connection().id,
         provider=data["provider"], datastore_id=data["datastore_id"],
         secret=data.get("secret"), config=_options(data),
         credentials=data.get("credentials") or {},
     )  # fmt: skip
     session.commit()
-    body = sources.describe(created.source, context.secret_box())
+    body = sources.describe(created.source, runtime().box)
     inbound_url = request.host_url.rstrip("/") + body["inbound_path"]
     return jsonify({**body, "inbound_url": inbound_url, "secret": created.secret}), 201
 
 
-def _own(source_id: str) -> Source:
-    return owned(Source, source_id, "source")
-
-
 @bp.get("/v1/sources")
+@endpoint(Endpoint("List inbound sources", {200: Answer(SourceOut, many=True)}, (401,)))
 @require_connection
 def list_sources() -> Response:
-    return jsonify([sources.describe(row, context.secret_box()) for row in owned_rows(Source)])
+    rows = sources.list_owned(get_session(), current_connection().id)
+    return jsonify([sources.describe(row, runtime().box) for row in rows])
 
 
 @bp.delete("/v1/sources/<source_id>")
+@endpoint(Endpoint(
+    "Delete a source (its URL answers 410)", {204: Answer(None, "Deleted")}, (401, 404)
+))  # fmt: skip
 @require_connection
 def delete_source(source_id: str) -> tuple[str, int]:
-    """Delete a source: its URL answers 410 from now on, so senders that honour it stop.
-
-    Documents still waiting to be sent are cancelled: the user asked for the sync to stop.
-    """
-    source = _own(source_id)
-    source.state = "deleted"
+    """Delete a source: its URL answers 410 from now on, so senders that honour it stop."""
     session = get_session()
-    session.execute(
-        update(PendingDocument)
-        .where(PendingDocument.source_id == source.id)
-        .where(PendingDocument.state == "pending")
-        .values(state="cancelled", last_error="source deleted")
-    )
+    sources.delete(session, sources.find_owned(session, current_connection().id, source_id))
     session.commit()
     return "", 204
 
 
 @bp.post("/v1/sources/<source_id>/rotate-secret")
+@endpoint(Endpoint(
+    "New signing secret (the old one verifies for 24 h)", {200: Answer(SecretOut)},
+    (400, 401, 404, 422), body=RotateSecretIn, body_required=False,
+))  # fmt: skip
 @require_connection
 def rotate_secret(source_id: str) -> Response:
     """New signing secret; the old one keeps verifying for 24 hours."""
-    source = _own(source_id)
-    body = request.get_json(silent=True) if request.get_data() else {}
-    if not isinstance(body, dict):
-        raise APIError(400, "malformed_json", "Request body must be a JSON object")
-    chosen: str | None = RotateSecretIn().load(body).get("secret")
+    session = get_session()
+    source = sources.find_owned(session, current_connection().id, source_id)
+    chosen: str | None = RotateSecretIn().load(json_object(optional=True)).get("secret")
     if chosen is not None:
         try:
             check_secret(PROVIDERS[source.provider], chosen)
         except ValueError as exc:
-            raise ValidationError({"secret": [str(exc)]}) from exc
-    secret = sources.rotate_secret(source, context.secret_box(), chosen)
-    get_session().commit()
+            raise InvalidInput(f"secret: {exc}", fields=["secret"]) from exc
+    secret = sources.rotate_secret(source, runtime().box, chosen)
+    session.commit()
     return jsonify({"id": source.id, "secret": secret})
 
 
 @bp.post("/v1/sources/<source_id>/replay")
+@endpoint(Endpoint(
+    "Send dead-lettered documents again", {202: Answer(DocumentsReplayed, "Queued")}, (401, 404)
+))  # fmt: skip
 @require_connection
 def replay(source_id: str) -> tuple[Response, int]:
     """Send the source's dead-lettered documents again."""
-    source = _own(source_id)
-    count = syncer.replay(_runtime(), source.id)
     session = get_session()
-    stale_after = timedelta(seconds=context.settings().sync_stale_after_s)
-    if syncer.claim_sync(session, source.connection_id, 0, stale_after):
+    source = sources.find_owned(session, current_connection().id, source_id)
+    count = sync_state.replay(runtime(), source.id)
+    stale_after = timedelta(seconds=settings().sync_stale_after_s)
+    if marker.claim(session, source.connection_id, 0, stale_after):
         session.commit()
-        _schedule(source.connection_id, 0)
+        service(SyncTasks).schedule(source.connection_id, 0)
     return jsonify({"replayed": count}), 202
 
 
 @bp.get("/v1/sources/<source_id>/events")
+@endpoint(Endpoint(
+    "Received events and each document's fate, newest first",
+    {200: Answer(EventOut, many=True)}, (401, 404, 422), query=EventsQuery,
+))  # fmt: skip
 @require_connection
 def events(source_id: str) -> Response:
     """Each received event, its verification result, and the fate of each document it carried;
     newest first, a page of `limit` at a time (`before` pages back, `status` filters)."""
-    source = _own(source_id)
-    query = EventsQuery().load(request.args.to_dict())
     session = get_session()
-    page = select(InboundEvent).where(InboundEvent.source_id == source.id)
-    if "before" in query:
-        page = page.where(InboundEvent.id < query["before"])
-    if "status" in query:
-        page = page.where(InboundEvent.status == query["status"])
-    rows = session.scalars(page.order_by(InboundEvent.id.desc()).limit(query["limit"])).all()
-    cms_ids = {c["cms_id"] for row in rows for c in json.loads(row.changes_json)}
-    documents = {
-        doc.cms_id: doc
-        for doc in session.scalars(
-            select(PendingDocument)
-            .where(PendingDocument.source_id == source.id)
-            .where(PendingDocument.cms_id.in_(cms_ids))
-        )
-    }
-    return jsonify([_event_view(row, documents) for row in rows])
-
-
-def _event_view(row: InboundEvent, documents: dict[str, PendingDocument]) -> dict[str, Any]:
-    changes = []
-    for change in json.loads(row.changes_json):
-        doc = documents.get(change["cms_id"])
-        fate: dict[str, Any] = {"state": "unknown"}
-        if doc is not None and doc.version > change["version"]:
-            fate = {"state": "superseded", "by_version": doc.version}
-        elif doc is not None:
-            fate = {"state": doc.state, "upstream_id": doc.upstream_id, "reason": doc.last_error}
-        changes.append({**change, **fate})
-    return {
-        "id": row.id,
-        "received_at": row.received_at.isoformat(),
-        "status": row.status,
-        "reason": row.reason,
-        "delivery_key": row.delivery_key,
-        "documents": changes,
-    }
+    source = sources.find_owned(session, current_connection().id, source_id)
+    query = EventsQuery().load(request.args.to_dict())
+    return jsonify(inbound_events.page(
+        session, source.id, limit=query["limit"], before=query.get("before"),
+        status=query.get("status"),
+    ))  # fmt: skip
 
 
 @bp.post("/in/<token>")
+@endpoint(Endpoint(
+    "Inbound CMS webhook (the URL pasted into the CMS)",
+    {200: Answer(Received, "Duplicate or nothing to do"), 202: Answer(Received, "Stored")},
+    (400, 401, 404, 410, 413, 422), body={}, body_required=False, secured=False,
+))  # fmt: skip
 def receive(token: str) -> tuple[Response, int]:
     """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
     source is deleted or its connection revoked."""
-    settings = context.settings()
-    with ack_connection(current_app.extensions["engine"]) as db:  # Core only: the hot path
+    config = settings()
+    with ack_connection(runtime().engine) as db:  # Core only: the hot path
         source = sources.find_by_token(db, token)
         if source is None:
-            raise APIError(404, "not_found", "Unknown inbound URL")
+            raise NotFound("Unknown inbound URL")
         if source.state != "active":
-            raise APIError(410, "source_deleted", "This inbound URL was deleted")
+            raise ClientError(410, "source_deleted", "This inbound URL was deleted")
         if source.connection_revoked:  # its documents could never be sent: tell the sender
-            raise APIError(410, "connection_revoked", "This inbound URL's connection was revoked")
+            raise ClientError(
+                410, "connection_revoked", "This inbound URL's connection was revoked"
+            )
         try:
             result = ingest(
-                db, context.secret_box(), source,
+                db, runtime().box, source,
                 raw_body=request.get_data(cache=False), headers=dict(request.headers),
                 method=request.method, path=request.full_path.rstrip("?"),
-                debounce_s=settings.sync_debounce_s,
-                stale_after=timedelta(seconds=settings.sync_stale_after_s),
+                debounce_s=config.sync_debounce_s,
+                stale_after=timedelta(seconds=config.sync_stale_after_s),
             )  # fmt: skip
-        except IngestRejected as exc:
+        except IngestRejected:
             db.commit()  # the rejection is recorded, for the source's events
-            raise APIError(exc.status, exc.reason, f"Webhook rejected: {exc.reason}") from exc
+            raise
         db.commit()
     if result.schedule_sync:
-        _schedule(source.connection_id, settings.sync_debounce_s)
+        service(SyncTasks).schedule(source.connection_id, config.sync_debounce_s)
     body = {"status": result.status, "event_id": result.event_id, "changes": result.changes}
     return jsonify(body), 202 if result.status == "accepted" else 200
-
-
-def _schedule(connection_id: str, delay: float) -> None:
-    current_app.extensions["tasks"]["schedule_sync"](connection_id, delay)

@@ -1,6 +1,6 @@
-"""The ZappWay client: one pooled httpx.Client per process, one typed method per operation.
+"""The HTTP transport to ZappWay: pooled connections, the key's rate budget, retries, errors.
 
-Every call goes through `UpstreamClient._call`, which (1) takes a slot from the key's shared rate
+Every call goes through `UpstreamClient.call`, which (1) takes a slot from the key's shared rate
 budget, (2) sends exactly `Authorization: Bearer <key>`, (3) turns transport failures and error
 statuses into the tree in `bridge.upstream.errors` (the only translation point), and (4) retries
 with jittered exponential backoff: 429 and refused connections always (nothing ran upstream),
@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from bridge.config import Settings
+from bridge.infra.backoff import Backoff
 from bridge.infra.crypto import fingerprint
 from bridge.upstream.errors import (
     UpstreamAuthError,
@@ -44,7 +44,8 @@ from bridge.upstream.ratelimit import KeyRateLimiter
 
 log = logging.getLogger(__name__)
 
-# Operation -> path per profile, relative to the configured base URL (contract A.5, B.1).
+# Operation -> path per profile, relative to the configured base URL; the legacy API (ZappWay's
+# open-source ancestor) puts upserts under /external and conversations under /logs.
 PATHS: Mapping[str, Mapping[str, str]] = {
     "documented": {
         "me": "/me",
@@ -72,7 +73,8 @@ PATHS: Mapping[str, Mapping[str, str]] = {
         "conversation": "/conversations/{conversation_id}",
     },
 }
-# Routes where the legacy API checks the key strictly: a 403 there means the key is bad (B.5).
+# Routes where the legacy API checks the key strictly: a 403 there means the key is bad
+# (elsewhere it may also mean a resource of another organization).
 STRICT_OPERATIONS = frozenset({"me", "agents", "datastores", "datasource", "conversations"})
 ORG_FIELDS = ("id", "name", "currentPlan", "isPremium", "nbAgents", "nbDatastores")
 
@@ -107,6 +109,7 @@ class UpstreamPool:
         self._pid = 0
         self._lock = threading.Lock()
         self.limiter = KeyRateLimiter(settings)
+        self.backoff = Backoff.exponential(retries=settings.upstream_max_retries)
 
     @property
     def http(self) -> httpx.Client:
@@ -179,7 +182,7 @@ class UpstreamClient:
         Raises:
             UpstreamAuthError: the key is invalid or revoked (401, or legacy 403 `Forbidden`).
         """
-        body = self._call("GET", "me", idempotent=True)
+        body = self.call("GET", "me", idempotent=True)
         if not isinstance(body, dict) or not body.get("id"):
             raise UpstreamProtocolError("ZappWay's /me answer has no organization id")
         org = {name: body.get(name) for name in ORG_FIELDS}
@@ -190,7 +193,7 @@ class UpstreamClient:
             is_premium=bool(org["isPremium"]),
         )
 
-    def request(
+    def call(
         self,
         method: str,
         operation: str,
@@ -205,33 +208,11 @@ class UpstreamClient:
         """Run one operation and return its JSON body, unwrapped from `{data}`.
 
         With `keep_meta`, return `(data, meta)` where meta is None for bare (legacy) bodies.
+        Callers are the typed operations of `bridge.upstream.zappway`, never features.
 
         Raises:
             UpstreamError: any subclass, already translated.
         """
-        return self._call(
-            method,
-            operation,
-            path_params=path_params,
-            params=params,
-            json=json,
-            idempotent=idempotent,
-            max_wait=max_wait,
-            keep_meta=keep_meta,
-        )
-
-    def _call(
-        self,
-        method: str,
-        operation: str,
-        *,
-        path_params: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = False,
-        max_wait: float | None = None,
-        keep_meta: bool = False,
-    ) -> Any:
         settings = self._pool.settings
         if max_wait is None:
             max_wait = settings.upstream_rate_wait_s if self._max_wait is None else self._max_wait
@@ -249,16 +230,16 @@ class UpstreamClient:
                     raise
                 log.info(
                     "upstream.retry op=%s reason=%s attempt=%d delay=%.2f key=%s",
-                    operation, exc.reason, attempt + 1, delay, self._fp[:8],
+                    operation, exc.code, attempt + 1, delay, self._fp[:8],
                 )  # fmt: skip
                 time.sleep(delay)
                 attempt += 1
 
     def _retry_delay(self, exc: UpstreamError, attempt: int, idempotent: bool) -> float | None:
         """Return seconds to wait before retrying, or None when the error is final."""
-        if attempt >= self._pool.settings.upstream_max_retries:
+        backoff = self._pool.backoff.delay(attempt)
+        if backoff is None:
             return None
-        backoff = random.uniform(0, min(60.0, 0.5 * 2**attempt))  # noqa: S311 (jitter)
         if isinstance(exc, UpstreamRateLimited) and exc.upstream_status == 429:
             return exc.retry_after if exc.retry_after is not None else 1 + backoff
         refused = type(exc) is UpstreamUnavailable
@@ -299,7 +280,7 @@ class UpstreamClient:
     def _resolve_ambiguous_403(
         self, operation: str, error: UpstreamResponseError
     ) -> UpstreamResponseError:
-        """Tell a bad key from a forbidden resource after a legacy-style 403 (contract B.5).
+        """Tell a bad key from a forbidden resource after a legacy-style 403.
 
         Always asks the strict `/me`: a cached "verified recently" would report a key revoked
         since then as a forbidden resource (403) instead of a rejected key (401). Legacy 403s
@@ -335,7 +316,7 @@ def _unwrap(response: httpx.Response, keep_meta: bool = False) -> Any:
     """Return the body of a success, unwrapping `{data: ...}` (documented) or bare JSON (legacy).
 
     Raises:
-        UpstreamNotFound: for the legacy `null` body meaning "no such object" (B.12).
+        UpstreamNotFound: for the legacy `null` body meaning "no such object".
         UpstreamProtocolError: for HTML or unparsable bodies.
     """
     if response.status_code == 204 or not response.content:

@@ -1,6 +1,6 @@
 """The upstream exception tree and the one place that turns a ZappWay response into an error.
 
-    UpstreamError                      base; `status_code` is what we answer, `reason` a slug
+    UpstreamError                      base; `status_code` is what we answer, `code` a slug
     ├── UpstreamUnavailable      503   DNS failure, refused or reset connection
     │   └── UpstreamTimeout      504   no answer within the read timeout
     ├── UpstreamProtocolError    502   a 2xx whose body is not the JSON we expect
@@ -19,34 +19,29 @@ Messages never quote more than 250 characters of an upstream body, and never the
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
-import time
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
-MAX_MESSAGE = 250
+from bridge.infra.backoff import parse_retry_after
+from bridge.infra.errors import BridgeError, clip
 
 
-class UpstreamError(Exception):
+class UpstreamError(BridgeError):
     """Raised for any failure talking to ZappWay; subclasses say which."""
 
-    status_code: ClassVar[int] = 502
-    reason: ClassVar[str] = "upstream_error"
-    default_message: ClassVar[str] = "ZappWay could not be reached or answered unexpectedly"
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = _clip(message or self.default_message)
-        super().__init__(self.message)
+    status_code = 502
+    code = "upstream_error"
+    default_message = "ZappWay could not be reached or answered unexpectedly"
 
 
 class UpstreamUnavailable(UpstreamError):
     """Raised when no connection to ZappWay could be made (request not sent)."""
 
     status_code = 503
-    reason = "upstream_unavailable"
+    code = "upstream_unavailable"
     default_message = "ZappWay is unreachable; try again shortly"
 
 
@@ -54,7 +49,7 @@ class UpstreamTimeout(UpstreamUnavailable):
     """Raised when ZappWay did not answer within the read timeout (request may have run)."""
 
     status_code = 504
-    reason = "upstream_timeout"
+    code = "upstream_timeout"
     default_message = "ZappWay did not answer in time"
 
 
@@ -62,7 +57,7 @@ class UpstreamProtocolError(UpstreamError):
     """Raised when a success status carries a body the bridge cannot read."""
 
     status_code = 502
-    reason = "upstream_bad_response"
+    code = "upstream_bad_response"
     default_message = "ZappWay sent a response the bridge could not read"
 
 
@@ -73,12 +68,15 @@ class UpstreamResponseError(UpstreamError):
         super().__init__(message)
         self.upstream_status = upstream_status
 
+    def details(self) -> dict[str, Any]:
+        return {"upstream_status": self.upstream_status} if self.upstream_status else {}
+
 
 class UpstreamAuthError(UpstreamResponseError):
     """Raised when ZappWay rejects the stored key (401, or the legacy 403 on strict routes)."""
 
     status_code = 401
-    reason = "upstream_key_rejected"
+    code = "upstream_key_rejected"
     default_message = "ZappWay rejected the stored API key: it may have been revoked; rotate it"
 
 
@@ -86,7 +84,7 @@ class UpstreamForbidden(UpstreamResponseError):
     """Raised when the key is valid but may not touch this resource."""
 
     status_code = 403
-    reason = "upstream_forbidden"
+    code = "upstream_forbidden"
     default_message = "ZappWay refused access to this resource"
 
 
@@ -94,7 +92,7 @@ class UpstreamQuotaExceeded(UpstreamResponseError):
     """Raised when the organization's monthly ZappWay quota is used up (not retryable)."""
 
     status_code = 402
-    reason = "upstream_quota_exceeded"
+    code = "upstream_quota_exceeded"
     default_message = "ZappWay plan quota exhausted; upgrade the plan or wait for the next cycle"
 
 
@@ -102,7 +100,7 @@ class UpstreamNotFound(UpstreamResponseError):
     """Raised when the requested resource does not exist upstream."""
 
     status_code = 404
-    reason = "upstream_not_found"
+    code = "upstream_not_found"
     default_message = "Not found on ZappWay"
 
 
@@ -110,7 +108,7 @@ class UpstreamRejected(UpstreamResponseError):
     """Raised when ZappWay refuses the input; `fields` lists the offending field names."""
 
     status_code = 422
-    reason = "upstream_rejected_input"
+    code = "upstream_rejected_input"
     default_message = "ZappWay rejected the request parameters"
 
     def __init__(
@@ -123,12 +121,16 @@ class UpstreamRejected(UpstreamResponseError):
         super().__init__(message, upstream_status=upstream_status)
         self.fields = fields
 
+    def details(self) -> dict[str, Any]:
+        fields = {"fields": list(self.fields)} if self.fields else {}
+        return {**super().details(), **fields}
+
 
 class UpstreamPayloadTooLarge(UpstreamResponseError):
     """Raised on 413: the caller should split the batch and retry."""
 
     status_code = 413
-    reason = "upstream_payload_too_large"
+    code = "upstream_payload_too_large"
     default_message = "The request was too large for ZappWay"
 
 
@@ -136,7 +138,7 @@ class UpstreamRateLimited(UpstreamResponseError):
     """Raised on 429 (or by the bridge's own per-key limiter); `retry_after` in seconds."""
 
     status_code = 429
-    reason = "rate_limited"
+    code = "rate_limited"
     default_message = "ZappWay rate limit reached"
 
     def __init__(
@@ -154,29 +156,16 @@ class UpstreamRateLimited(UpstreamResponseError):
         """Whole seconds for the Retry-After we send (at least 1, even when upstream sent none)."""
         return str(max(1, math.ceil(self.retry_after or 1)))
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after_header}
+
 
 class UpstreamServerError(UpstreamResponseError):
     """Raised on 5xx, HTML error pages and edge timeouts."""
 
     status_code = 502
-    reason = "upstream_server_error"
+    code = "upstream_server_error"
     default_message = "ZappWay had an internal error"
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Read Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def error_from_response(response: httpx.Response) -> UpstreamResponseError:
@@ -202,9 +191,9 @@ def error_from_response(response: httpx.Response) -> UpstreamResponseError:
         detail = f"ZappWay rejected the request: {message}" if message else None
         return UpstreamRejected(detail, upstream_status=status, fields=fields)
     if status == 500 and message.lower() in ("not found", "not_found"):
-        return UpstreamNotFound(upstream_status=status)  # legacy B.12: missing datastore
+        return UpstreamNotFound(upstream_status=status)  # legacy: a missing datastore
     if status == 500 and message.lower() == "unauthorized":
-        return UpstreamForbidden(upstream_status=status)  # legacy B.12: foreign datasource
+        return UpstreamForbidden(upstream_status=status)  # legacy: another org's document
     if 400 <= status < 500:
         return UpstreamRejected(upstream_status=status)
     suffix = f" (HTTP {status})"
@@ -224,17 +213,17 @@ def _read_error_body(response: httpx.Response) -> tuple[str, str, tuple[str, ...
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         text = response.text.strip()
         looks_html = text.startswith("<") or "html" in response.headers.get("content-type", "")
-        return "", "" if looks_html else _clip(text), ()
+        return "", "" if looks_html else clip(text), ()
     if not isinstance(body, dict):
         return "", "", ()
     error = body.get("error")
     fields = _field_names(body.get("details"))
     if isinstance(error, dict):
-        return str(error.get("code") or ""), _clip(str(error.get("message") or "")), fields
+        return str(error.get("code") or ""), clip(str(error.get("message") or "")), fields
     if isinstance(error, str):
         is_code = error.isupper() and " " not in error
-        return (error, "", fields) if is_code else ("", _clip(error), fields)
-    return "", _clip(str(body.get("message") or "")), fields
+        return (error, "", fields) if is_code else ("", clip(error), fields)
+    return "", clip(str(body.get("message") or "")), fields
 
 
 def _field_names(details: Any) -> tuple[str, ...]:
@@ -249,8 +238,3 @@ def _field_names(details: Any) -> tuple[str, ...]:
         ]
         return tuple(name for name in found if name and name != "None")[:10]
     return ()
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"

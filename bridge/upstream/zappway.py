@@ -1,4 +1,4 @@
-"""Typed ZappWay operations for actions and triggers, over `UpstreamClient.request`.
+"""ZappWay's operations, typed: the one surface features call (over `UpstreamClient.call`).
 
 Requests are shaped per profile (the legacy API rejects free-form metadata and ignores document
 ids); answers pass through allow-lists so billing data and leaked secrets never travel further.
@@ -7,9 +7,12 @@ ids); answers pass through allow-lists so billing data and leaked secrets never 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
-from bridge.upstream.client import UpstreamClient
+from bridge.upstream import conversations
+from bridge.upstream.client import Organization, UpstreamClient
+from bridge.upstream.conversations import Conversation, Message
 from bridge.upstream.errors import UpstreamForbidden, UpstreamNotFound, UpstreamProtocolError
 
 PAGE_SIZE = 100
@@ -39,9 +42,25 @@ class ZappWay:
     def legacy(self) -> bool:
         return self.client.profile == "legacy"
 
+    def organization(self) -> Organization:
+        """The key's organization (`GET /me`): the cheap, strict check that a key works.
+
+        Raises:
+            UpstreamAuthError: the key is invalid or revoked.
+        """
+        return self.client.whoami()
+
+    def conversations_since(self, agent_id: str, watermark: datetime | None) -> list[Conversation]:
+        """The agent's conversations begun after `watermark` (less a second), oldest first."""
+        return conversations.since(self.client, agent_id, watermark)
+
+    def conversation_messages(self, conversation_id: str) -> list[Message] | None:
+        """A conversation's messages, None when it no longer exists."""
+        return conversations.messages(self.client, conversation_id)
+
     def query_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Ask an agent; never retried on 5xx (a query may have run and been billed)."""
-        answer = self.client.request(
+        answer = self.client.call(
             "POST",
             "query_agent",
             path_params={"agent_id": agent_id},
@@ -87,7 +106,7 @@ class ZappWay:
         """Collect every page (documented `meta`), or the one bare list the legacy API returns."""
         items: list[Any] = []
         for page in range(1, MAX_PAGES + 1):
-            data, meta = self.client.request(
+            data, meta = self.client.call(
                 "GET", operation, params={"page": page, "limit": PAGE_SIZE}, idempotent=True,
                 keep_meta=True,
             )  # fmt: skip
@@ -106,7 +125,7 @@ class ZappWay:
         body: dict[str, Any] = {"query": query, "topK": int(top_k)}
         if filters:
             body["filters"] = dict(filters)
-        results = self.client.request(
+        results = self.client.call(
             "POST", "query_datastore", path_params={"datastore_id": datastore_id}, json=body,
             idempotent=True,
         )  # fmt: skip
@@ -119,7 +138,7 @@ class ZappWay:
     def upsert_documents(self, datastore_id: str, documents: list[dict[str, Any]]) -> list[str]:
         """Send documents; returns upstream ids in input order."""
         body = {"documents": [self._document_body(doc) for doc in documents]}
-        answer = self.client.request(
+        answer = self.client.call(
             "POST", "upsert", path_params={"datastore_id": datastore_id}, json=body
         )
         ids = answer.get("ids") if isinstance(answer, Mapping) else None
@@ -131,7 +150,7 @@ class ZappWay:
         """Replace one document in place (the legacy update route); returns its upstream id."""
         body = {"id": upstream_id, **self._document_body(document)}
         body.pop("metadata", None)
-        answer = self.client.request(
+        answer = self.client.call(
             "POST", "update", path_params={"datastore_id": datastore_id}, json=body
         )
         new_id = answer.get("id") if isinstance(answer, Mapping) else None
@@ -140,19 +159,20 @@ class ZappWay:
     def delete_document(self, upstream_id: str) -> bool:
         """Delete one document; False when it was already gone."""
         try:
-            self.client.request(
+            self.client.call(
                 "DELETE", "datasource", path_params={"document_id": upstream_id}, idempotent=True
             )
         except UpstreamNotFound:
             return False
         except UpstreamForbidden as exc:
             if self.legacy and exc.upstream_status == 500:
-                return False  # legacy answers a missing document as if it were foreign (B.12)
+                return False  # legacy answers a missing document as if it were foreign
             raise
         return True
 
     def _document_body(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        """Shape one document for the profile: legacy gets no metadata and no id (B.9, B.10)."""
+        """Shape one document for the profile: the legacy API refuses free-form metadata and
+        ignores ids (it mints a new one on every upsert)."""
         body: dict[str, Any] = {"text": document["text"]}
         if document.get("title"):
             body["name"] = document["title"]

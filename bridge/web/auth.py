@@ -15,10 +15,10 @@ from flask import g, request
 
 from bridge.connections import service as connections
 from bridge.infra import crypto
+from bridge.infra.errors import ClientError
 from bridge.infra.models import Connection
-from bridge.infra.storage import get_session
 from bridge.web import context
-from bridge.web.errors import APIError
+from bridge.web.context import get_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,9 +73,11 @@ def require_admin(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not context.settings().admin_token:
-            raise APIError(403, "admin_disabled", "Admin API is disabled: set BRIDGE_ADMIN_TOKEN")
+            raise ClientError(
+                403, "admin_disabled", "Admin API is disabled: set BRIDGE_ADMIN_TOKEN"
+            )
         if not is_admin():
-            raise APIError(401, "admin_unauthorized", "Admin token missing or wrong")
+            raise ClientError(401, "admin_unauthorized", "Admin token missing or wrong")
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

@@ -1,30 +1,62 @@
-"""Accessors for the per-app services the factory builds (kept in `app.extensions`)."""
+"""What a request may use: the app's services by type, and the request's database session.
+
+`create_app` registers each service object under its own class (`register`), so views ask for
+`service(SyncTasks)` and get a `SyncTasks`, checked by mypy, instead of reading string-keyed
+dictionaries. The request's session is opened on first use and closed on teardown.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
 
-from flask import current_app
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from huey import Huey
+from bridge.config import Settings
+from bridge.runtime import Runtime
 
-    from bridge.config import Settings
-    from bridge.infra.crypto import SecretBox
-    from bridge.upstream.client import UpstreamPool
+T = TypeVar("T")
+KEY = "bridge.services"
+
+
+def register(app: Flask, services: Mapping[type[Any], Any]) -> None:
+    """Make each object the app's one instance of the class it is listed under (the queue is a
+    `Huey` whatever its backend); close the request session on teardown."""
+    for kind, item in services.items():
+        if not isinstance(item, kind):
+            raise TypeError(f"{item!r} is not a {kind.__name__}")
+    app.extensions[KEY] = dict(services)
+    app.teardown_appcontext(_close_db)
+
+
+def service_of(app: Flask, kind: type[T]) -> T:
+    """The app's instance of `kind` (tests and the worker, outside a request)."""
+    return cast(T, app.extensions[KEY][kind])
+
+
+def service(kind: type[T]) -> T:
+    """The current app's instance of `kind`."""
+    return service_of(current_app, kind)
+
+
+def runtime() -> Runtime:
+    return service(Runtime)
 
 
 def settings() -> Settings:
-    return cast("Settings", current_app.extensions["settings"])
+    return runtime().settings
 
 
-def secret_box() -> SecretBox:
-    return cast("SecretBox", current_app.extensions["secret_box"])
+def get_session() -> Session:
+    """The current request's session, opened on first use and closed on teardown."""
+    if "db_session" not in g:
+        g.db_session = runtime().sessions()
+    session: Session = g.db_session
+    return session
 
 
-def upstream_pool() -> UpstreamPool:
-    return cast("UpstreamPool", current_app.extensions["upstream"])
-
-
-def huey() -> Huey:
-    return cast("Huey", current_app.extensions["huey"])
+def _close_db(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

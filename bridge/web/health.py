@@ -2,50 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
-from sqlalchemy import select
+from flask import Blueprint, Response, jsonify
+from huey import Huey
 
-from bridge.infra import storage
-from bridge.infra.models import Heartbeat
-from bridge.web import context
+from bridge.infra import queue, storage
+from bridge.web.api import Answer, Endpoint, endpoint
+from bridge.web.context import runtime, service
 
 bp = Blueprint("health", __name__)
 
 
+PROBE = {200: Answer({"type": "object"}), 503: Answer({"type": "object"}, "Not ready")}
+
+
 @bp.get("/healthz")
+@endpoint(Endpoint("Liveness", {200: Answer({"type": "object"})}, secured=False))
 def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@endpoint(Endpoint("Readiness", PROBE, secured=False))
 def readyz() -> tuple[Response, int]:
     """Check every dependency; 503 names the one that is down (no connection strings shown)."""
     checks: dict[str, Any] = {}
+    engine = runtime().engine
     try:
-        storage.ping(current_app.extensions["engine"])
+        storage.ping(engine)
         checks["database"] = "ok"
     except Exception:
         checks["database"] = "unreachable"
     try:
-        context.huey().pending_count()
+        service(Huey).pending_count()
         checks["queue"] = "ok"
     except Exception:
         checks["queue"] = "unreachable"
-    checks["worker_last_seen_s"] = _worker_age() if checks["database"] == "ok" else None
-    ready = checks["database"] == "ok" and checks["queue"] == "ok"
+    database_up = checks["database"] == "ok"
+    checks["worker_last_seen_s"] = queue.last_beat_age_s(engine) if database_up else None
+    ready = database_up and checks["queue"] == "ok"
     return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), (
         200 if ready else 503
     )
-
-
-def _worker_age() -> float | None:
-    session = storage.get_session()
-    latest = session.scalar(select(Heartbeat.beat_at).order_by(Heartbeat.beat_at.desc()).limit(1))
-    if latest is None:
-        return None
-    if latest.tzinfo is None:
-        latest = latest.replace(tzinfo=UTC)
-    return round((datetime.now(UTC) - latest).total_seconds(), 1)

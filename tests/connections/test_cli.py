@@ -6,7 +6,7 @@ import json
 
 from bridge import create_app
 from bridge.infra import storage
-from tests.conftest import TEST_SECRET, bearer, random_key
+from tests.conftest import TEST_SECRET, bearer, random_key, runtime_of
 
 
 def run(app, *args, stdin=None):
@@ -69,7 +69,7 @@ def test_rotate_key_verifies_first(app, seeded, sim_admin):
 def test_reencrypt_after_master_secret_rotation(base_settings, sim_transport, seeded):
     """After BRIDGE_SECRET_KEY changes (old one kept as old), reencrypt rewrites every key."""
     app = create_app(base_settings, upstream_transport=sim_transport)
-    storage.migrate(app.extensions["engine"])
+    storage.migrate(runtime_of(app).engine)
     run(app, "connections", "create", "--api-key-stdin", stdin=seeded["key"])
     new_secret = "new-" + TEST_SECRET
     rotated = create_app(
@@ -80,11 +80,11 @@ def test_reencrypt_after_master_secret_rotation(base_settings, sim_transport, se
     only_new = create_app(
         {**base_settings, "secret_key": new_secret}, upstream_transport=sim_transport
     )
-    with only_new.extensions["sessions"]() as session:
+    with runtime_of(only_new).sessions() as session:
         from bridge.infra.models import Connection
 
         row = session.query(Connection).one()
-        assert only_new.extensions["secret_box"].decrypt(row.api_key_ciphertext) == seeded["key"]
+        assert runtime_of(only_new).box.decrypt(row.api_key_ciphertext) == seeded["key"]
 
 
 def test_migrate_command_is_idempotent(app):

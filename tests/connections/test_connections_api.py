@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bridge.infra.models import Connection
-from tests.conftest import ADMIN_TOKEN, bearer, random_key
+from tests.conftest import ADMIN_TOKEN, bearer, random_key, runtime_of
 
 
 def count_connections(app) -> int:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         return int(session.scalar(select(func.count()).select_from(Connection)) or 0)
 
 

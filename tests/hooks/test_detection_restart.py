@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from huey import Huey
 from sqlalchemy import select
 
-from bridge.hooks import detection
-from bridge.hooks import subscriptions as hooks
-from bridge.hooks import tasks as hook_tasks
+from bridge.hooks import deliveries, detection
+from bridge.hooks.tasks import HookTasks
 from bridge.infra.models import Delivery, Watch
-from tests.conftest import TEST_SECRET, bearer
+from bridge.registry import trigger_for
+from bridge.web.context import service_of
+from tests.conftest import TEST_SECRET, bearer, runtime_of
 from tests.receivers import receiver
 
 ROOT = Path(__file__).resolve().parents[2]
+NEW_CONVERSATION = trigger_for("new_conversation")
 SETTINGS = {
     "allow_private_targets": True,
     "poll_interval_s": 0.05,
@@ -47,8 +50,8 @@ def talk(sim_admin, agent_id: str, text: str = "Hello") -> str:
 def run_worker_polls(app) -> None:
     """What a worker does each poll interval: one poll_watch per watched agent."""
     time.sleep(0.06)
-    for watch_id in hook_tasks.watched(app.extensions["runtime"]):
-        app.extensions["tasks"]["poll_watch"](watch_id)
+    for watch_id in detection.watched(runtime_of(app)):
+        service_of(app, HookTasks).poll_watch(watch_id)
 
 
 def pushed_ids(rec) -> list[str]:
@@ -93,7 +96,7 @@ def test_cursor_is_stored_not_kept_in_memory(make_app, seeded, sim_admin):
     client.get(
         "/v1/triggers/new_conversation", query_string={"agent_id": agent}, headers=bearer(token)
     )
-    with make_app(**SETTINGS).extensions["sessions"]() as session:
+    with runtime_of(make_app(**SETTINGS)).sessions() as session:
         watch = session.scalar(select(Watch).where(Watch.agent_id == agent))
     assert watch.cursor_created_at.isoformat().startswith("2026-05-02T10:30:00")
     assert watch.seeded_at is not None
@@ -116,7 +119,7 @@ def test_watch_lease_lets_one_of_two_concurrent_refreshes_read_upstream(
     def refresh(index: int) -> None:
         barrier.wait()
         results[index] = detection.refresh(
-            apps[index].extensions["runtime"], connection_id, agent, max_age_s=0
+            runtime_of(apps[index]), NEW_CONVERSATION, connection_id, agent, max_age_s=0
         )
 
     threads = [threading.Thread(target=refresh, args=(i,)) for i in range(2)]
@@ -134,15 +137,21 @@ def test_a_lease_left_by_a_dead_process_expires(make_app, seeded, sim_admin, mon
     monkeypatch.setattr(detection, "LEASE", timedelta(seconds=0.3))
     agent = seeded["agents"][0]["id"]
     app = make_app(**SETTINGS)
-    runtime = app.extensions["runtime"]
+    runtime = runtime_of(app)
     connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
     connection_id = connection_id.get_json()["id"]
     with runtime.sessions() as session:
-        watch = detection.ensure_watch(session, connection_id, agent)
+        watch = detection.ensure_watch(session, connection_id, "new_conversation", agent)
         assert detection._claim(session, watch.id, max_age_s=0)  # the process that then died
-    assert detection.refresh(runtime, connection_id, agent, max_age_s=0).refreshed is False
+    assert (
+        detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0).refreshed
+        is False
+    )
     time.sleep(0.35)
-    assert detection.refresh(runtime, connection_id, agent, max_age_s=0).refreshed is True
+    assert (
+        detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0).refreshed
+        is True
+    )
 
 
 def test_failed_read_releases_the_lease_and_keeps_the_cursor(make_app, seeded, sim_admin):
@@ -157,7 +166,7 @@ def test_failed_read_releases_the_lease_and_keeps_the_cursor(make_app, seeded, s
     sim_admin.add_fault("status", status=500, path="/conversations$", times=1)
     time.sleep(0.06)
     client.get("/v1/triggers/new_conversation", query_string=poll, headers=bearer(token))
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         watch = session.scalar(select(Watch).where(Watch.agent_id == agent))
     assert watch.lease_until is None
     assert watch.last_error
@@ -170,24 +179,25 @@ def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
     make_app, seeded, sim_admin, monkeypatch
 ):
     """A delivery whose worker died mid-attempt is re-sent by the sweep with the same id."""
-    monkeypatch.setattr(hooks, "LEASE", timedelta(seconds=0.3))
+    monkeypatch.setattr(deliveries, "LEASE", timedelta(seconds=0.3))
     agent = seeded["agents"][0]["id"]
     app = make_app(**SETTINGS, huey_immediate=False)
-    runtime = app.extensions["runtime"]
+    runtime = runtime_of(app)
     client = app.test_client()
     token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
     with receiver() as rec:
         client.post("/v1/hooks", json={"url": rec.url, "agent_id": agent}, headers=bearer(token))
         talk(sim_admin, agent)
         time.sleep(0.06)
-        for watch_id in hook_tasks.watched(runtime):
-            detection.refresh(runtime, *_watch_key(app, watch_id), max_age_s=0)
-        with app.extensions["sessions"]() as session:
+        for watch_id in detection.watched(runtime):
+            detection.refresh(runtime, NEW_CONVERSATION, *_watch_key(app, watch_id), max_age_s=0)
+        with runtime_of(app).sessions() as session:
             (delivery_id,) = session.scalars(select(Delivery.id))
-        assert hooks._claim(runtime, [delivery_id]).won == [delivery_id]  # the worker that died
-        huey = app.extensions["huey"]
+        claimed = deliveries._claim(runtime, [delivery_id])  # by the worker that then died
+        assert claimed.won == [delivery_id]
+        huey = service_of(app, Huey)
         huey.flush()
-        sweep = app.extensions["tasks"]["sweep_deliveries"]
+        sweep = service_of(app, HookTasks).sweep_deliveries
         sweep.call_local()
         assert huey.pending_count() == 0  # still leased: not swept yet
         time.sleep(0.35)
@@ -200,13 +210,13 @@ def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
 
 
 def _watch_key(app, watch_id: int) -> tuple[str, str]:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         watch = session.get(Watch, watch_id)
         return watch.connection_id, watch.agent_id
 
 
 def _event_of(app, delivery_id: int) -> str:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         delivery = session.get(Delivery, delivery_id)
         return f"{delivery.event_id}_{delivery.subscription_id}"
 
@@ -238,7 +248,7 @@ def wait_until_no_poll_runs(app, timeout: float = 5.0) -> None:
     """Return as soon as no watch is leased (no poll in flight); polls last milliseconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with app.extensions["sessions"]() as session:
+        with runtime_of(app).sessions() as session:
             if session.scalar(select(Watch.id).where(Watch.lease_until.is_not(None))) is None:
                 return
         time.sleep(0.005)

@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from huey import Huey
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook
 
-from bridge.hooks import subscriptions as hooks
+from bridge.hooks import deliveries, detection
 from bridge.hooks import tasks as hook_tasks
+from bridge.hooks.tasks import HookTasks
 from bridge.infra.models import Delivery, DeliveryAttempt
-from tests.conftest import bearer
+from bridge.web.context import service_of
+from tests.conftest import bearer, runtime_of
 from tests.receivers import DRIP, HANG, Received, Receiver, receiver
 
 POLL = "/v1/triggers/new_conversation"
@@ -55,9 +58,9 @@ def subscribe(app: Flask, token: str, url: str, agent_id: str, **extra: Any) -> 
 def detect(app: Flask) -> None:
     """Run what the worker runs every poll interval: one `poll_watch` per watched agent."""
     time.sleep(0.06)  # past the poll interval, so the watch is due
-    runtime = app.extensions["runtime"]
-    for watch_id in hook_tasks.watched(runtime):
-        app.extensions["tasks"]["poll_watch"](watch_id)
+    runtime = runtime_of(app)
+    for watch_id in detection.watched(runtime):
+        service_of(app, HookTasks).poll_watch(watch_id)
 
 
 def talk(sim_admin, agent_id: str, text: str = "Hello there", **options: Any) -> dict[str, Any]:
@@ -82,18 +85,18 @@ def poll_items(app: Flask, token: str, agent_id: str) -> dict[str, dict[str, Any
 
 
 def deliveries_of(app: Flask, hook_id: str) -> list[Delivery]:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         rows = session.scalars(select(Delivery).where(Delivery.subscription_id == hook_id))
         return list(rows)
 
 
 def drive(app: Flask, delivery_id: int, until: set[str], timeout: float = 5.0) -> str:
     """Attempt a delivery whenever it is due (as the worker would) until it reaches a state."""
-    runtime = app.extensions["runtime"]
+    runtime = runtime_of(app)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hooks.attempt_delivery(runtime, delivery_id)
-        with app.extensions["sessions"]() as session:
+        deliveries.attempt_delivery(runtime, delivery_id)
+        with runtime_of(app).sessions() as session:
             state = session.get(Delivery, delivery_id).state
         if state in until:
             return str(state)
@@ -249,7 +252,7 @@ def test_conversation_created_before_the_first_poll_of_a_new_hook_is_delivered(
     with receiver() as rec:
         hook = subscribe(app, token, rec.url, agent)
         fresh = talk(sim_admin, agent)
-        huey = app.extensions["huey"]
+        huey = service_of(app, Huey)
         while huey.pending_count():
             huey.execute(huey.dequeue())  # poll_watch seeds the watch and logs `fresh` as new
         while huey.pending_count():
@@ -333,7 +336,7 @@ def test_three_failures_then_success_via_the_worker(make_app, seeded, sim_admin)
     app = hook_app(make_app, huey_immediate=False)
     token = connect(app, seeded["key"])
     agent = seeded["agents"][0]["id"]
-    consumer = app.extensions["huey"].create_consumer(
+    consumer = service_of(app, Huey).create_consumer(
         workers=2, worker_type="thread", periodic=False, max_delay=0.1, check_worker_health=False
     )
     consumer.start()
@@ -342,8 +345,8 @@ def test_three_failures_then_success_via_the_worker(make_app, seeded, sim_admin)
             hook = subscribe(app, token, rec.url, agent)
             fresh = talk(sim_admin, agent)
             time.sleep(0.06)
-            for watch_id in hook_tasks.watched(app.extensions["runtime"]):
-                app.extensions["tasks"]["poll_watch"](watch_id)  # enqueued, run by the consumer
+            for watch_id in detection.watched(runtime_of(app)):
+                service_of(app, HookTasks).poll_watch(watch_id)  # enqueued, run by the consumer
             received = rec.wait_for(4, timeout=10)
             time.sleep(0.3)
     finally:
@@ -395,7 +398,7 @@ def test_retry_delays_follow_the_schedule_with_jitter(make_app, seeded, sim_admi
     for hook_id in created:
         (delivery,) = deliveries_of(app, hook_id)
         assert delivery.attempts == 1
-        with app.extensions["sessions"]() as session:
+        with runtime_of(app).sessions() as session:
             attempted_at = session.scalar(
                 select(DeliveryAttempt.attempted_at).where(
                     DeliveryAttempt.delivery_id == delivery.id
@@ -417,7 +420,7 @@ def test_410_deletes_the_subscription(happ, token, agent, sim_admin):
         assert happ.test_client().get("/v1/hooks", headers=bearer(token)).get_json() == []
         (delivery,) = deliveries_of(happ, hook["id"])
         assert delivery.state == "cancelled"
-        assert hooks.attempt_delivery(happ.extensions["runtime"], delivery.id) is None
+        assert deliveries.attempt_delivery(runtime_of(happ), delivery.id) is None
         talk(sim_admin, agent)
         detect(happ)
         time.sleep(0.2)
@@ -457,7 +460,7 @@ def test_persistent_failure_fails_the_delivery_and_disables_the_hook(make_app, s
         time.sleep(0.2)
         assert len(rec.received) == 3
         assert len(deliveries_of(app, hook["id"])) == 1
-        assert hook_tasks.watched(app.extensions["runtime"]) == []
+        assert detection.watched(runtime_of(app)) == []
 
 
 def test_redirect_is_not_followed(happ, token, agent, sim_admin):
@@ -635,7 +638,7 @@ def test_delivery_end_to_end_on_postgres(make_app, seeded, sim_admin, pg_url):
         first, second = rec.wait_for(2)
     assert verify(hook["secret"], second)["id"] == fresh["id"]
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         total = session.scalar(select(func.count()).select_from(Delivery))
     assert total == 1
     shown = show(app, token, hook["id"]).get_json()["deliveries"][0]
@@ -660,7 +663,7 @@ def test_a_retry_for_a_deleted_hook_is_cancelled_quietly(make_app, seeded, sim_a
         assert deleted.status_code == 204
         time.sleep(0.1)
         sent = len(rec.received)
-        assert hooks.attempt_deliveries(app.extensions["runtime"], [delivery.id]) == {}
+        assert deliveries.attempt_deliveries(runtime_of(app), [delivery.id]) == {}
         assert len(rec.received) == sent
     (delivery,) = deliveries_of(app, hook["id"])
     assert delivery.state == "cancelled"
@@ -701,7 +704,7 @@ def test_an_answer_after_another_worker_took_over_is_not_recorded(make_app, seed
     other_lease = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
 
     def another_worker_claims_it() -> int:
-        with app.extensions["sessions"]() as session:
+        with runtime_of(app).sessions() as session:
             session.execute(update(Delivery).values(lease_until=other_lease))
             session.commit()
         return 200

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bridge.infra.models import Event
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 
 POLL = "/v1/triggers/new_conversation"
 ITEM_FIELDS = {
@@ -46,7 +46,7 @@ def iso(moment: datetime) -> str:
 
 
 def logged_ids(app, agent_id: str) -> list[str]:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         return list(session.scalars(select(Event.object_id).where(Event.agent_id == agent_id)))
 
 

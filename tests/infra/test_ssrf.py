@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from bridge.hooks import tasks as hook_tasks
+from bridge.hooks import detection
+from bridge.hooks.tasks import HookTasks
 from bridge.infra import netguard
-from bridge.infra.outbound import Deliverer
-from tests.conftest import bearer
+from bridge.infra.outbound import OutboundClient
+from bridge.web.context import service_of
+from tests.conftest import bearer, runtime_of
 from tests.receivers import receiver
 
 PUBLIC_V4 = "93.184.216.34"
@@ -219,10 +221,10 @@ def test_a_public_name_is_allowed(resolver):
     netguard.validate_target("https://hooks.zapier.test/hooks/standard/1/", allow_private=False)
 
 
-def test_deliverer_never_reaches_a_loopback_listener(resolver):
+def test_outbound_never_reaches_a_loopback_listener(resolver):
     """Every loopback spelling, and a name resolving to loopback, is refused before connecting."""
     resolver({"sneaky.example.test": ["127.0.0.1"]})
-    deliverer = Deliverer(allow_private=False, timeout_s=2)
+    outbound = OutboundClient(allow_private=False, timeout_s=2)
     secret = "whsec_" + "A" * 43 + "="
     with receiver() as rec:
         port = rec.port
@@ -235,10 +237,10 @@ def test_deliverer_never_reaches_a_loopback_listener(resolver):
             f"http://localhost:{port}/hook",
             f"http://sneaky.example.test:{port}/hook",
         ]
-        attempts = [deliverer.post(url, "msg_1_hook", {"id": "x"}, secret) for url in urls]
+        attempts = [outbound.post(url, "msg_1_hook", {"id": "x"}, secret) for url in urls]
         time.sleep(0.1)
         assert rec.received == []
-    deliverer.close()
+    outbound.close()
     for attempt in attempts:
         assert attempt.status == 0
         assert attempt.error is not None and attempt.error.startswith("unsafe target")
@@ -279,8 +281,8 @@ def test_dns_rebinding_between_subscribe_and_delivery_is_refused(
         resolver({"rebind.example.test": ["127.0.0.1"]})
         sim_admin.create_conversation(agent, messages=[{"from": "human", "text": "hi"}])
         time.sleep(0.06)
-        for watch_id in hook_tasks.watched(app.extensions["runtime"]):
-            app.extensions["tasks"]["poll_watch"](watch_id)
+        for watch_id in detection.watched(runtime_of(app)):
+            service_of(app, HookTasks).poll_watch(watch_id)
         time.sleep(0.1)
         assert rec.received == []
     shown = client.get(f"/v1/hooks/{created.get_json()['id']}", headers=bearer(token)).get_json()

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from huey import Huey
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bridge.infra.models import Job
+from bridge.web.context import service_of
 from tests.actions_helpers import act, calls, connect, job_row, wait_for_job, wait_until
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 from tests.receivers import Received, receiver
 
 ACTION = "query_agent"
@@ -40,7 +42,7 @@ def job(client, token: str, job_id: str):
 
 
 def count_jobs(app: Flask) -> int:
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         return int(session.scalar(select(func.count()).select_from(Job)) or 0)
 
 
@@ -138,7 +140,7 @@ def worker(make_app, seeded) -> Iterator[dict[str, Any]]:
     )
     client = app.test_client()
     created = connect(client, seeded["key"])
-    consumer = app.extensions["huey"].create_consumer(
+    consumer = service_of(app, Huey).create_consumer(
         workers=2, worker_type="thread", periodic=False, max_delay=0.1, check_worker_health=False
     )
     consumer.start()

@@ -8,18 +8,33 @@ import pytest
 
 from bridge.registry import ACTIONS, TRIGGERS
 from bridge.spec.manifest import MANIFEST_PATH, manifest_text
+from bridge.spec.openapi import operations
+from bridge.web.api import endpoint_of
 from tests.conftest import bearer
 
 
-def test_committed_manifest_matches_the_registry():
+def test_committed_manifest_matches_the_registry(app):
     """The committed manifest.json equals the generated one (fix: `make manifest`)."""
     stale = "manifest.json is stale: run `make manifest`"
-    assert MANIFEST_PATH.read_text() == manifest_text(ACTIONS, TRIGGERS), stale
+    assert MANIFEST_PATH.read_text() == manifest_text(app, ACTIONS, TRIGGERS), stale
 
 
-def test_manifest_is_served(client):
+def test_manifest_is_served(app, client):
     """GET /manifest.json serves the same document without authentication."""
-    assert client.get("/manifest.json").get_json() == json.loads(manifest_text(ACTIONS, TRIGGERS))
+    served = client.get("/manifest.json").get_json()
+    assert served == json.loads(manifest_text(app, ACTIONS, TRIGGERS))
+
+
+def test_every_route_is_declared_for_openapi(app):
+    """Every route the app serves declares itself, so /openapi.json documents all of them."""
+    undeclared = [
+        rule.rule for rule in app.url_map.iter_rules()
+        if endpoint_of(app.view_functions[rule.endpoint]) is None
+    ]  # fmt: skip
+    assert undeclared == []
+    documented = {op.path for op in operations(app)}
+    assert "/v1/triggers/new-conversation" not in documented  # an alias, documented once
+    assert {"/v1/hooks/{subscription_id}", "/in/{token}", "/v1/admin/connections"} <= documented
 
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.key)

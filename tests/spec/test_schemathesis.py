@@ -15,15 +15,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from bridge.registry import ACTIONS, TRIGGERS
-from bridge.spec.openapi import build_openapi
-from tests.conftest import bearer
+from bridge import create_app
+from bridge.spec.openapi import operations
+from tests.conftest import TEST_SECRET, bearer
 
-OPERATIONS = [
-    (method.upper(), path)
-    for path, methods in build_openapi(ACTIONS, TRIGGERS)["paths"].items()
-    for method in methods
-]
+# Built from an app that is never served: the routes' declarations need no database.
+_APP = create_app({"secret_key": TEST_SECRET, "database_url": "sqlite://", "huey_immediate": True})
+OPERATIONS = [(op.method.upper(), op.path) for op in operations(_APP)]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sqlalchemy import Table, update
 from bridge.infra.models import InboundEvent, Source
 from bridge.infra.storage import purge_before
 from bridge.sync import sources
-from tests.conftest import bearer
+from tests.conftest import bearer, housekeeping, runtime_of
 from tests.sources_helpers import (
     connect,
     pending_rows,
@@ -118,7 +118,7 @@ def test_revoked_connections_url_answers_410_and_records_nothing(bridge):
     assert answer.status_code == 410
     assert answer.get_json()["error"]["code"] == "connection_revoked"
     assert pending_rows(bridge.app, source["id"]) == []
-    with bridge.app.extensions["sessions"]() as session:
+    with runtime_of(bridge.app).sessions() as session:
         assert session.query(InboundEvent).filter_by(source_id=source["id"]).count() == 0
 
 
@@ -307,8 +307,8 @@ def test_previous_secret_stops_after_the_overlap(bridge):
     """24 hours after a rotation only the new secret is active."""
     source = bridge.source("woocommerce")
     new = bridge.rotate(source).get_json()["secret"]
-    runtime = bridge.app.extensions["runtime"]
-    with bridge.app.extensions["sessions"]() as session:
+    runtime = runtime_of(bridge.app)
+    with runtime_of(bridge.app).sessions() as session:
         row = session.get(Source, source["id"])
         soon = datetime.now(UTC) + timedelta(hours=23)
         later = datetime.now(UTC) + timedelta(hours=24, minutes=1)
@@ -419,7 +419,7 @@ def test_purge_works_through_a_backlog_in_batches(bridge):
     cutoff = datetime.now(UTC)
     newest = bridge.post(source, woo(source, "d6")).get_json()["event_id"]
     received_at = cast(Table, InboundEvent.__table__).c.received_at
-    assert purge_before(bridge.app.extensions["engine"], received_at, cutoff, batch=2) == 5
+    assert purge_before(runtime_of(bridge.app).engine, received_at, cutoff, batch=2) == 5
     assert [e["id"] for e in bridge.events(source)] == [newest]
 
 
@@ -429,12 +429,12 @@ def assert_old_events_are_forgotten(bridge, sim_admin):
     accepted_id = bridge.post(source, accepted).get_json()["event_id"]
     assert bridge.post(source, woo(source, "d-bad").tampered()).status_code == 401
     eight_days_ago = datetime.now(UTC) - timedelta(days=8)
-    with bridge.app.extensions["sessions"]() as session:
+    with runtime_of(bridge.app).sessions() as session:
         session.execute(update(InboundEvent).values(received_at=eight_days_ago))
         session.commit()
     assert bridge.post(source, woo(source, "d-bad-2").tampered()).status_code == 401
     sent = len(upserted(sim_admin, bridge.datastore_id))
-    bridge.app.extensions["tasks"]["housekeeping"]()
+    housekeeping(bridge.app)
     remaining = [(e["status"], e["id"] == accepted_id) for e in bridge.events(source)]
     assert remaining == [("rejected", False), ("accepted", True)]
     assert bridge.post(source, accepted).get_json()["status"] == "duplicate"
@@ -470,7 +470,7 @@ def test_secrets_never_leave_except_once(bridge, sim_admin, caplog, capsys, tmp_
     texts = [a.get_data(as_text=True) for a in answers]
     for path in ("/v1/sources", f"/v1/sources/{source['id']}/events"):
         texts.append(bridge.client.get(path, headers=bridge.headers()).get_data(as_text=True))
-    bridge.app.extensions["engine"].dispose()
+    runtime_of(bridge.app).engine.dispose()
     db_bytes = b"".join(p.read_bytes() for p in Path(tmp_path).glob("bridge.sqlite3*"))
     assert b"inbound_events" in db_bytes
     logged = caplog.text + capsys.readouterr().out

@@ -18,14 +18,16 @@ import pytest
 from sqlalchemy import update
 
 from bridge.infra.models import Connection
-from bridge.sync import state as sync_state
-from bridge.sync.drain import claim_sync
+from bridge.sync import marker
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.schemes import TokenScheme
 from bridge.sync.sources import find_by_token
 from bridge.sync.store import ack_connection
+from bridge.sync.tasks import SyncTasks
+from bridge.web.context import service_of
 from tests.actions_helpers import at_once
+from tests.conftest import runtime_of
 from tests.sources_helpers import (
     connect,
     pending_rows,
@@ -412,10 +414,10 @@ def surprises(app, source, key):
     """Run `ingest` (what the route runs) on the sample with each location replaced by two of
     the odd values (rotating, so every value meets every depth); return what ended other than
     accepted, ignored, duplicate or a 422 refusal."""
-    box = app.extensions["runtime"].box
+    box = runtime_of(app).box
     sample = json.loads(SAMPLES[key].body)
     found = {}
-    with app.extensions["sessions"]() as session:
+    with runtime_of(app).sessions() as session:
         target = find_by_token(session.connection(), token_of(source))
         for index, path in enumerate(json_paths(sample)):
             for value in (ODD_VALUES[index % 8], ODD_VALUES[(index + 3) % 8]):
@@ -426,8 +428,8 @@ def surprises(app, source, key):
                            headers=request.headers, method="POST", path=source["inbound_path"],
                            debounce_s=60)  # fmt: skip
                 except IngestRejected as exc:
-                    if exc.status != 422:
-                        found[(path, repr(value))] = exc.reason
+                    if exc.status_code != 422:
+                        found[(path, repr(value))] = exc.code
                 except Exception as exc:  # the route would answer 500
                     found[(path, repr(value))] = type(exc).__name__
                 finally:
@@ -456,10 +458,10 @@ def test_a_rolled_back_request_leaves_no_trace(bridge, sim_admin):
     duplicate."""
     source = bridge.source("woocommerce")
     request = signed_for(source, "woocommerce")
-    with bridge.app.extensions["sessions"]() as session:
+    with runtime_of(bridge.app).sessions() as session:
         db = session.connection()
         target = find_by_token(db, token_of(source))
-        result = ingest(db, bridge.app.extensions["runtime"].box, target, raw_body=request.body,
+        result = ingest(db, runtime_of(bridge.app).box, target, raw_body=request.body,
                         headers=request.headers, method="POST", path=source["inbound_path"],
                         debounce_s=0)  # fmt: skip
         assert result.status == "accepted"
@@ -489,24 +491,24 @@ def test_webhook_leaves_a_marker_younger_than_sync_stale_after(make_app, seeded)
     bridge = connect(make_app, seeded, sync_stale_after_s=3600, sync_debounce_s=30)
     source = bridge.source("woocommerce")
     five_minutes_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    with bridge.app.extensions["sessions"]() as session:
+    with runtime_of(bridge.app).sessions() as session:
         session.execute(update(Connection).values(sync_due_at=five_minutes_ago))
         session.commit()
     assert bridge.post(source, signed_for(source, "woocommerce")).status_code == 202
-    with bridge.app.extensions["sessions"]() as session:
+    with runtime_of(bridge.app).sessions() as session:
         assert session.get(Connection, bridge.connection_id).sync_due_at == five_minutes_ago
 
 
 def assert_racing_webhook_claims_the_sync(bridge):
     source = bridge.source("woocommerce")
     request = signed_for(source, "woocommerce")
-    engine, runtime = bridge.app.extensions["engine"], bridge.app.extensions["runtime"]
+    engine, runtime = runtime_of(bridge.app).engine, runtime_of(bridge.app)
     with engine.connect() as db:
-        assert claim_sync(db, bridge.connection_id, 60)  # a sync task is scheduled
+        assert marker.claim(db, bridge.connection_id, 60)  # a sync task is scheduled
         db.commit()
     with ack_connection(engine) as db:
         target = find_by_token(db, token_of(source))
-        sync_state.release_marker(runtime, bridge.connection_id)  # it ends, nothing due yet
+        marker.release(runtime, bridge.connection_id)  # it ends, nothing due yet
         result = ingest(db, runtime.box, target, raw_body=request.body, headers=request.headers,
                         method="POST", path=source["inbound_path"], debounce_s=0)  # fmt: skip
         db.commit()
@@ -619,7 +621,7 @@ def test_burst_is_coalesced_into_one_batch(make_app, seeded, sim_admin):
         body["doc"]["uuid"] = doc_id
         send(bridge, source, "generic_hmac", {**change, "body": json.dumps(body).encode()})
     assert upstream_calls(sim_admin) == []  # the debounced task has not run yet
-    bridge.app.extensions["tasks"]["sync_connection"](bridge.connection_id)
+    service_of(bridge.app, SyncTasks).sync_connection(bridge.connection_id)
     (call,) = upstream_calls(sim_admin)
     texts = sorted(doc["text"] for doc in call["body"]["documents"])
     assert texts == ["doc-0 v9", "doc-1 v7", "doc-2 v8"]

@@ -13,6 +13,7 @@ import random
 import httpx
 import pytest
 
+from tests.conftest import runtime_of
 from tests.sync_helpers import (
     FAST,
     Bridge,
@@ -47,7 +48,7 @@ def test_ten_thousand_documents_go_out_in_full_batches(make_app, seeded, sim_adm
     bridge.kick()
     bridge.drain(timeout=120)
     calls = upsert_calls(sim_admin)
-    assert len(calls) <= math.ceil(count / app.extensions["settings"].sync_batch_size)
+    assert len(calls) <= math.ceil(count / runtime_of(app).settings.sync_batch_size)
     assert all(call["status"] in (200, 201) for call in calls)
     assert bridge.states() == {"delivered": count}
     stored = upstream_documents(sim_app, datastore)

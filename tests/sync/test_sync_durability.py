@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bridge.documents import service as documents
+from bridge.documents.store import DocumentMap
 from bridge.sync import state as sync_state
 from tests.conftest import TEST_SECRET
 from tests.sync_helpers import (
@@ -277,7 +277,7 @@ def test_newer_version_arriving_mid_call_is_sent_after_it(
     sim_admin.add_fault("latency", path=UPSERT, seconds=0.5, times=1)
     sim_admin.clear_requests()
     running = threading.Thread(
-        target=bridge.tasks["sync_connection"].call_local, args=(bridge.connection_id,)
+        target=bridge.tasks.sync_connection.call_local, args=(bridge.connection_id,)
     )
     running.start()
     time.sleep(0.2)  # the first upsert is waiting in the simulator
@@ -301,15 +301,15 @@ def test_sweep_restarts_a_lost_sync_but_not_a_live_one(make_app, seeded, sim_adm
     source = bridge.create_source(seeded["datastores"][0]["id"])
     bridge.ingest_bulk(source, ((f"d{n}", 1, f"text {n}") for n in range(3)))
     assert bridge.marker() is not None  # claimed for a task that is never run: it died
-    dead_run = documents.DocumentMap(bridge.runtime.sessions, bridge.connection_id, "sync-")
+    dead_run = DocumentMap(bridge.runtime.sessions, bridge.connection_id, "sync-")
     leases = dead_run.leased(source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
     leases.__enter__()  # held by the dead run; never released by it
     sim_admin.clear_requests()
-    bridge.tasks["sweep_syncs"].call_local()
+    bridge.tasks.sweep_syncs.call_local()
     assert bridge.states() == {"pending": 3}  # too young to be presumed dead
     assert upsert_calls(sim_admin) == []
     time.sleep(0.6)
-    bridge.tasks["sweep_syncs"].call_local()
+    bridge.tasks.sweep_syncs.call_local()
     assert bridge.states() == {"delivered": 3}
     assert bridge.marker() is None
 
@@ -343,7 +343,7 @@ def test_revocation_mid_sync_stops_before_the_next_call(make_app, seeded, sim_ad
     sim_admin.add_fault("latency", path=UPSERT, seconds=0.3)
     sim_admin.clear_requests()
     running = threading.Thread(
-        target=bridge.tasks["sync_connection"].call_local, args=(bridge.connection_id,)
+        target=bridge.tasks.sync_connection.call_local, args=(bridge.connection_id,)
     )
     running.start()
     deadline = time.monotonic() + 10
@@ -384,10 +384,10 @@ def test_one_tenant_stalling_or_failing_does_not_hold_up_another(
     a.ingest_bulk(source_a, ((f"a{n}", 1, f"a text {n}") for n in range(10)))
     b.ingest_bulk(source_b, ((f"b{n}", 1, f"b text {n}") for n in range(10)))
     sim_admin.add_fault(path=UPSERT, key=seeded["key"], **fault)
-    sync_a = threading.Thread(target=a.tasks["sync_connection"].call_local, args=(a.connection_id,))
+    sync_a = threading.Thread(target=a.tasks.sync_connection.call_local, args=(a.connection_id,))
     sync_a.start()
     time.sleep(0.2)  # A is inside its upsert call (stall) or already backing off
-    b.tasks["sync_connection"].call_local(b.connection_id)
+    b.tasks.sync_connection.call_local(b.connection_id)
     assert b.states() == {"delivered": 10}
     assert len(texts(sim_app, store_b, source_b.id)) == 10
     assert a.states() == {"pending": 10}
@@ -478,7 +478,7 @@ def test_worker_killed_mid_batch_loses_nothing(
         assert bridge.states()["pending"] > 0
         worker = start_worker(env, log)
         time.sleep(stale_s + 0.5)
-        bridge.tasks["sweep_syncs"].call_local()  # the minute's sweep, without waiting for it
+        bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
         wait_until(lambda: bridge.states() == {"delivered": 100}, 60, "every document delivered")
     finally:
         stop(worker)

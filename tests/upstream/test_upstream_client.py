@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bridge.config import Settings
+from bridge.infra.backoff import parse_retry_after
 from bridge.upstream.client import UpstreamPool
 from bridge.upstream.errors import (
     UpstreamAuthError,
@@ -21,7 +22,6 @@ from bridge.upstream.errors import (
     UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnavailable,
-    parse_retry_after,
 )
 from tests.conftest import TEST_SECRET, random_key
 
@@ -89,7 +89,7 @@ def test_legacy_lazy_route_403_rechecks_the_key(make_pool, sim_admin, seeded):
     sim_admin.set_profile("legacy")
     private_agent = seeded["agents"][0]["id"]
     with pytest.raises(UpstreamAuthError):
-        make_pool("legacy").client(random_key(), 60).request(
+        make_pool("legacy").client(random_key(), 60).call(
             "POST", "query_agent", path_params={"agent_id": private_agent}, json={"query": "hi"}
         )
 
@@ -101,7 +101,7 @@ def test_legacy_lazy_route_403_with_valid_key_is_forbidden(make_pool, sim_admin,
     other_key = sim_admin.create_key(other_org["id"])
     private_agent = seeded["agents"][0]["id"]
     with pytest.raises(UpstreamForbidden) as caught:
-        make_pool("legacy").client(other_key, 60).request(
+        make_pool("legacy").client(other_key, 60).call(
             "POST", "query_agent", path_params={"agent_id": private_agent}, json={"query": "hi"}
         )
     assert caught.value.status_code == 403
@@ -110,7 +110,7 @@ def test_legacy_lazy_route_403_with_valid_key_is_forbidden(make_pool, sim_admin,
 def test_missing_agent_is_not_found_in_both_profiles(make_pool, profile, seeded):
     """404 (documented) and a `null` body (legacy) both become UpstreamNotFound."""
     with pytest.raises(UpstreamNotFound):
-        make_pool(profile).client(seeded["key"], 60).request(
+        make_pool(profile).client(seeded["key"], 60).call(
             "GET", "agent", path_params={"agent_id": "cnotanagent000000000000000"}, idempotent=True
         )
 
@@ -120,7 +120,7 @@ def test_legacy_500_not_found_is_not_found_without_retry(make_pool, sim_admin, s
     sim_admin.set_profile("legacy")
     sim_admin.clear_requests()
     with pytest.raises(UpstreamNotFound):
-        make_pool("legacy").client(seeded["key"], 60).request(
+        make_pool("legacy").client(seeded["key"], 60).call(
             "POST",
             "query_datastore",
             path_params={"datastore_id": "cnostore0000000000000000000"},
@@ -196,7 +196,7 @@ def test_server_error_is_not_retried_for_agent_queries(make_pool, seeded, sim_ad
     sim_admin.clear_requests()
     agent = seeded["agents"][0]["id"]
     with pytest.raises(UpstreamServerError):
-        make_pool().client(seeded["key"], 60).request(
+        make_pool().client(seeded["key"], 60).call(
             "POST", "query_agent", path_params={"agent_id": agent}, json={"query": "hi"}
         )
     assert len(calls_to(sim_admin, "/query")) == 1
@@ -230,7 +230,7 @@ def test_validation_400_names_fields(make_pool, seeded, sim_admin):
     sim_admin.set_profile("legacy")
     datastore = seeded["datastores"][0]["id"]
     with pytest.raises(UpstreamRejected) as caught:
-        make_pool("legacy").client(seeded["key"], 60).request(
+        make_pool("legacy").client(seeded["key"], 60).call(
             "POST",
             "upsert",
             path_params={"datastore_id": datastore},

@@ -1,15 +1,19 @@
-"""Reading an agent's new conversations from ZappWay, whichever profile it speaks.
+"""Reading an agent's conversations from ZappWay, whichever profile it speaks.
 
 Documented: `GET /agents/{id}/conversations?after=&limit=&page=`; whether `after` is inclusive
 and in what order items come is unstated, so we ask for `after = watermark - 1 s`, follow pages,
-sort by (createdAt, id) ourselves and let the event log drop repeats. Legacy: `GET /logs` pages
-of 100 by `updatedAt` descending with an id cursor; we page until a short page or one older than
-the watermark, re-read the top for rows updated while we paged (the id cursor skips them), then
-filter by `createdAt` ourselves (contract B.11).
+sort by (createdAt, id) ourselves and let the caller's log drop repeats. Legacy: `GET /logs`
+pages of 100 by `updatedAt` descending with an id cursor, and no filter by creation time; we
+page until a short page or one older than the watermark, re-read the top for rows updated while
+we paged (the id cursor skips them), then filter by `createdAt` ourselves.
+
+Answers pass through an allow-list (`Conversation`, `Message`): nothing else of the upstream's
+bodies travels further.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,13 +23,28 @@ from bridge.upstream.errors import UpstreamNotFound, UpstreamProtocolError
 PAGE = 100
 MAX_PAGES = 20
 OVERLAP = timedelta(seconds=1)
-CONTACT_FIELDS = {
-    "email": "email",
-    "phoneNumber": "phone_number",
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "name": "name",
-}
+LEAD_FIELDS = ("email", "phoneNumber", "firstName", "lastName", "name")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation as the bridge keeps it: public fields and the visitor's contact only."""
+
+    id: str
+    created_at: datetime
+    agent_id: str | None
+    channel: str | None
+    status: str | None
+    title: str | None
+    visitor_id: str | None
+    lead: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Message:
+    sender: str  # "human" or "agent"
+    text: str | None
+    created_at: str
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -42,24 +61,64 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def fetch_since(
-    client: UpstreamClient, agent_id: str, watermark: datetime | None
-) -> list[dict[str, Any]]:
-    """Return the agent's conversations created after `watermark - 1 s`, oldest first."""
+def since(client: UpstreamClient, agent_id: str, watermark: datetime | None) -> list[Conversation]:
+    """The agent's conversations created after `watermark - 1 s`, oldest first, each once."""
     raw = (
         _legacy(client, agent_id, watermark)
         if client.profile == "legacy"
         else _documented(client, agent_id, watermark)
     )
     floor = watermark - OVERLAP if watermark else None
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Conversation] = {}
     for item in raw:
-        created = parse_time(item.get("createdAt")) if isinstance(item, dict) else None
-        if created is None or not item.get("id"):
-            continue
-        if floor is None or created > floor:
-            found[str(item["id"])] = {**item, "_created": created}
-    return sorted(found.values(), key=lambda c: (c["_created"], str(c["id"])))
+        conversation = _conversation(item)
+        if conversation is not None and (floor is None or conversation.created_at > floor):
+            found[conversation.id] = conversation
+    return sorted(found.values(), key=lambda c: (c.created_at, c.id))
+
+
+def messages(client: UpstreamClient, conversation_id: str) -> list[Message] | None:
+    """The conversation's messages (the newest 50 the upstream returns), None when it is gone."""
+    try:
+        body = client.call(
+            "GET", "conversation", path_params={"conversation_id": conversation_id},
+            idempotent=True,
+        )  # fmt: skip
+    except UpstreamNotFound:
+        return None
+    found = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(found, list):
+        return None
+    return [
+        Message(
+            sender=str(item.get("from") or ""),
+            text=str(item["text"]) if item.get("text") else None,
+            created_at=str(item.get("createdAt") or ""),
+        )
+        for item in found
+        if isinstance(item, dict)
+    ]
+
+
+def _conversation(item: Any) -> Conversation | None:
+    created = parse_time(item.get("createdAt")) if isinstance(item, dict) else None
+    if created is None or not item.get("id"):
+        return None
+    lead = item.get("lead") if isinstance(item.get("lead"), dict) else {}
+    return Conversation(
+        id=str(item["id"]),
+        created_at=created,
+        agent_id=_text(item.get("agentId")),
+        channel=_text(item.get("channel")),
+        status=_text(item.get("status")),
+        title=_text(item.get("title")),
+        visitor_id=_text(item.get("visitorId")),
+        lead={name: str(lead[name]) for name in LEAD_FIELDS if lead.get(name)},
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _documented(client: UpstreamClient, agent_id: str, watermark: datetime | None) -> list[Any]:
@@ -68,7 +127,7 @@ def _documented(client: UpstreamClient, agent_id: str, watermark: datetime | Non
         params["after"] = iso(watermark - OVERLAP)
     items: list[Any] = []
     for page in range(1, MAX_PAGES + 1):
-        data, meta = client.request(
+        data, meta = client.call(
             "GET", "conversations", path_params={"agent_id": agent_id},
             params={**params, "page": page}, idempotent=True, keep_meta=True,
         )  # fmt: skip
@@ -117,7 +176,7 @@ def _legacy_scan(
     pages = 0
     while pages < budget:
         params = {"agentId": agent_id, **({"cursor": cursor} if cursor else {})}
-        data = client.request("GET", "conversations", params=params, idempotent=True)
+        data = client.call("GET", "conversations", params=params, idempotent=True)
         pages += 1
         if not isinstance(data, list):
             raise UpstreamProtocolError("ZappWay's conversation log is not an array")
@@ -140,39 +199,3 @@ def _legacy_scan(
 
 def _updated(conversation: Any) -> datetime | None:
     return parse_time(conversation.get("updatedAt")) if isinstance(conversation, dict) else None
-
-
-def first_message(client: UpstreamClient, conversation_id: str) -> str | None:
-    """Return the conversation's earliest human message (the newest 50 are enough for new ones)."""
-    try:
-        body = client.request(
-            "GET", "conversation", path_params={"conversation_id": conversation_id},
-            idempotent=True,
-        )  # fmt: skip
-    except UpstreamNotFound:
-        return None
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list):
-        return None
-    human = [m for m in messages if isinstance(m, dict) and m.get("from") == "human"]
-    oldest = min(human, key=lambda m: str(m.get("createdAt") or ""), default=None)
-    return str(oldest["text"])[:2000] if oldest and oldest.get("text") else None
-
-
-def to_item(conversation: dict[str, Any], agent_id: str, message: str | None) -> dict[str, Any]:
-    """The public shape of a new conversation (polling items and hook payloads alike)."""
-    lead: dict[str, Any] = (
-        conversation["lead"] if isinstance(conversation.get("lead"), dict) else {}
-    )
-    contact = {ours: lead[theirs] for theirs, ours in CONTACT_FIELDS.items() if lead.get(theirs)}
-    return {
-        "id": str(conversation["id"]),
-        "created_at": iso(conversation["_created"]),
-        "agent_id": str(conversation.get("agentId") or agent_id),
-        "channel": conversation.get("channel"),
-        "status": conversation.get("status"),
-        "title": conversation.get("title"),
-        "first_message": message or conversation.get("title"),
-        "visitor_id": conversation.get("visitorId"),
-        "contact": contact or None,
-    }

@@ -1,0 +1,264 @@
+"""The external-id -> upstream-id document map: every SQL statement about it.
+
+Per connection and datastore, which upstream document each external id became, plus a hash of
+what was sent (an unchanged document costs no upstream call). Concurrent writers of one external
+id are serialised by a short lease on its map row (an UPDATE that only one caller can win), never
+by a database lock held across the upstream call, which on SQLite would stall every other writer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.infra.errors import Conflict
+from bridge.infra.models import DocumentMapping
+
+LEASE = timedelta(seconds=120)
+IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
+
+
+class DocumentBusy(Conflict):
+    """Raised when another writer holds a document's lease for longer than we may wait."""
+
+    code = "document_busy"
+    retry_after = 2
+
+
+class DocumentMap:
+    """Per-connection access to the map; each method commits its own short transaction."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], connection_id: str, lease_prefix: str = ""
+    ) -> None:
+        """`lease_prefix` marks this writer's leases (the CMS sync uses `sync-`, so a sync run
+        that takes over from a killed one can release what that one left behind)."""
+        self._sessions = sessions
+        self._connection_id = connection_id
+        self._lease_prefix = lease_prefix
+
+    def _key(self, datastore_id: str, external_id: str) -> Any:
+        return (
+            (DocumentMapping.connection_id == self._connection_id)
+            & (DocumentMapping.datastore_id == datastore_id)
+            & (DocumentMapping.external_id == external_id)
+        )
+
+    def get(self, datastore_id: str, external_id: str) -> DocumentMapping | None:
+        with self._sessions() as session:
+            return session.scalar(
+                select(DocumentMapping).where(self._key(datastore_id, external_id))
+            )
+
+    @contextmanager
+    def leased(
+        self, datastore_id: str, external_ids: Sequence[str], wait_s: float = 30.0
+    ) -> Iterator[dict[str, DocumentMapping]]:
+        """Hold the leases of several external ids (sorted, so writers never deadlock)."""
+        token = self._lease_prefix + secrets.token_hex(8)
+        wanted = sorted(set(external_ids))
+        held: list[str] = []
+        try:
+            self._ensure_rows(datastore_id, wanted)
+            if self._claim_all(datastore_id, wanted, token):
+                held = wanted
+            for external_id in wanted if not held else ():
+                self._claim(datastore_id, external_id, token, wait_s)
+                held.append(external_id)
+            # Read, then close the session: the caller's upstream call may take a minute, and
+            # must not keep a pooled connection (idle in a transaction) for all that time.
+            with self._sessions() as session:
+                rows = {
+                    row.external_id: row
+                    for row in session.scalars(
+                        select(DocumentMapping).where(
+                            (DocumentMapping.connection_id == self._connection_id)
+                            & (DocumentMapping.datastore_id == datastore_id)
+                            & DocumentMapping.external_id.in_(held)
+                        )
+                    )
+                }
+            yield rows
+        finally:
+            self._release(datastore_id, held, token)
+
+    def _claim_all(self, datastore_id: str, external_ids: list[str], token: str) -> bool:
+        """Take every lease in one statement, or none (a batch's fast path; rows exist)."""
+        if len(external_ids) < 2 or len(external_ids) > IN_LIMIT:
+            return False
+        now = datetime.now(UTC)
+        with self._sessions() as session:
+            won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+                update(DocumentMapping)
+                .where(
+                    (DocumentMapping.connection_id == self._connection_id)
+                    & (DocumentMapping.datastore_id == datastore_id)
+                    & DocumentMapping.external_id.in_(external_ids)
+                )
+                .where(
+                    DocumentMapping.locked_until.is_(None) | (DocumentMapping.locked_until < now)
+                )
+                .values(lock_token=token, locked_until=now + LEASE)
+            ).rowcount
+            if won != len(external_ids):
+                session.rollback()  # someone holds one of them: claim one by one, in order
+                return False
+            session.commit()
+        return True
+
+    def _claim(self, datastore_id: str, external_id: str, token: str, wait_s: float) -> None:
+        self._ensure_row(datastore_id, external_id)
+        deadline = time.monotonic() + wait_s
+        while True:
+            now = datetime.now(UTC)
+            with self._sessions() as session:
+                won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+                    update(DocumentMapping)
+                    .where(self._key(datastore_id, external_id))
+                    .where(
+                        DocumentMapping.locked_until.is_(None)
+                        | (DocumentMapping.locked_until < now)
+                    )
+                    .values(lock_token=token, locked_until=now + LEASE)
+                ).rowcount
+                session.commit()
+            if won:
+                return
+            if time.monotonic() > deadline:
+                raise DocumentBusy(f"document {external_id!r} is being written by another request")
+            time.sleep(0.05)
+
+    def _ensure_rows(self, datastore_id: str, external_ids: list[str]) -> None:
+        """Create the missing map rows of a batch in one transaction (one by one on a race)."""
+        if len(external_ids) < 2 or len(external_ids) > IN_LIMIT:
+            return
+        with self._sessions() as session:
+            existing = set(
+                session.scalars(
+                    select(DocumentMapping.external_id).where(
+                        (DocumentMapping.connection_id == self._connection_id)
+                        & (DocumentMapping.datastore_id == datastore_id)
+                        & DocumentMapping.external_id.in_(external_ids)
+                    )
+                )
+            )
+            missing = [e for e in external_ids if e not in existing]
+            if not missing:
+                return
+            session.add_all(
+                DocumentMapping(
+                    connection_id=self._connection_id, datastore_id=datastore_id, external_id=e
+                )
+                for e in missing
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # a concurrent writer created one first: `_claim` copes
+
+    def _ensure_row(self, datastore_id: str, external_id: str) -> None:
+        with self._sessions() as session:
+            if session.scalar(
+                select(DocumentMapping.id).where(self._key(datastore_id, external_id))
+            ):
+                return
+            session.add(
+                DocumentMapping(
+                    connection_id=self._connection_id,
+                    datastore_id=datastore_id,
+                    external_id=external_id,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # a concurrent writer created it first: fine
+
+    def _release(self, datastore_id: str, external_ids: list[str], token: str) -> None:
+        if not external_ids:
+            return
+        with self._sessions() as session:
+            session.execute(
+                update(DocumentMapping)
+                .where(
+                    (DocumentMapping.connection_id == self._connection_id)
+                    & (DocumentMapping.datastore_id == datastore_id)
+                    & DocumentMapping.external_id.in_(external_ids)
+                    & (DocumentMapping.lock_token == token)
+                )
+                .values(lock_token=None, locked_until=None)
+            )
+            session.commit()
+
+    def record(self, datastore_id: str, external_id: str, upstream_id: str, digest: str) -> None:
+        with self._sessions() as session:
+            session.execute(
+                update(DocumentMapping)
+                .where(self._key(datastore_id, external_id))
+                .values(upstream_id=upstream_id, content_hash=digest, updated_at=datetime.now(UTC))
+            )
+            session.commit()
+
+    def record_many(self, datastore_id: str, results: list[tuple[str, str, str]]) -> None:
+        """Record (external id, upstream id, content hash) for a whole batch in one commit."""
+        if not results:
+            return
+        table = cast(Table, DocumentMapping.__table__)
+        statement = (
+            update(table)
+            .where(table.c.connection_id == self._connection_id)
+            .where(table.c.datastore_id == datastore_id)
+            .where(table.c.external_id == bindparam("b_external_id"))
+            .values(
+                upstream_id=bindparam("b_upstream_id"),
+                content_hash=bindparam("b_hash"),
+                updated_at=datetime.now(UTC),
+            )
+        )
+        params = [{"b_external_id": e, "b_upstream_id": u, "b_hash": h} for e, u, h in results]
+        with self._sessions() as session:
+            session.connection().execute(statement, params)
+            session.commit()
+
+    def forget(self, datastore_id: str, external_id: str) -> None:
+        with self._sessions() as session:
+            session.execute(delete(DocumentMapping).where(self._key(datastore_id, external_id)))
+            session.commit()
+
+    def forget_upstream(self, datastore_id: str, upstream_id: str) -> None:
+        """Unmap an upstream document deleted by its own id, so its external id is created anew."""
+        with self._sessions() as session:
+            session.execute(
+                update(DocumentMapping)
+                .where(
+                    (DocumentMapping.connection_id == self._connection_id)
+                    & (DocumentMapping.datastore_id == datastore_id)
+                    & (DocumentMapping.upstream_id == upstream_id)
+                )
+                .values(upstream_id=None, content_hash=None)
+            )
+            session.commit()
+
+
+def release_prefixed_leases(
+    sessions: sessionmaker[Session], connection_id: str, prefix: str
+) -> int:
+    """Free the connection's leases whose token starts with `prefix`; returns how many (for a
+    writer that knows every holder with that prefix is dead)."""
+    with sessions() as session:
+        count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+            update(DocumentMapping)
+            .where(DocumentMapping.connection_id == connection_id)
+            .where(DocumentMapping.lock_token.startswith(prefix, autoescape=True))
+            .values(lock_token=None, locked_until=None)
+        ).rowcount
+        session.commit()
+    return int(count)

@@ -1,0 +1,73 @@
+"""The task queue (Huey): a SQLite file under var/ by default, Redis when REDIS_URL is set.
+
+Features register their tasks on the one `Huey` the app factory makes here, so the web process
+enqueues and the consumer (`python -m bridge.worker`) runs the same named tasks with the same
+settings. Every task re-reads what it needs from the database; nothing is shared through memory.
+The heartbeat is how `/readyz` knows a worker is alive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.config import Settings
+from bridge.infra.models import Heartbeat
+from bridge.infra.storage import session_scope
+
+QUEUE_NAME = "zappway-bridge"
+
+
+def make_huey(settings: Settings) -> Huey:
+    """Pick the queue backend from settings (immediate in-memory mode for unit tests)."""
+    if settings.huey_immediate:
+        return MemoryHuey(QUEUE_NAME, immediate=True)
+    if settings.redis_url:
+        return RedisHuey(QUEUE_NAME, url=settings.redis_url)
+    settings.sqlite_queue_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path))
+
+
+def beat(sessions: sessionmaker[Session], name: str) -> None:
+    """Record that a background process is alive (read by /readyz)."""
+    with session_scope(sessions) as session:
+        row = session.get(Heartbeat, name) or Heartbeat(name=name, runs=0)
+        row.beat_at = datetime.now(UTC)
+        row.runs += 1
+        session.add(row)
+
+
+def last_beat_age_s(engine: Engine) -> float | None:
+    """Seconds since any background process last beat, or None when none ever did."""
+    with engine.connect() as db:
+        latest = db.scalar(select(Heartbeat.beat_at).order_by(Heartbeat.beat_at.desc()).limit(1))
+    if latest is None:
+        return None
+    if latest.tzinfo is None:
+        latest = latest.replace(tzinfo=UTC)
+    return round((datetime.now(UTC) - latest).total_seconds(), 1)
+
+
+class WorkerHeartbeat:
+    """A periodic task that beats every `minutes`, so a live worker shows up in /readyz."""
+
+    def __init__(self, huey: Huey, sessions: sessionmaker[Session], minutes: int) -> None:
+        every = crontab(minute=f"*/{minutes}")
+
+        @huey.periodic_task(every, name="heartbeat")  # type: ignore[untyped-decorator]  # huey is untyped
+        def heartbeat() -> None:
+            beat(sessions, "housekeeping")
+
+        self.task = heartbeat
+
+
+def run_consumer(huey: Huey, threads: int) -> None:
+    """Run tasks until stopped (the Procfile's worker line)."""
+    # Threads, not processes: tasks mostly wait on ZappWay, hooks and CMSs, and a tenant whose
+    # upstream is slow holds only its own thread. max_delay bounds an idle SQLite consumer's sleep.
+    consumer = huey.create_consumer(workers=threads, worker_type="thread", periodic=True,
+                                    max_delay=1.0)  # fmt: skip
+    consumer.run()
