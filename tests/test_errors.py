@@ -1,0 +1,105 @@
+"""Every error the bridge raises carries its own status, and the web layer renders each one.
+
+Like httpx's test of its exception mapping: the test walks every subclass of `BridgeError` in the
+code base (so a new one cannot be forgotten), builds one, renders it through the app's one error
+handler, and checks the status, the envelope and the headers platforms act on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from marshmallow import ValidationError
+
+import bridge
+from bridge.connections.service import ConnectionAuthError, InvalidApiKey
+from bridge.infra.errors import MAX_MESSAGE, BridgeError, ClientError, as_bridge_error
+from bridge.runs.idempotency import IdempotencyConflict
+from bridge.runs.jobs import ActionStillRunning
+from bridge.sync.ingest import IngestRejected
+from bridge.upstream.errors import (
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamResponseError,
+)
+from bridge.web.errors import render
+
+# Errors whose constructor needs arguments: how to build a typical one.
+EXAMPLES: dict[type[BridgeError], Callable[[], BridgeError]] = {
+    ClientError: lambda: ClientError(410, "source_deleted", "This inbound URL was deleted"),
+    ConnectionAuthError: lambda: ConnectionAuthError("unknown_credentials", "Unknown token"),
+    InvalidApiKey: lambda: InvalidApiKey("api_key must not be empty"),
+    IdempotencyConflict: lambda: IdempotencyConflict(409, "idempotency_in_progress", "running"),
+    IngestRejected: lambda: IngestRejected(401, "bad-signature"),
+    ActionStillRunning: lambda: ActionStillRunning("job_0123"),
+    UpstreamRateLimited: lambda: UpstreamRateLimited(retry_after=2.5),
+    UpstreamRejected: lambda: UpstreamRejected("ZappWay rejected it", fields=("query",)),
+}
+
+
+def _subclasses(cls: type[BridgeError]) -> Iterator[type[BridgeError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _every_error() -> list[type[BridgeError]]:
+    for module in pkgutil.walk_packages(bridge.__path__, "bridge."):
+        importlib.import_module(module.name)
+    return sorted({BridgeError, *_subclasses(BridgeError)}, key=lambda c: c.__qualname__)
+
+
+def _build(cls: type[BridgeError]) -> BridgeError:
+    factory = EXAMPLES.get(cls)
+    if factory is not None:
+        return factory()
+    if issubclass(cls, UpstreamResponseError):
+        return cls(upstream_status=cls.status_code)
+    return cls()
+
+
+@pytest.mark.parametrize("cls", _every_error(), ids=lambda c: c.__qualname__)
+def test_every_error_renders_with_its_own_status(cls, app):
+    """Each error renders as its own status, the `{error: {code, message}}` envelope, a
+    message under 250 characters, and the headers its status calls for."""
+    error = _build(cls)
+    with app.test_request_context():
+        response = render(error)
+    body: dict[str, Any] = response.get_json()
+    assert response.status_code == error.status_code
+    assert 400 <= error.status_code <= 599
+    assert body["error"]["code"] == error.code
+    assert error.code and error.code == error.code.strip()
+    assert 0 < len(body["error"]["message"]) <= MAX_MESSAGE
+    if error.status_code in (409, 429):
+        assert int(response.headers["Retry-After"]) >= 1
+    if isinstance(error, ConnectionAuthError):
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_walk_finds_the_domain_errors():
+    """The walk reaches errors defined in every layer, not just the base module."""
+    names = {cls.__name__ for cls in _every_error()}
+    assert {"UpstreamTimeout", "DocumentBusy", "DecryptionError", "HookError",
+            "IngestRejected", "ConnectionRevoked", "MalformedBody"} <= names  # fmt: skip
+
+
+def test_anything_else_is_a_bare_500(app):
+    """An exception that is not ours renders as 500 with no detail of it."""
+    with app.test_request_context():
+        response = render(KeyError("secret-looking detail"))
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "Internal error; it has been logged"}
+    }
+
+
+def test_validation_errors_name_their_fields():
+    """marshmallow's errors become a 422 naming every refused field, nested ones dotted."""
+    error = as_bridge_error(ValidationError({"query": ["Missing"], "contact": {"email": ["Bad"]}}))
+    assert error.status_code == 422
+    assert error.body()["error"]["fields"] == ["query", "contact.email"]
