@@ -37,9 +37,10 @@ AUTHENTICATION = {
     "connection_label": "{{label}} ({{organization.name}})",
 }
 DROPDOWNS = (
-    {"key": "agents", "path": "/v1/agents", "value": "id", "label": "name"},
-    {"key": "datastores", "path": "/v1/datastores", "value": "id", "label": "name"},
-)
+    {"key": "agents", "noun": "Agent", "path": "/v1/agents", "value": "id", "label": "name"},
+    {"key": "datastores", "noun": "Datastore", "path": "/v1/datastores", "value": "id",
+     "label": "name"},
+)  # fmt: skip
 DROPDOWN_FIELDS = {"agent_id": "agents", "datastore_id": "datastores"}
 
 
@@ -47,11 +48,14 @@ def describe_fields(schema: Schema) -> list[dict[str, Any]]:
     """Describe a schema's fields for platform UIs: name, type, required, help, choices."""
     described = []
     for name, field in schema.fields.items():
+        # "required" means always present with a value: a field that may be null is not.
         item: dict[str, Any] = {
             "key": name,
             "type": _type_name(field),
-            "required": field.required,
+            "required": field.required and not field.allow_none,
         }
+        if field.allow_none:
+            item["nullable"] = True
         if field.metadata.get("description"):
             item["help_text"] = field.metadata["description"]
         for validator in field.validators:
@@ -85,7 +89,7 @@ def build_manifest(
         "authentication": AUTHENTICATION,
         "actions": [_describe_action(action) for action in actions],
         "triggers": [_describe_trigger(trigger) for trigger in triggers],
-        "dropdowns": list(DROPDOWNS),
+        "dropdowns": [{**dropdown, "paging": _dropdown_paging()} for dropdown in DROPDOWNS],
         "jobs": {"path": "/v1/jobs/{job_id}", "method": "GET"},
         "inbound": _describe_inbound(),
         "errors": {
@@ -140,12 +144,34 @@ def _describe_trigger(trigger: Trigger) -> dict[str, Any]:
                 "method": "GET",
                 "path": f"/v1/triggers/{trigger.key}",
                 "params": {"sample": 1},
+                "params_from_input": ["agent_id"],
             },
             "signature": "standard-webhooks v1 (webhook-id, webhook-timestamp, webhook-signature)",
         },
         "output_fields": describe_fields(trigger.output_schema()),
         "sample": trigger.sample,
     }
+
+
+def _dropdown_paging() -> dict[str, Any]:
+    """How the dropdown sources page, read from their query schema (pages count from 1)."""
+    from bridge.api_actions import ListQuery  # the schema lives with its route
+
+    fields_ = ListQuery().fields
+    page, limit = fields_["page"], fields_["limit"]
+    return {
+        "page_param": "page",
+        "first_page": _range(page).min,
+        "limit_param": "limit",
+        "default_limit": limit.load_default,
+        "max_limit": _range(limit).max,
+        "total_header": "X-Total-Count",
+        "options_query": {"format": "options"},  # answers [{label, value}]
+    }
+
+
+def _range(field: fields.Field[Any]) -> validate.Range:
+    return next(v for v in field.validators if isinstance(v, validate.Range))
 
 
 def _describe_inbound() -> dict[str, Any]:
