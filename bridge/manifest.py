@@ -42,6 +42,18 @@ DROPDOWNS = (
      "label": "name"},
 )  # fmt: skip
 DROPDOWN_FIELDS = {"agent_id": "agents", "datastore_id": "datastores"}
+CALLBACK = {
+    "field": "callback_url",
+    "accepted": {"status": 202, "job_id": "job_id"},
+    "delivery": {
+        "method": "POST",
+        "body": {"job_id": "string", "action": "string", "status": "succeeded | failed",
+                 "result": "the action's output (when succeeded)",
+                 "error": "{code, message, status} (when failed)"},
+        "signature": "standard-webhooks v1 with the connection's signing_secret; webhook-id is "
+                     "the job id",
+    },
+}  # fmt: skip
 
 
 def describe_fields(schema: Schema) -> list[dict[str, Any]]:
@@ -111,6 +123,7 @@ def _describe_action(action: Action) -> dict[str, Any]:
         "path": f"/v1/actions/{action.key}",
         "idempotency_header": "Idempotency-Key",
         "supports_callback": action.long_running,
+        "callback": CALLBACK if action.long_running else None,
         "input_fields": describe_fields(action.input_schema()),
         "output_fields": describe_fields(action.output_schema()),
         "sample": action.sample,
