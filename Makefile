@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test check fmt manifest clean
+.PHONY: install run demo test test-n8n check fmt manifest integrations clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ check: install  ## format check, lint, types
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest
+
+integrations: install  ## regenerate the Zapier, Make and n8n apps under integrations/ from the registry
+	$(BIN)/flask --app bridge export all
 
 fmt: install
 	$(BIN)/ruff format .

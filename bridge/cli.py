@@ -142,7 +142,26 @@ def manifest_command(check: bool) -> None:
     click.echo(f"wrote {MANIFEST_PATH.name}")
 
 
+@click.command("export")
+@click.argument("target", type=click.Choice(["zapier", "make", "n8n", "all"]))
+@click.option("--check", is_flag=True, help="Fail if the committed files differ from an export.")
+def export_command(target: str, check: bool) -> None:
+    """Write the Zapier, Make or n8n app under integrations/ from the registry."""
+    from bridge.spec import exports
+
+    targets = list(exports.RENDERERS) if target == "all" else [target]
+    if check:
+        stale = [f"{name}/{path}" for name in targets for path in exports.stale(name)]
+        if stale:
+            raise click.ClickException(f"stale: {', '.join(stale)}; run `make integrations`")
+        click.echo("integrations/ is up to date")
+        return
+    for name in targets:
+        click.echo(f"wrote {len(exports.write(name))} files under integrations/{name}/")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(connections_cli)
     app.cli.add_command(migrate_command)
     app.cli.add_command(manifest_command)
+    app.cli.add_command(export_command)

@@ -1,0 +1,1 @@
+"""Descriptions of the bridge for others: platform apps generated from the registry."""
