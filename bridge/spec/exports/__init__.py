@@ -52,8 +52,7 @@ def stale(target: str, root: Path = INTEGRATIONS) -> list[str]:
     differing = [
         relative
         for relative, text in files.items()
-        if not (base / relative).exists()
-        or (base / relative).read_text(encoding="utf-8") != text
+        if not (base / relative).exists() or (base / relative).read_text(encoding="utf-8") != text
     ]
     extra = [
         old.relative_to(base).as_posix()

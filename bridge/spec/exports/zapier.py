@@ -121,10 +121,12 @@ def _runtime(manifest: dict[str, Any]) -> str:
 @@NOTE@@
 // Requests, errors, bodies and signatures: every operation goes through these helpers.
 @@STANDARD_WEBHOOKS@@
-const FIRST_PAGE = @@FIRST_PAGE@@; // the bridge's dropdown pages count from 1; bundle.meta.page from 0
+// The bridge's dropdown pages count from FIRST_PAGE; Zapier's bundle.meta.page from 0.
+const FIRST_PAGE = @@FIRST_PAGE@@;
 const PAGE_SIZE = @@PAGE_SIZE@@;
 
-const baseUrl = (bundle) => String((bundle.authData || {}).base_url || '').trim().replace(/\\/+$/, '');
+const baseUrl = (bundle) =>
+  String((bundle.authData || {}).base_url || '').trim().replace(/\\/+$/, '');
 
 const addAuth = (request, z, bundle) => {
   const token = String((bundle.authData || {}).token || '').trim();
@@ -167,7 +169,8 @@ const blank = (value) => value === undefined || value === null || value === '';
 const coerce = (field, value) => {
   if (field.type === 'integer' || field.type === 'number') {
     const number = Number(value);
-    return typeof value === 'string' && value.trim() !== '' && Number.isFinite(number) ? number : value;
+    const numeric = typeof value === 'string' && value.trim() !== '' && Number.isFinite(number);
+    return numeric ? number : value;
   }
   if (field.type === 'boolean' && typeof value === 'string') {
     return ['true', 'yes', '1'].includes(value.toLowerCase());
@@ -197,11 +200,13 @@ const buildBody = (fields, inputData) => {
       }
       if (Object.keys(nested).length) body[field.key] = nested;
     } else if (field.type === 'array' && field.children) {
-      const items = (Array.isArray(value) ? value : []).map((item) => clean(field.children, item || {}));
+      const given = Array.isArray(value) ? value : [];
+      const items = given.map((item) => clean(field.children, item || {}));
       const filled = items.filter((item) => Object.keys(item).length);
       if (filled.length) body[field.key] = filled;
     } else if (field.type === 'array') {
-      const items = (Array.isArray(value) ? value : blank(value) ? [] : [value]).filter((v) => !blank(v));
+      const given = Array.isArray(value) ? value : [value];
+      const items = given.filter((v) => !blank(v));
       if (items.length) body[field.key] = items;
     } else if (!blank(value)) {
       body[field.key] = coerce(field, value);
@@ -385,7 +390,11 @@ module.exports = {
     inputFields: @@INPUTS@@,
     performSubscribe: (z, bundle) =>
       call(z, bundle, '@@SUB_METHOD@@', '@@SUB_PATH@@', {
-        body: { @@TARGET@@: bundle.targetUrl, event: '@@EVENT@@', agent_id: bundle.inputData.agent_id },
+        body: {
+          @@TARGET@@: bundle.targetUrl,
+          event: '@@EVENT@@',
+          agent_id: bundle.inputData.agent_id,
+        },
       }),
     performUnsubscribe: (z, bundle) =>
       call(z, bundle, '@@UNSUB_METHOD@@', `@@UNSUB_PATH@@`),
@@ -393,12 +402,13 @@ module.exports = {
       const raw = bundle.rawRequest || {};
       if (raw.headers && typeof raw.content === 'string') {
         try {
-          verifySignature(bundle.subscribeData && bundle.subscribeData.secret, raw.headers, raw.content);
+          const secret = bundle.subscribeData && bundle.subscribeData.secret;
+          verifySignature(secret, raw.headers, raw.content);
         } catch (error) {
           throw new z.errors.HaltedError(error.message);
         }
       } else {
-        throw new z.errors.HaltedError('Delivery without its raw request: cannot verify its signature');
+        throw new z.errors.HaltedError('No raw request: cannot verify the delivery signature');
       }
       return [bundle.cleanedRequest];
     },
@@ -559,9 +569,9 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def _readme(manifest: dict[str, Any]) -> str:
-    operations = [
-        f"- `{a['key']}`: {a['label']} ({a['kind']})" for a in manifest["actions"]
-    ] + [f"- `{t['key']}` and `{t['key']}_instant`: {t['label']}" for t in manifest["triggers"]]
+    operations = [f"- `{a['key']}`: {a['label']} ({a['kind']})" for a in manifest["actions"]] + [
+        f"- `{t['key']}` and `{t['key']}_instant`: {t['label']}" for t in manifest["triggers"]
+    ]
     paging = dropdown(manifest, "agents")["paging"]
     return fill(
         """\

@@ -21,7 +21,7 @@ const verifySignature = (secret, headers, body, nowSeconds = Date.now() / 1000) 
   const timestamp = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
   if (!secret || !id || !timestamp || !signatures) {
-    throw new Error('Unsigned delivery: webhook-id, webhook-timestamp and webhook-signature are required');
+    throw new Error('Unsigned delivery: webhook-id, -timestamp and -signature are required');
   }
   const stamp = Number(timestamp);
   if (!Number.isInteger(stamp) || Math.abs(nowSeconds - stamp) > TOLERANCE_S) {
@@ -39,10 +39,12 @@ const verifySignature = (secret, headers, body, nowSeconds = Date.now() / 1000) 
   return JSON.parse(body);
 };
 
-const FIRST_PAGE = 1; // the bridge's dropdown pages count from 1; bundle.meta.page from 0
+// The bridge's dropdown pages count from FIRST_PAGE; Zapier's bundle.meta.page from 0.
+const FIRST_PAGE = 1;
 const PAGE_SIZE = 100;
 
-const baseUrl = (bundle) => String((bundle.authData || {}).base_url || '').trim().replace(/\/+$/, '');
+const baseUrl = (bundle) =>
+  String((bundle.authData || {}).base_url || '').trim().replace(/\/+$/, '');
 
 const addAuth = (request, z, bundle) => {
   const token = String((bundle.authData || {}).token || '').trim();
@@ -85,7 +87,8 @@ const blank = (value) => value === undefined || value === null || value === '';
 const coerce = (field, value) => {
   if (field.type === 'integer' || field.type === 'number') {
     const number = Number(value);
-    return typeof value === 'string' && value.trim() !== '' && Number.isFinite(number) ? number : value;
+    const numeric = typeof value === 'string' && value.trim() !== '' && Number.isFinite(number);
+    return numeric ? number : value;
   }
   if (field.type === 'boolean' && typeof value === 'string') {
     return ['true', 'yes', '1'].includes(value.toLowerCase());
@@ -115,11 +118,13 @@ const buildBody = (fields, inputData) => {
       }
       if (Object.keys(nested).length) body[field.key] = nested;
     } else if (field.type === 'array' && field.children) {
-      const items = (Array.isArray(value) ? value : []).map((item) => clean(field.children, item || {}));
+      const given = Array.isArray(value) ? value : [];
+      const items = given.map((item) => clean(field.children, item || {}));
       const filled = items.filter((item) => Object.keys(item).length);
       if (filled.length) body[field.key] = filled;
     } else if (field.type === 'array') {
-      const items = (Array.isArray(value) ? value : blank(value) ? [] : [value]).filter((v) => !blank(v));
+      const given = Array.isArray(value) ? value : [value];
+      const items = given.filter((v) => !blank(v));
       if (items.length) body[field.key] = items;
     } else if (!blank(value)) {
       body[field.key] = coerce(field, value);

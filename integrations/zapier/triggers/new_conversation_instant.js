@@ -25,7 +25,11 @@ module.exports = {
     ],
     performSubscribe: (z, bundle) =>
       call(z, bundle, 'POST', '/v1/hooks', {
-        body: { target_url: bundle.targetUrl, event: 'new_conversation', agent_id: bundle.inputData.agent_id },
+        body: {
+          target_url: bundle.targetUrl,
+          event: 'new_conversation',
+          agent_id: bundle.inputData.agent_id,
+        },
       }),
     performUnsubscribe: (z, bundle) =>
       call(z, bundle, 'DELETE', `/v1/hooks/${encodeURIComponent(bundle.subscribeData.id)}`),
@@ -33,12 +37,13 @@ module.exports = {
       const raw = bundle.rawRequest || {};
       if (raw.headers && typeof raw.content === 'string') {
         try {
-          verifySignature(bundle.subscribeData && bundle.subscribeData.secret, raw.headers, raw.content);
+          const secret = bundle.subscribeData && bundle.subscribeData.secret;
+          verifySignature(secret, raw.headers, raw.content);
         } catch (error) {
           throw new z.errors.HaltedError(error.message);
         }
       } else {
-        throw new z.errors.HaltedError('Delivery without its raw request: cannot verify its signature');
+        throw new z.errors.HaltedError('No raw request: cannot verify the delivery signature');
       }
       return [bundle.cleanedRequest];
     },
