@@ -40,7 +40,9 @@ def render(manifest: dict[str, Any]) -> Files:
         "lib/bridge.js": _runtime(manifest),
         "authentication.js": _authentication(manifest),
     }
-    triggers, creates, searches = [], [], []
+    triggers: list[str] = []
+    creates: list[str] = []
+    searches: list[str] = []
     for source in manifest["dropdowns"]:
         key = f"list_{source['key']}"
         files[f"triggers/{key}.js"] = _dropdown_trigger(key, source)
