@@ -37,6 +37,10 @@ check: install  ## format check, lint, types
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest
 
+test-n8n: install  ## opt-in: n8n 2.8.4 (~2.3 GB, ~4 min cold) loads the n8n package and runs workflows
+	cd tests/integrations/n8n && npm_config_nodedir=/usr npm ci --no-audit --no-fund --prefer-offline
+	BRIDGE_ENV=test BRIDGE_TEST_N8N=1 $(BIN)/pytest tests/integrations/test_n8n_package.py -v -s
+
 integrations: install  ## regenerate the Zapier, Make and n8n apps under integrations/ from the registry
 	$(BIN)/flask --app bridge export all
 
