@@ -85,9 +85,7 @@ def live_bridge(var_dir: Path, **overrides: Any) -> Iterator[LiveBridge]:
                 )
                 assert created.status_code == 201, created.text
                 body = created.json()
-                yield LiveBridge(
-                    url, sim_url, body["token"], body["signing_secret"], seeded, admin
-                )
+                yield LiveBridge(url, sim_url, body["token"], body["signing_secret"], seeded, admin)
         finally:
             consumer.stop(graceful=True)
             app.extensions["upstream"].close()

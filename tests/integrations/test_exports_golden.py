@@ -11,7 +11,9 @@ from bridge.spec import exports
 def test_committed_app_matches_a_fresh_export(target):
     """Every file of integrations/<target>/ equals a fresh export (fix: `make integrations`)."""
     stale = exports.stale(target)
-    assert not stale, f"integrations/{target}/ is stale ({', '.join(stale)}): run `make integrations`"
+    assert not stale, (
+        f"integrations/{target}/ is stale ({', '.join(stale)}): run `make integrations`"
+    )
 
 
 def test_export_command_checks_the_committed_tree(app):

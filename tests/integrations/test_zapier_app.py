@@ -38,7 +38,11 @@ def steps(tmp_path_factory) -> dict[str, dict[str, Any]]:
             "expectAgents": EXTRA_AGENTS + 2,
             "slowSeconds": SLOW_S,
         }
-        env = {"PATH": str(Path(node).parent), "NODE_ENV": "test", "LOGGING_ENDPOINT": "http://127.0.0.1:9/"}
+        env = {
+            "PATH": str(Path(node).parent),
+            "NODE_ENV": "test",
+            "LOGGING_ENDPOINT": "http://127.0.0.1:9/",
+        }
         run = subprocess.run(
             [node, str(HARNESS), json.dumps(config)],
             capture_output=True, text=True, timeout=180, env=env,
