@@ -303,4 +303,3 @@ def test_trigger_unsubscribes_on_deactivation(setup, server):
     gone = httpx.get(f"{bridge.url}/v1/hooks/{server['hook']['id']}", headers=bridge.headers())
     assert gone.status_code == 404
     print(json.dumps({"n8n_timings": setup["timings"]}))  # quoted in the closing note
-
