@@ -55,8 +55,8 @@ class LiveBridge:
 def live_bridge(var_dir: Path, **overrides: Any) -> Iterator[LiveBridge]:
     """Serve a seeded simulator and a bridge (with a worker) on free loopback ports."""
     sim_app = sim.create_app({"profile": "documented", "seed": 1})
-    with serve_in_thread(sim_app) as sim_url:
-        admin = SimAdmin(sim_url)
+    with serve_in_thread(sim_app) as sim_url, httpx.Client(base_url=sim_url, timeout=10) as http:
+        admin = SimAdmin(http)
         seeded = admin.seed()
         settings = {
             "secret_key": TEST_SECRET,
@@ -89,6 +89,8 @@ def live_bridge(var_dir: Path, **overrides: Any) -> Iterator[LiveBridge]:
         finally:
             consumer.stop(graceful=True)
             app.extensions["upstream"].close()
+            app.extensions["runtime"].deliverer.close()  # its pooled connections to receivers
+            app.extensions["deadline_runner"].shutdown()
             app.extensions["engine"].dispose()
 
 

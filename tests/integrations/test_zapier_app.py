@@ -61,7 +61,7 @@ STEPS = [
     ("hook_subscribe", "performSubscribe creates a hook for Zapier's target URL"),
     ("hook_perform_list", "performList returns samples with agent_id sent"),
     ("hook_delivery_verified", "a real delivery verifies and becomes one item; a forged one halts"),
-    ("hook_unsubscribe", "performUnsubscribe deletes the hook"),
+    ("hook_unsubscribe", "performUnsubscribe deletes the hook; again, it finds it gone: fine"),
     ("create_upsert_document", "upsert_document sends one document or a batch (line items)"),
     ("search_query_datastore", "query_datastore returns passages"),
     ("create_delete_document", "delete_document deletes by the id it was upserted with"),

@@ -157,12 +157,15 @@ const raiseFor = (z, status, error, retryAfter) => {
 
 const handleErrors = (response, z) => {
   if (response.status < 400) return response;
+  if (response.status === 404 && response.skipThrowForStatus) return response; // missingOk
   const error = (response.data && response.data.error) || {};
   return raiseFor(z, response.status, error, response.headers.get('retry-after'));
 };
 
-const call = async (z, bundle, method, path, { body, params } = {}) => {
-  const response = await z.request({ url: `${baseUrl(bundle)}${path}`, method, body, params });
+// `missingOk`: a 404 is an answer (an unsubscribe finding the hook already gone).
+const call = async (z, bundle, method, path, { body, params, missingOk } = {}) => {
+  const url = `${baseUrl(bundle)}${path}`;
+  const response = await z.request({ url, method, body, params, skipThrowForStatus: missingOk });
   return response.data;
 };
 
@@ -398,8 +401,9 @@ module.exports = {
           agent_id: bundle.inputData.agent_id,
         },
       }),
+    // A hook the bridge already removed (Zapier answered 410 to it) is unsubscribed too.
     performUnsubscribe: (z, bundle) =>
-      call(z, bundle, '@@UNSUB_METHOD@@', `@@UNSUB_PATH@@`),
+      call(z, bundle, '@@UNSUB_METHOD@@', `@@UNSUB_PATH@@`, { missingOk: true }),
     perform: (z, bundle) => {
       const raw = bundle.rawRequest || {};
       if (raw.headers && typeof raw.content === 'string') {

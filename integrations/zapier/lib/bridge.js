@@ -73,12 +73,15 @@ const raiseFor = (z, status, error, retryAfter) => {
 
 const handleErrors = (response, z) => {
   if (response.status < 400) return response;
+  if (response.status === 404 && response.skipThrowForStatus) return response; // missingOk
   const error = (response.data && response.data.error) || {};
   return raiseFor(z, response.status, error, response.headers.get('retry-after'));
 };
 
-const call = async (z, bundle, method, path, { body, params } = {}) => {
-  const response = await z.request({ url: `${baseUrl(bundle)}${path}`, method, body, params });
+// `missingOk`: a 404 is an answer (an unsubscribe finding the hook already gone).
+const call = async (z, bundle, method, path, { body, params, missingOk } = {}) => {
+  const url = `${baseUrl(bundle)}${path}`;
+  const response = await z.request({ url, method, body, params, skipThrowForStatus: missingOk });
   return response.data;
 };
 

@@ -31,8 +31,9 @@ module.exports = {
           agent_id: bundle.inputData.agent_id,
         },
       }),
+    // A hook the bridge already removed (Zapier answered 410 to it) is unsubscribed too.
     performUnsubscribe: (z, bundle) =>
-      call(z, bundle, 'DELETE', `/v1/hooks/${encodeURIComponent(bundle.subscribeData.id)}`),
+      call(z, bundle, 'DELETE', `/v1/hooks/${encodeURIComponent(bundle.subscribeData.id)}`, { missingOk: true }),
     perform: (z, bundle) => {
       const raw = bundle.rawRequest || {};
       if (raw.headers && typeof raw.content === 'string') {

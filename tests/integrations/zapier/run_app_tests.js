@@ -174,6 +174,7 @@ const main = async () => {
     await run('triggers.new_conversation_instant.operation.performUnsubscribe', { subscribeData });
     const response = await fetch(`${config.bridge}/v1/hooks/${subscribeData.id}`, { headers: { Authorization: `Bearer ${config.token}` } });
     assert(response.status === 404, `the hook still answers ${response.status}`);
+    await run('triggers.new_conversation_instant.operation.performUnsubscribe', { subscribeData });
     return response.status;
   });
   hook.close();
