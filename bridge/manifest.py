@@ -94,6 +94,7 @@ def build_manifest(
     actions: tuple[Action, ...], triggers: tuple[Trigger, ...] = ()
 ) -> dict[str, Any]:
     """The platform-neutral description every integration (Zapier, Make, n8n...) is wired from."""
+    paging = _dropdown_paging()
     return {
         "name": "ZappWay Bridge",
         "version": VERSION,
@@ -101,7 +102,7 @@ def build_manifest(
         "authentication": AUTHENTICATION,
         "actions": [_describe_action(action) for action in actions],
         "triggers": [_describe_trigger(trigger) for trigger in triggers],
-        "dropdowns": [{**dropdown, "paging": _dropdown_paging()} for dropdown in DROPDOWNS],
+        "dropdowns": [{**dropdown, "paging": paging} for dropdown in DROPDOWNS],
         "jobs": {"path": "/v1/jobs/{job_id}", "method": "GET"},
         "inbound": _describe_inbound(),
         "errors": {
