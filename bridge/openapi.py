@@ -172,7 +172,20 @@ def build_openapi(
             )
         },
     )
-    items = {200: _ok({"type": "array", "items": "DropdownItem"}), **_errors(AUTHED_ERRORS)}
+    option = {
+        "type": "object",
+        "required": ["label", "value"],
+        "properties": {"label": {"type": "string"}, "value": {"type": "string"}},
+    }
+    listed = {"anyOf": [{"$ref": "#/components/schemas/DropdownItem"}, option]}  # format=options
+    page = _ok({"type": "array", "items": listed})
+    page["headers"] = {
+        "X-Total-Count": {
+            "description": "Items on all pages (pages count from 1)",
+            "schema": {"type": "integer"},
+        }
+    }
+    items = {200: page, **_errors(AUTHED_ERRORS)}
     for noun in ("agents", "datastores"):
         operation = _operation(f"Dropdown source: {noun}", items, parameters=LIST_PARAMS)
         spec.path(path=f"/v1/{noun}", operations={"get": operation})

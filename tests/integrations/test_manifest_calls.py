@@ -75,3 +75,16 @@ def test_dropdown_paging_is_described_and_true(client, connection):
             dropdown["path"], query_string=paging["options_query"] | {"limit": 1}, headers=headers
         )
         assert set(options.get_json()[0]) == {"label", "value"}
+
+
+def test_openapi_describes_the_dropdown_pages_the_guides_use(client):
+    """OpenAPI states pages from 1, the options format and the X-Total-Count header."""
+    spec = client.get("/openapi.json").get_json()
+    for path in ("/v1/agents", "/v1/datastores"):
+        operation = spec["paths"][path]["get"]
+        page = next(p for p in operation["parameters"] if p["name"] == "page")
+        assert page["schema"]["minimum"] == 1
+        answer = operation["responses"]["200"]
+        assert "X-Total-Count" in answer["headers"]
+        shapes = answer["content"]["application/json"]["schema"]["items"]["anyOf"]
+        assert any(shape.get("required") == ["label", "value"] for shape in shapes)
