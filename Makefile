@@ -6,7 +6,7 @@ PORT ?= 8000
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test check fmt manifest clean
+.PHONY: install run demo test test-n8n check fmt manifest integrations clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ check: install  ## format check, lint, types, layering contracts
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest
+
+test-n8n: install  ## opt-in: n8n 2.8.4 (~2.3 GB, ~4 min cold) loads the n8n package and runs workflows
+	cd tests/integrations/n8n && npm_config_nodedir=/usr npm ci --no-audit --no-fund --prefer-offline
+	BRIDGE_ENV=test BRIDGE_TEST_N8N=1 $(BIN)/pytest tests/integrations/test_n8n_package.py -v -s
+
+integrations: install  ## regenerate the Zapier, Make and n8n apps under integrations/ from the registry
+	$(BIN)/flask --app bridge export all
 
 fmt: install
 	$(BIN)/ruff format .
