@@ -15,6 +15,7 @@ every watched agent, so a new trigger needs no change there.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,8 +109,17 @@ class Action:
         """Searches answer a bare array (what Zapier, Make and n8n expect of a search)."""
         return self.kind == "search"
 
+    def load(self, payload: Any) -> dict[str, Any]:
+        """Validate a request body (one schema instance per action, built once).
+
+        Raises:
+            marshmallow.ValidationError: naming the fields refused.
+        """
+        loaded: dict[str, Any] = _schemas(self.input_schema, False).load(payload)
+        return loaded
+
     def dump(self, result: Any) -> Any:
-        return self.output_schema(many=self.many).dump(result)
+        return _schemas(self.output_schema, self.many).dump(result)
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,12 @@ class Trigger:
         )
         _check_key("trigger", trigger.key, module)
         return trigger
+
+
+@functools.cache
+def _schemas(schema: type[Schema], many: bool) -> Schema:
+    """Schema instances are reusable: building one per call cost more than loading with it."""
+    return schema(many=many)
 
 
 def _check_key(kind: str, key: str, module: ModuleType) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection as DBConnection
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
-from bridge.infra import crypto
+from bridge.infra import crypto, storage
 from bridge.infra.errors import BridgeError, InvalidInput
 from bridge.infra.models import Connection
 from bridge.runtime import Runtime
@@ -171,8 +173,20 @@ def create(
     return IssuedConnection(connection, token, signing_secret)
 
 
-def authenticate(session: Session, token: str | None) -> Connection:
-    """Return the live connection for a presented token.
+@dataclass(frozen=True)
+class Credential:
+    """What a valid token proves: which live connection calls, on which plan, with which key
+    (still encrypted). Read in one indexed statement on every request, so revocation and a
+    rotated key apply to the very next call in every process."""
+
+    id: str
+    plan: str
+    api_key_ciphertext: str
+
+
+def authenticate(db: DBConnection, token: str | None) -> Credential:
+    """Return what a presented token proves, in one indexed read (a Core statement: this runs
+    on every request).
 
     Raises:
         ConnectionAuthError: with reason missing, malformed, unknown or revoked.
@@ -190,17 +204,41 @@ def authenticate(session: Session, token: str | None) -> Connection:
             "followed by 43 characters",
         )
     digest = crypto.hash_token(token)
-    connection = session.scalar(select(Connection).where(Connection.token_hash == digest))
-    if connection is None or not crypto.same_secret(connection.token_hash, digest):
+    row = db.execute(_BY_TOKEN, {"digest": digest}).first()
+    if row is None or not crypto.same_secret(row.token_hash, digest):
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
-    if connection.is_revoked:
+    if row.revoked_at is not None:
         raise ConnectionAuthError("revoked_credentials", "This connection has been revoked")
-    return connection
+    return Credential(row.id, row.plan, row.api_key_ciphertext)
+
+
+def credential(runtime: Runtime, connection_id: str) -> Credential:
+    """The connection's credential, read again (background work: revocation applies at once).
+
+    Raises:
+        ConnectionRevoked: when the connection is gone or revoked.
+    """
+    with storage.autocommit(runtime.engine) as db:
+        row = db.execute(_BY_ID, {"connection_id": connection_id}).first()
+    if row is None or row.revoked_at is not None:
+        raise ConnectionRevoked(connection_id)
+    return Credential(row.id, row.plan, row.api_key_ciphertext)
+
+
+_CONNECTIONS = cast(Table, Connection.__table__)
+_COLUMNS = (
+    _CONNECTIONS.c.id, _CONNECTIONS.c.plan, _CONNECTIONS.c.api_key_ciphertext,
+    _CONNECTIONS.c.token_hash, _CONNECTIONS.c.revoked_at,
+)  # fmt: skip
+# Built once: compiling a statement per request cost more than running it.
+_BY_TOKEN = select(*_COLUMNS).where(_CONNECTIONS.c.token_hash == bindparam("digest"))
+_BY_ID = select(*_COLUMNS).where(_CONNECTIONS.c.id == bindparam("connection_id"))
 
 
 def open_zappway(runtime: Runtime, connection_id: str, max_wait: float | None = None) -> ZappWay:
     """ZappWay operations with the connection's key, re-reading the connection so that
-    revocation applies at once (to requests and background work alike).
+    revocation applies at once (background work; requests use `zappway_for` with the
+    credential they authenticated with).
 
     `max_wait` caps how long a call may wait for the key's rate budget (default
     BRIDGE_RATE_WAIT); background work passes 0 and reschedules itself instead.
@@ -208,13 +246,13 @@ def open_zappway(runtime: Runtime, connection_id: str, max_wait: float | None = 
     Raises:
         ConnectionRevoked: when the connection is gone or revoked.
     """
-    with runtime.sessions() as session:
-        connection = session.get(Connection, connection_id, populate_existing=True)
-        if connection is None or connection.is_revoked:
-            raise ConnectionRevoked(connection_id)
-        ciphertext, plan = connection.api_key_ciphertext, connection.plan
-    api_key = runtime.box.decrypt(ciphertext)
-    limit = plan_limit(runtime.settings, plan)
+    return zappway_for(runtime, credential(runtime, connection_id), max_wait)
+
+
+def zappway_for(runtime: Runtime, caller: Credential, max_wait: float | None = None) -> ZappWay:
+    """ZappWay operations with this credential's key (decrypted once per process and key)."""
+    api_key = runtime.box.decrypt_cached(caller.api_key_ciphertext)
+    limit = plan_limit(runtime.settings, caller.plan)
     return ZappWay(runtime.upstream.client(api_key, limit, max_wait))
 
 

@@ -27,7 +27,7 @@ from bridge.upstream.errors import (
     UpstreamUnavailable,
 )
 from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, endpoint
-from bridge.web.auth import current_connection, require_connection
+from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
 from bridge.web.context import get_session, runtime, service
 
@@ -62,7 +62,7 @@ def _poll_view(trigger: Trigger) -> Callable[[], Response]:
     def view() -> Response:
         """Polling trigger: newest first, stable ids, `?sample=1` for up to 3 items."""
         params = trigger.params_schema().load(request.args.to_dict())
-        connection_id = current_connection().id
+        connection_id = current_caller().id
         _refresh(trigger, connection_id, params["agent_id"])
         limit = 3 if params["sample"] else params["limit"]
         items = event_log.recent(
@@ -166,7 +166,7 @@ def subscribe() -> tuple[Response, int]:
     data = SubscribeIn().load(json_object())
     session = get_session()
     created = hooks.subscribe(
-        session, runtime(), current_connection().id, target_url=data["target_url"],
+        session, runtime(), current_caller().id, target_url=data["target_url"],
         event_type=EVENT_ALIASES[data["event"]], agent_id=data["agent_id"],
     )  # fmt: skip
     session.commit()
@@ -179,7 +179,7 @@ def subscribe() -> tuple[Response, int]:
 @endpoint(Endpoint("List hooks", {200: Answer(HookOut, many=True)}, (401,)))
 @require_connection
 def list_hooks() -> Response:
-    rows = hooks.list_owned(get_session(), current_connection().id)
+    rows = hooks.list_owned(get_session(), current_caller().id)
     return jsonify([hooks.describe(row) for row in rows])
 
 
@@ -189,7 +189,7 @@ def list_hooks() -> Response:
 def show_hook(subscription_id: str) -> Response:
     """One hook with its recent deliveries and their attempts (n8n's checkExists uses it)."""
     session = get_session()
-    subscription = hooks.find_owned(session, current_connection().id, subscription_id)
+    subscription = hooks.find_owned(session, current_caller().id, subscription_id)
     history = hooks.history(session, subscription)
     return jsonify({**hooks.describe(subscription), "deliveries": history})
 
@@ -199,7 +199,7 @@ def show_hook(subscription_id: str) -> Response:
 @require_connection
 def unsubscribe(subscription_id: str) -> tuple[str, int]:
     session = get_session()
-    hooks.unsubscribe(hooks.find_owned(session, current_connection().id, subscription_id))
+    hooks.unsubscribe(hooks.find_owned(session, current_caller().id, subscription_id))
     session.commit()
     return "", 204
 
@@ -212,7 +212,7 @@ def unsubscribe(subscription_id: str) -> tuple[str, int]:
 def replay(subscription_id: str) -> tuple[Response, int]:
     """Send again every event since `?since=` (ISO 8601; all when absent), same webhook-ids."""
     session = get_session()
-    subscription = hooks.find_owned(session, current_connection().id, subscription_id)
+    subscription = hooks.find_owned(session, current_caller().id, subscription_id)
     since = ReplayQuery().load(request.args.to_dict()).get("since")
     hooks.reactivate(subscription)
     ids = hooks.replay(session, subscription, since)

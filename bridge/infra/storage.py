@@ -8,6 +8,7 @@ production code.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Connection,
     Engine,
     and_,
     create_engine,
@@ -26,21 +28,64 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+IDLE_PING_S = 2.0  # a pooled connection unused for longer is pinged before it is handed out
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine tuned for the dialect (WAL and busy timeout on SQLite)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        event.listen(engine, "checkout", _ping_if_idle)
+        event.listen(engine, "checkin", _mark_used)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a pooled connection before handing it out, unless it was in use a moment ago.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round trip for each request,
+    the largest single cost of a webhook's acknowledgement on PostgreSQL. A connection returned
+    within `IDLE_PING_S` was working then; one idle for longer (say, across a database restart)
+    is pinged, and a dead one is replaced before anyone uses it (the pool retries on
+    `DisconnectionError`).
+    """
+    last_used = record.info.get("last_used")
+    if last_used is not None and time.monotonic() - last_used < IDLE_PING_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_connection.rollback()  # the ping opened a transaction; hand the connection out idle
+    except Exception as exc:
+        raise DisconnectionError("the pooled connection is gone") from exc
+
+
+def _mark_used(_dbapi_connection: Any, record: Any) -> None:
+    record.info["last_used"] = time.monotonic()
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for the hot paths: each statement is its own transaction on PostgreSQL
+    (no BEGIN and COMMIT round trips around a single read or a single-statement write); on SQLite
+    (in-process, where a transaction costs no round trip) the caller commits as usual."""
+    with engine.connect() as db:
+        if db.dialect.name == "postgresql":
+            db = db.execution_options(isolation_level="AUTOCOMMIT")
+        yield db
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

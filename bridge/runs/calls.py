@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.connections.service import Credential
 from bridge.infra import netguard
 from bridge.infra.errors import InvalidInput, NotFound, as_bridge_error
 from bridge.operation import Action
@@ -32,7 +33,7 @@ class Answer:
 
 
 def answer(
-    runner: ActionRunner, start_job: Callable[[str], None], action: Action, connection_id: str,
+    runner: ActionRunner, start_job: Callable[[str], None], action: Action, caller: Credential,
     payload: dict[str, Any], idempotency_key: str | None,
 ) -> Answer:  # fmt: skip
     """Validate `payload` and run the action, or replay the stored answer for this key.
@@ -41,18 +42,18 @@ def answer(
         BridgeError: any of the action's failures, as the caller should see them.
         marshmallow.ValidationError: the payload does not fit the action's input.
     """
-    data = action.input_schema().load(payload)
+    data = action.load(payload)
     if not idempotency_key:
-        return _run(runner, start_job, action, connection_id, data)
+        return _run(runner, start_job, action, caller, data)
     key = idempotency_key.strip()
     runtime = runner.runtime
-    store = IdempotencyStore(runtime.sessions, connection_id)
+    store = IdempotencyStore(runtime.sessions, caller.id)
     wait_s = runtime.settings.action_deadline_s + IDEMPOTENCY_GRACE_S
     stored = store.claim(key, request_hash(action.key, payload), wait_s)
     if stored is not None:
-        return _replayed(runner, stored, connection_id)
+        return _replayed(runner, stored, caller.id)
     try:
-        result = _run(runner, start_job, action, connection_id, data)
+        result = _run(runner, start_job, action, caller, data)
     except Exception as exc:
         failure = as_bridge_error(exc)
         transient = failure.status_code in TRANSIENT or failure.status_code >= 500
@@ -66,19 +67,19 @@ def answer(
 
 
 def _run(
-    runner: ActionRunner, start_job: Callable[[str], None], action: Action, connection_id: str,
+    runner: ActionRunner, start_job: Callable[[str], None], action: Action, caller: Credential,
     data: dict[str, Any],
 ) -> Answer:  # fmt: skip
     callback_url = data.pop("callback_url", None)
     if callback_url:
-        return Answer(202, _queue(runner, start_job, action, connection_id, data, callback_url))
+        return Answer(202, _queue(runner, start_job, action, caller, data, callback_url))
     if not action.long_running:
-        return Answer(200, runner.execute(action, connection_id, data))
-    return Answer(200, runner.within_deadline(action, connection_id, data))
+        return Answer(200, runner.execute(action, caller, data))
+    return Answer(200, runner.within_deadline(action, caller, data))
 
 
 def _queue(
-    runner: ActionRunner, start_job: Callable[[str], None], action: Action, connection_id: str,
+    runner: ActionRunner, start_job: Callable[[str], None], action: Action, caller: Credential,
     data: dict[str, Any], url: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Store the job and hand it to the worker; the result goes to `url`, signed."""
@@ -88,7 +89,7 @@ def _queue(
         raise InvalidInput(f"callback_url: {exc}", fields=["callback_url"]) from exc
     job_id = jobs.new_job_id()
     with runner.runtime.sessions() as session:
-        jobs.create(session, job_id, connection_id, action.key, data, url, "pending")
+        jobs.create(session, job_id, caller.id, action.key, data, url, "pending")
         session.commit()
     start_job(job_id)
     return {"job_id": job_id, "status": "pending", "status_url": jobs.status_path(job_id)}

@@ -16,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from bridge.connections import service as connections
+from bridge.connections.service import Credential
 from bridge.documents.service import DocumentService
 from bridge.documents.store import DocumentMap
 from bridge.operation import Action, ActionContext
@@ -34,28 +35,25 @@ class ActionRunner:
             max_workers=runtime.settings.action_threads, thread_name_prefix="action"
         )
 
-    def context(self, connection_id: str, max_wait: float | None = None) -> ActionContext:
-        """What `perform` may use for this connection.
+    def context(self, caller: Credential) -> ActionContext:
+        """What `perform` may use for this connection (no database read: the caller's
+        credential was read when it authenticated)."""
+        zappway = connections.zappway_for(self.runtime, caller)
+        documents = DocumentService(zappway, DocumentMap(self.runtime.sessions, caller.id))
+        return ActionContext(zappway=zappway, connection_id=caller.id, documents=documents)
 
-        Raises:
-            ConnectionRevoked: the connection is gone or revoked.
-        """
-        zappway = connections.open_zappway(self.runtime, connection_id, max_wait)
-        documents = DocumentService(zappway, DocumentMap(self.runtime.sessions, connection_id))
-        return ActionContext(zappway=zappway, connection_id=connection_id, documents=documents)
-
-    def execute(self, action: Action, connection_id: str, data: dict[str, Any]) -> Any:
+    def execute(self, action: Action, caller: Credential, data: dict[str, Any]) -> Any:
         """Run an action's perform and dump its output (the one place actions are executed)."""
-        return action.dump(action.perform(self.context(connection_id), data))
+        return action.dump(action.perform(self.context(caller), data))
 
-    def within_deadline(self, action: Action, connection_id: str, data: dict[str, Any]) -> Any:
+    def within_deadline(self, action: Action, caller: Credential, data: dict[str, Any]) -> Any:
         """Return the action's output, or hand the run to a job once the deadline passes.
 
         Raises:
             ActionStillRunning: the deadline passed; the job will hold the result.
         """
         run = _Run(jobs.new_job_id())
-        future = self._pool.submit(self._detachable, run, action, connection_id, data)
+        future = self._pool.submit(self._detachable, run, action, caller, data)
         try:
             return future.result(timeout=self.runtime.settings.action_deadline_s)
         except FutureTimeout:
@@ -64,7 +62,7 @@ class ActionRunner:
                     run.detached = True
                     with self.runtime.sessions() as session:
                         jobs.create(
-                            session, run.job_id, connection_id, action.key, data, None, "running"
+                            session, run.job_id, caller.id, action.key, data, None, "running"
                         )
                         session.commit()
             if run.detached:
@@ -73,10 +71,10 @@ class ActionRunner:
             return future.result()
 
     def _detachable(
-        self, run: _Run, action: Action, connection_id: str, data: dict[str, Any]
+        self, run: _Run, action: Action, caller: Credential, data: dict[str, Any]
     ) -> Any:
         try:
-            result = self.execute(action, connection_id, data)
+            result = self.execute(action, caller, data)
         except Exception as exc:
             with run.lock:
                 if run.detached:

@@ -7,6 +7,7 @@ import logging
 from huey import Huey, crontab
 from huey.exceptions import RetryTask
 
+from bridge.connections import service as connections
 from bridge.infra.storage import session_scope
 from bridge.operation import Action
 from bridge.runs import callbacks, idempotency, jobs
@@ -28,7 +29,8 @@ class RunTasks:
             if pending is None:
                 return
             try:
-                result = runner.execute(by_key[pending.action], pending.connection_id, pending.data)
+                caller = connections.credential(runtime, pending.connection_id)
+                result = runner.execute(by_key[pending.action], caller, pending.data)
             except Exception as exc:
                 jobs.finish(runtime, job_id, error=exc)
             else:

@@ -19,7 +19,7 @@ from bridge.runs.dropdowns import ListQuery
 from bridge.runs.runner import ActionRunner
 from bridge.runs.tasks import RunTasks
 from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, Header, endpoint
-from bridge.web.auth import current_connection, require_connection
+from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
 from bridge.web.context import get_session, runtime, service
 
@@ -92,7 +92,7 @@ def _action_view(action: Action) -> Callable[[], Response]:
     def view() -> Response:
         answer = calls.answer(
             service(ActionRunner), service(RunTasks).start_job, action,
-            current_connection().id, json_object(), request.headers.get("Idempotency-Key"),
+            current_caller(), json_object(), request.headers.get("Idempotency-Key"),
         )  # fmt: skip
         response = jsonify(answer.body)
         response.status_code = answer.status
@@ -110,7 +110,7 @@ def _action_view(action: Action) -> Callable[[], Response]:
 @require_connection
 def job_status(job_id: str) -> Response:
     """Poll a job (Make polls; Zapier and n8n get callbacks)."""
-    return jsonify(jobs.view(jobs.find(get_session(), job_id, current_connection().id)))
+    return jsonify(jobs.view(jobs.find(get_session(), job_id, current_caller().id)))
 
 
 def _dropdown(items: list[dict[str, Any]]) -> Response:
@@ -128,7 +128,7 @@ def _dropdown(items: list[dict[str, Any]]) -> Response:
 @require_connection
 def agents() -> Response:
     """Dropdown source: the connection's agents, `[{id, name}]` or `[{label, value}]`."""
-    zappway = connections.open_zappway(runtime(), current_connection().id)
+    zappway = connections.zappway_for(runtime(), current_caller())
     return _dropdown(zappway.list_agents())
 
 
@@ -140,5 +140,5 @@ def agents() -> Response:
 @require_connection
 def datastores() -> Response:
     """Dropdown source: the connection's datastores."""
-    zappway = connections.open_zappway(runtime(), current_connection().id)
+    zappway = connections.zappway_for(runtime(), current_caller())
     return _dropdown(zappway.list_datastores())

@@ -6,8 +6,8 @@ the database depends on what a round trip costs:
 - SQLite is in-process, so they run as three statements in the caller's transaction.
 - On PostgreSQL each statement is a network round trip, and BEGIN and COMMIT are two more, so
   they run as one statement of data-modifying CTEs in autocommit: one round trip, atomic by
-  itself (`ack_connection` opens the connection that way). This halved the round trips of an
-  acknowledgement and is what lets PostgreSQL keep up with `bench/ingest.py`.
+  itself (`bridge.infra.storage.autocommit` opens the connection that way). This halved the
+  round trips of an acknowledgement.
 
 Events without a delivery key (refused requests, keyless deliveries) are forgotten after
 `BRIDGE_INBOUND_RETENTION_DAYS` (the worker's housekeeping); an accepted delivery's key is kept,
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -32,7 +30,6 @@ from typing import Any, cast
 from sqlalchemy import (
     ARRAY,
     Boolean,
-    Engine,
     Insert,
     Select,
     String,
@@ -61,20 +58,6 @@ from bridge.sync.sources import InboundTarget
 class Written:
     event_id: int | None  # None: the delivery key was received before, nothing was written
     sync_claimed: bool  # this event reserved the connection's sync task: schedule it
-
-
-@contextmanager
-def ack_connection(engine: Engine) -> Iterator[DBConnection]:
-    """A Core connection for receiving one webhook; the caller commits.
-
-    Autocommit on PostgreSQL: the read needs no BEGIN, and the writes are one statement, durable
-    as soon as it returns (the caller's commit does nothing there), so nothing after it may
-    count on a rollback.
-    """
-    with engine.connect() as db:
-        if db.dialect.name == "postgresql":
-            db = db.execution_options(isolation_level="AUTOCOMMIT")
-        yield db
 
 
 def write_event(

@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields, validate
 
+from bridge.infra import storage
 from bridge.infra.errors import ClientError, InvalidInput, NotFound
 from bridge.schemas import ToolInput
 from bridge.sync import inbound_events, marker, sources
@@ -20,10 +21,9 @@ from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.schemas import CreateSourceIn, source_options
 from bridge.sync.source_config import check_secret
-from bridge.sync.store import ack_connection
 from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
-from bridge.web.auth import current_connection, require_connection
+from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
 from bridge.web.context import get_session, runtime, service, settings
 
@@ -104,7 +104,7 @@ def create_source() -> tuple[Response, int]:
     data = CreateSourceIn().load(json_object())
     session = get_session()
     created = sources.create(
-        session, runtime().box, current_connection().id,
+        session, runtime().box, current_caller().id,
         provider=data["provider"], datastore_id=data["datastore_id"],
         secret=data.get("secret"), config=source_options(data),
         credentials=data.get("credentials") or {},
@@ -119,7 +119,7 @@ def create_source() -> tuple[Response, int]:
 @endpoint(Endpoint("List inbound sources", {200: Answer(SourceOut, many=True)}, (401,)))
 @require_connection
 def list_sources() -> Response:
-    rows = sources.list_owned(get_session(), current_connection().id)
+    rows = sources.list_owned(get_session(), current_caller().id)
     return jsonify([sources.describe(row, runtime().box) for row in rows])
 
 
@@ -131,7 +131,7 @@ def list_sources() -> Response:
 def delete_source(source_id: str) -> tuple[str, int]:
     """Delete a source: its URL answers 410 from now on, so senders that honour it stop."""
     session = get_session()
-    sources.delete(session, sources.find_owned(session, current_connection().id, source_id))
+    sources.delete(session, sources.find_owned(session, current_caller().id, source_id))
     session.commit()
     return "", 204
 
@@ -145,7 +145,7 @@ def delete_source(source_id: str) -> tuple[str, int]:
 def rotate_secret(source_id: str) -> Response:
     """New signing secret; the old one keeps verifying for 24 hours."""
     session = get_session()
-    source = sources.find_owned(session, current_connection().id, source_id)
+    source = sources.find_owned(session, current_caller().id, source_id)
     chosen: str | None = RotateSecretIn().load(json_object(optional=True)).get("secret")
     if chosen is not None:
         try:
@@ -165,7 +165,7 @@ def rotate_secret(source_id: str) -> Response:
 def replay(source_id: str) -> tuple[Response, int]:
     """Send the source's dead-lettered documents again."""
     session = get_session()
-    source = sources.find_owned(session, current_connection().id, source_id)
+    source = sources.find_owned(session, current_caller().id, source_id)
     count = sync_state.replay(runtime(), source.id)
     stale_after = timedelta(seconds=settings().sync_stale_after_s)
     if marker.claim(session, source.connection_id, 0, stale_after):
@@ -184,7 +184,7 @@ def events(source_id: str) -> Response:
     """Each received event, its verification result, and the fate of each document it carried;
     newest first, a page of `limit` at a time (`before` pages back, `status` filters)."""
     session = get_session()
-    source = sources.find_owned(session, current_connection().id, source_id)
+    source = sources.find_owned(session, current_caller().id, source_id)
     query = EventsQuery().load(request.args.to_dict())
     return jsonify(inbound_events.page(
         session, source.id, limit=query["limit"], before=query.get("before"),
@@ -202,7 +202,7 @@ def receive(token: str) -> tuple[Response, int]:
     """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
     source is deleted or its connection revoked."""
     config = settings()
-    with ack_connection(runtime().engine) as db:  # Core only: the hot path
+    with storage.autocommit(runtime().engine) as db:  # Core only: the hot path
         source = sources.find_by_token(db, token)
         if source is None:
             raise NotFound("Unknown inbound URL")

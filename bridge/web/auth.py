@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 
 from bridge.connections import service as connections
-from bridge.infra import crypto
+from bridge.infra import crypto, storage
 from bridge.infra.errors import ClientError
 from bridge.infra.models import Connection
 from bridge.web import context
@@ -40,24 +40,32 @@ def presented_token() -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
-def current_connection() -> Connection:
-    """Authenticate the request once and cache the connection on `g`.
+def current_caller() -> connections.Credential:
+    """Authenticate the request once (one indexed read) and remember the credential on `g`.
 
-    The read transaction ends right away: an action may then wait seconds on ZappWay, and holding
-    a pooled database connection (or SQLite's read snapshot) through that wait starves the pool
-    under load (sessions never expire on commit, so the row stays usable).
+    The read runs on a connection of its own, returned to the pool at once: an action may then
+    wait seconds on ZappWay, and holding a pooled database connection (or SQLite's read snapshot)
+    through that wait starves the pool under load.
     """
-    if "connection" not in g:
-        session = get_session()
-        g.connection = connections.authenticate(session, presented_token())
-        session.commit()
-    return cast(Connection, g.connection)
+    if "caller" not in g:
+        with storage.autocommit(context.runtime().engine) as db:
+            g.caller = connections.authenticate(db, presented_token())
+    return cast(connections.Credential, g.caller)
+
+
+def current_connection() -> Connection:
+    """The caller's connection row, for the views that manage it (rotate, revoke, describe)."""
+    caller = current_caller()
+    connection = get_session().get(Connection, caller.id)
+    if connection is None or connection.is_revoked:  # revoked since the credential was read
+        raise connections.ConnectionRevoked(caller.id)
+    return connection
 
 
 def require_connection(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        current_connection()
+        current_caller()
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import update
 
 from bridge.infra.models import Connection
+from bridge.infra.storage import autocommit
 from bridge.sync import marker
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.schemes import TokenScheme
 from bridge.sync.sources import find_by_token
-from bridge.sync.store import ack_connection
 from bridge.sync.tasks import SyncTasks
 from bridge.web.context import service_of
 from tests.actions_helpers import at_once
@@ -506,7 +506,7 @@ def assert_racing_webhook_claims_the_sync(bridge):
     with engine.connect() as db:
         assert marker.claim(db, bridge.connection_id, 60)  # a sync task is scheduled
         db.commit()
-    with ack_connection(engine) as db:
+    with autocommit(engine) as db:
         target = find_by_token(db, token_of(source))
         marker.release(runtime, bridge.connection_id)  # it ends, nothing due yet
         result = ingest(db, runtime.box, target, raw_body=request.body, headers=request.headers,
