@@ -22,6 +22,7 @@ from bridge.infra import crypto
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
 from bridge.runtime import Runtime
+from bridge.sync import marker
 from bridge.sync import state as sync_state
 
 TOKEN_BYTES = 24
@@ -225,3 +226,13 @@ def delete(session: Session, source: Source) -> None:
     (the user asked for the sync to stop). The caller commits."""
     source.state = "deleted"
     sync_state.cancel_source(session, source.id)
+
+
+def replay_dead(session: Session, runtime: Runtime, source: Source) -> tuple[int, bool]:
+    """Make the source's dead documents pending again; returns how many, and whether the caller
+    won the connection's sync marker (then it schedules the sync: committed here first)."""
+    count = sync_state.replay(runtime, source.id)
+    stale_after = timedelta(seconds=runtime.settings.sync_stale_after_s)
+    claimed = marker.claim(session, source.connection_id, 0, stale_after)
+    session.commit()
+    return count, claimed

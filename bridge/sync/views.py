@@ -13,14 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from bridge.infra import netguard
 from bridge.infra.errors import ClientError, InvalidInput, NotFound
 from bridge.schemas import ToolInput, zappway_id
-from bridge.sync import inbound_events, marker, sources
-from bridge.sync import state as sync_state
+from bridge.sync import inbound_events, sources
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
-from bridge.sync.source_config import check_secret, resolve
+from bridge.sync.source_config import check_request, check_secret
 from bridge.sync.store import ack_connection
 from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
@@ -56,20 +54,10 @@ class CreateSourceIn(ToolInput):
     def options_are_valid(self, data: dict[str, Any], **_kwargs: Any) -> None:
         provider = PROVIDERS[data["provider"]]
         try:
-            resolve(provider, _options(data))
-            if "secret" in data:
-                check_secret(provider, data["secret"])
+            check_request(provider, _options(data), data.get("secret"),
+                          data.get("credentials") or {})  # fmt: skip
         except ValueError as exc:
             raise ValidationError(str(exc)[:200], getattr(exc, "field", "config")) from exc
-        credentials = data.get("credentials") or {}
-        unknown = set(credentials) - {"token", "base_url"}
-        if unknown:
-            raise ValidationError(f"unknown credential {sorted(unknown)[0]!r}", "credentials")
-        if "base_url" in credentials:
-            try:
-                netguard.check_url_shape(credentials["base_url"])
-            except netguard.UnsafeTarget as exc:
-                raise ValidationError(f"base_url: {exc}", "credentials") from exc
 
 
 class EventsQuery(ToolInput):
@@ -216,10 +204,8 @@ def replay(source_id: str) -> tuple[Response, int]:
     """Send the source's dead-lettered documents again."""
     session = get_session()
     source = sources.find_owned(session, current_connection().id, source_id)
-    count = sync_state.replay(runtime(), source.id)
-    stale_after = timedelta(seconds=settings().sync_stale_after_s)
-    if marker.claim(session, source.connection_id, 0, stale_after):
-        session.commit()
+    count, claimed = sources.replay_dead(session, runtime(), source)
+    if claimed:
         service(SyncTasks).schedule(source.connection_id, 0)
     return jsonify({"replayed": count}), 202
 
