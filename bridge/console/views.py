@@ -10,6 +10,7 @@ Content-Security-Policy (scripts and styles from /console/static only).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -53,7 +53,7 @@ from bridge.web.errors import classify
 log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_FILES = frozenset({"console.css", "console.js"})
+STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 PLANS = ("free", "pro")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -139,7 +139,7 @@ def _headers(response: Response) -> ResponseReturnValue:
             COOKIE, _codec().dumps(g.console), max_age=MAX_AGE_S, path="/console",
             secure=not _insecure_cookies(), httponly=True, samesite="Lax",
         )  # fmt: skip
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("Cache-Control", "no-store")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -286,8 +286,14 @@ def sign_out() -> ResponseReturnValue:
 def static(name: str) -> Response:
     if name not in STATIC_FILES:
         raise ClientError(404, "not_found", "No such file")
-    response = send_from_directory(STATIC_DIR, name, max_age=300)
+    response = Response(_static_bytes(name), mimetype=STATIC_FILES[name])
+    response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+@functools.cache
+def _static_bytes(name: str) -> bytes:
+    return (STATIC_DIR / name).read_bytes()
 
 
 # Connections.

@@ -24,7 +24,7 @@ from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
 from bridge.web.auth import current_connection, require_connection
 from bridge.web.body import json_object
-from bridge.web.context import get_session, runtime, service, settings
+from bridge.web.context import attribute, get_session, runtime, service, settings
 
 bp = Blueprint("sources", __name__)
 
@@ -242,6 +242,7 @@ def receive(token: str) -> tuple[Response, int]:
         source = sources.find_by_token(db, token)
         if source is None:
             raise NotFound("Unknown inbound URL")
+        attribute(source.connection_id)  # its activity counts for the source's connection
         if source.state != "active":
             raise ClientError(410, "source_deleted", "This inbound URL was deleted")
         if source.connection_revoked:  # its documents could never be sent: tell the sender
