@@ -199,8 +199,8 @@ def test_rotating_the_key_in_the_console_resets_its_age(client, app, connection,
     new_key = sim_admin.create_key(seeded["org"]["id"])
     sign_in(client, ADMIN_TOKEN)
     path = f"/console/connections/{connection['id']}"
-    rotated = client.post(f"{path}/rotate-key",
-                          data={"api_key": new_key, "csrf_token": csrf_of(client, path)})  # fmt: skip
+    form = {"api_key": new_key, "csrf_token": csrf_of(client, path)}
+    rotated = client.post(f"{path}/rotate-key", data=form)
     assert rotated.status_code == 302 and "notice=key_replaced" in rotated.headers["Location"]
     with runtime_of(app).sessions() as session:
         row = connections.find(session, connection["id"])
