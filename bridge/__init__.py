@@ -49,6 +49,7 @@ def create_app(
     runtime = Runtime.build(settings, upstream_transport)
     huey = queue.make_huey(settings)
     runner = ActionRunner(runtime)
+    activity_log = ActivityLog(runtime.engine, settings.activity_flush_s, settings.activity_buffer)
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -64,8 +65,7 @@ def create_app(
         HookTasks: HookTasks(huey, runtime),
         SyncTasks: SyncTasks(huey, runtime),
         ConsoleTasks: ConsoleTasks(huey, runtime),
-        ActivityLog: ActivityLog(runtime.engine, settings.activity_flush_s,
-                                 settings.activity_buffer),
+        ActivityLog: activity_log,
         SessionCodec: SessionCodec((settings.secret_key, *settings.old_secret_keys)),
         SignInLimiter: SignInLimiter(settings),
     })  # fmt: skip
@@ -74,7 +74,7 @@ def create_app(
         health.bp, connections_views.bp, spec_views.bp, sync_views.bp, console_views.bp,
     ):  # fmt: skip
         app.register_blueprint(blueprint)
-    app.after_request(console_views.record_request)  # each connection's activity
+    app.after_request(console_views.activity_hook(activity_log, settings.proxy_hops))
     runs_views.register(app, ACTIONS)
     hooks_views.register(app, TRIGGERS)
     for command in (

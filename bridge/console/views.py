@@ -65,17 +65,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Activity: one after-request hook for the whole app (registered by the app factory).
 
 
-def record_request(response: Response) -> ResponseReturnValue:
-    """Hand the request to the activity log when it was a connection's (microseconds: an
-    append to a per-process buffer; the log writes in batches)."""
-    connection_id = context.request_connection_id()
-    if connection_id is not None:
-        rule = request.url_rule
-        context.service(ActivityLog).record(Record(
-            connection_id, datetime.now(UTC), request.method, rule.rule if rule else "",
-            activity.redact(request.path), response.status_code, context.client_address(),
-        ))  # fmt: skip
-    return response
+def activity_hook(log: ActivityLog, proxy_hops: int) -> Callable[[Response], Response]:
+    """The after-request hook that hands each connection's request to the activity log (an
+    append to a per-process buffer: microseconds; the log writes in batches)."""
+
+    def record_request(response: Response) -> Response:
+        connection_id = context.request_connection_id()
+        if connection_id is not None:
+            current = context.current_request()
+            rule = current.url_rule
+            log.record(Record(
+                connection_id, datetime.now(UTC), current.method, rule.rule if rule else "",
+                activity.redact(current.path), response.status_code,
+                context.address_of(current, proxy_hops),
+            ))  # fmt: skip
+        return response
+
+    return record_request
 
 
 # Sessions, CSRF and the answers' headers.
