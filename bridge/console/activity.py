@@ -23,7 +23,7 @@ import re
 import statistics
 import threading
 import weakref
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
@@ -303,15 +303,3 @@ def _is_new(first: Any, started: Any, recently: datetime) -> bool:
 def _aware(value: datetime) -> datetime:
     """Core SELECTs on SQLite give naive UTC (the ORM type adds the zone; Core aggregates don't)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def error_counts(session: Session, connection_id: str, since: datetime) -> Counter[int]:
-    """How many requests answered each error status since `since`."""
-    found = session.execute(
-        select(_REQUESTS.c.status, func.count())
-        .where(_REQUESTS.c.connection_id == connection_id)
-        .where(_REQUESTS.c.at >= since)
-        .where(_REQUESTS.c.status >= 400)
-        .group_by(_REQUESTS.c.status)
-    )
-    return Counter({status: count for status, count in found})

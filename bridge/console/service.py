@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -217,10 +217,6 @@ def choices(runtime: Runtime, connection_id: str, kind: str) -> list[dict[str, A
         log.info("console.choices_unavailable kind=%s reason=%s", kind, exc.code)
         return None
     return found[:500]
-
-
-def since_hours(now: datetime, hours: int) -> datetime:
-    return now - timedelta(hours=hours)
 
 
 def utcnow() -> datetime:

@@ -282,3 +282,97 @@ def test_templates_import_macros_with_the_context(name):
     for line in text.splitlines():
         if 'import "_macros.html"' in line:
             assert "with context" in line, name
+
+
+def make_source(client, connection, seeded, provider: str = "wordpress") -> dict:
+    return client.post("/v1/sources", headers=bearer(connection["token"]), json={
+        "provider": provider, "datastore_id": seeded["datastores"][0]["id"],
+    }).get_json()  # fmt: skip
+
+
+def test_source_events_page_back_and_filter_by_verification(client, connection, seeded):
+    """Events come 25 to a page with a link to older ones; the filter keeps one status."""
+    source = make_source(client, connection, seeded)
+    for n in range(27):
+        client.post(source["inbound_path"], data=b'{"post_id": %d}' % n,
+                    headers={"X-WP-Webhook-Signature": "bm9wZQ=="})  # fmt: skip
+    sign_in(client, connection["token"])
+    path = f"/console/connections/{connection['id']}/sources/{source['id']}"
+    first = client.get(path).get_data(as_text=True)
+    assert first.count('<span class="state state-rejected">rejected</span>') == 25
+    older = re.search(r'href="([^"]+before=\d+[^"]*)">Older events', first)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert second.count('<span class="state state-rejected">rejected</span>') == 2
+    accepted = client.get(f"{path}?status=accepted").get_data(as_text=True)
+    assert "No event with status accepted yet" in accepted
+    partial = client.get(f"{path}?partial=events").get_data(as_text=True)
+    assert "<html" not in partial and "rejected" in partial  # what the live refresh swaps in
+
+
+def test_rotating_a_source_secret_shows_the_new_one_once(client, connection, seeded):
+    """The new secret is on the rotation's answer only; the old one keeps verifying (the API's
+    rule), so the page says so."""
+    source = make_source(client, connection, seeded)
+    sign_in(client, connection["token"])
+    path = f"/console/connections/{connection['id']}/sources/{source['id']}"
+    rotated = client.post(f"{path}/rotate-secret", data={"csrf_token": csrf_of(client, path)})
+    text = rotated.get_data(as_text=True)
+    new = re.search(r'id="secret" type="text" readonly value="([^"]+)"', text)
+    assert rotated.status_code == 200 and new and new.group(1) != source["secret"]
+    assert "keeps verifying for 24 hours" in text
+    assert new.group(1) not in client.get(path).get_data(as_text=True)
+
+
+def test_deleting_a_source_asks_first_then_its_url_answers_410(client, connection, seeded):
+    """Delete goes through a confirmation page; once confirmed, the inbound URL is gone (410)."""
+    source = make_source(client, connection, seeded)
+    sign_in(client, connection["token"])
+    path = f"/console/connections/{connection['id']}/sources/{source['id']}"
+    confirm = client.get(f"{path}/delete").get_data(as_text=True)
+    assert "answers 410" in confirm
+    deleted = client.post(f"{path}/delete", data={"csrf_token": csrf_of(client, path)})
+    assert deleted.status_code == 302
+    assert client.post(source["inbound_path"], data=b"{}").status_code == 410
+
+
+def test_a_hook_is_replayed_since_a_time_and_deleted_from_its_page(make_app, seeded):
+    """Replay since a time queues the hook's events again (same webhook ids); delete confirms,
+    then the hook is gone from the list."""
+    client = make_app(allow_private_targets=True).test_client()  # the target is loopback
+    connection = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()
+    hook = client.post("/v1/hooks", headers=bearer(connection["token"]), json={
+        "target_url": "http://127.0.0.1:9/catch", "agent_id": seeded["agents"][0]["id"],
+    }).get_json()  # fmt: skip
+    sign_in(client, connection["token"])
+    path = f"/console/connections/{connection['id']}/hooks/{hook['id']}"
+    page = client.get(path).get_data(as_text=True)
+    assert "http://127.0.0.1:9/catch" in page and "active" in page
+    assert hook["secret"] not in page
+    replayed = client.post(f"{path}/replay", data={
+        "since": "2026-01-01T00:00", "csrf_token": csrf_of(client, path),
+    })  # fmt: skip
+    assert replayed.status_code == 302 and "notice=events_replayed" in replayed.headers["Location"]
+    assert "Events queued again: 0." in client.get(replayed.headers["Location"]).get_data(
+        as_text=True
+    )
+    bad = client.post(f"{path}/replay", data={"since": "yesterday",
+                                              "csrf_token": csrf_of(client, path)})  # fmt: skip
+    assert bad.status_code == 422
+    assert "Delete this hook" in client.get(f"{path}/delete").get_data(as_text=True)
+    client.post(f"{path}/delete", data={"csrf_token": csrf_of(client, path)})
+    listed = client.get(f"/console/connections/{connection['id']}/hooks").get_data(as_text=True)
+    assert "127.0.0.1:9/catch" not in listed
+    assert client.get(path).status_code == 404
+
+
+def test_a_hook_target_on_a_private_address_is_refused_as_by_the_api(client, connection,
+                                                                    seeded):  # fmt: skip
+    """The console subscribes through the same SSRF rules as the API."""
+    sign_in(client, connection["token"])
+    path = f"/console/connections/{connection['id']}/hooks"
+    refused = client.post(path, data={
+        "target_url": "http://10.0.0.5/hook", "agent_id": seeded["agents"][0]["id"],
+        "csrf_token": csrf_of(client, path),
+    })  # fmt: skip
+    assert refused.status_code == 422
