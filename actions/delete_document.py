@@ -18,9 +18,11 @@ KIND = "create"
 
 
 class Input(ToolInput):
-    datastore_id = zappway_id(required=True)
+    datastore_id = zappway_id(required=True, metadata={
+        "description": "The datastore holding the document."
+    })  # fmt: skip
     document_id = fields.String(validate=validate.Length(min=1, max=255), metadata={
-        "description": "The id you gave the document when upserting it."
+        "description": "The id you gave the document when upserting it. Give this or upstream_id."
     })  # fmt: skip
     upstream_id = zappway_id(metadata={
         "description": "ZappWay's own document id, for documents not upserted through the bridge."

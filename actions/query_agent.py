@@ -47,24 +47,54 @@ class Contact(ToolInput):
     phone_number = fields.String(validate=validate.Length(max=50))
     first_name = fields.String(validate=validate.Length(max=100))
     last_name = fields.String(validate=validate.Length(max=100))
-    user_id = fields.String(validate=validate.Length(max=200))
+    user_id = fields.String(validate=validate.Length(max=200), metadata={
+        "description": "Your own id for this person."
+    })  # fmt: skip
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"description": text}
 
 
 class Input(ToolInput):
-    agent_id = zappway_id(required=True)
-    query = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
-    conversation_id = zappway_id()
-    visitor_id = zappway_id()
-    temperature = fields.Float(validate=validate.Range(min=0, max=1))
-    model_name = fields.String(validate=validate.OneOf(MODELS))
-    max_tokens = fields.Integer(validate=validate.Range(min=1, max=200_000))
-    presence_penalty = fields.Float(validate=validate.Range(min=-2, max=2))
-    frequency_penalty = fields.Float(validate=validate.Range(min=-2, max=2))
-    top_p = fields.Float(validate=validate.Range(min=0, max=1))
-    system_prompt = fields.String(validate=validate.Length(max=20_000))
-    user_prompt = fields.String(validate=validate.Length(max=20_000))
-    context = fields.String(validate=validate.Length(max=50_000))
-    contact = fields.Nested(Contact)
+    agent_id = zappway_id(required=True, metadata=_help("The agent to ask."))
+    query = fields.String(
+        required=True, validate=validate.Length(min=1, max=20_000),
+        metadata=_help("The message to send to the agent."),
+    )  # fmt: skip
+    conversation_id = zappway_id(metadata=_help(
+        "Continue this conversation (an earlier answer's conversation_id). Empty starts a new "
+        "one, which also fires New Conversation."
+    ))  # fmt: skip
+    visitor_id = zappway_id(metadata=_help("ZappWay's id of the person asking, if known."))
+    temperature = fields.Float(
+        validate=validate.Range(min=0, max=1), metadata=_help("0 to 1; overrides the agent's.")
+    )
+    model_name = fields.String(
+        validate=validate.OneOf(MODELS), metadata=_help("Overrides the agent's model.")
+    )
+    max_tokens = fields.Integer(
+        validate=validate.Range(min=1, max=200_000), metadata=_help("Longest answer, in tokens.")
+    )
+    presence_penalty = fields.Float(
+        validate=validate.Range(min=-2, max=2), metadata=_help("-2 to 2; overrides the agent's.")
+    )
+    frequency_penalty = fields.Float(
+        validate=validate.Range(min=-2, max=2), metadata=_help("-2 to 2; overrides the agent's.")
+    )
+    top_p = fields.Float(
+        validate=validate.Range(min=0, max=1), metadata=_help("0 to 1; overrides the agent's.")
+    )
+    system_prompt = fields.String(
+        validate=validate.Length(max=20_000), metadata=_help("Replaces the agent's system prompt.")
+    )
+    user_prompt = fields.String(
+        validate=validate.Length(max=20_000), metadata=_help("Replaces the agent's user prompt.")
+    )
+    context = fields.String(
+        validate=validate.Length(max=50_000), metadata=_help("Extra context sent with the query.")
+    )
+    contact = fields.Nested(Contact, metadata=_help("Who is asking; kept with the conversation."))
     callback_url = fields.Url(
         schemes={"http", "https"},
         require_tld=False,

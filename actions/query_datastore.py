@@ -27,10 +27,16 @@ class Filters(ToolInput):
 
 
 class Input(ToolInput):
-    datastore_id = zappway_id(required=True)
-    query = fields.String(required=True, validate=validate.Length(min=1, max=10_000))
-    top_k = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
-    filters = fields.Nested(Filters)
+    datastore_id = zappway_id(required=True, metadata={"description": "The datastore to search."})
+    query = fields.String(required=True, validate=validate.Length(min=1, max=10_000), metadata={
+        "description": "What to look for, in plain words."
+    })  # fmt: skip
+    top_k = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50), metadata={
+        "description": "How many passages at most (1 to 50, default 5)."
+    })  # fmt: skip
+    filters = fields.Nested(Filters, metadata={
+        "description": "Only passages of these documents (your ids) or datasources."
+    })  # fmt: skip
 
 
 class Output(Schema):

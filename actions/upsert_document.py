@@ -25,18 +25,28 @@ class DocumentIn(ToolInput):
     id = fields.String(validate=validate.Length(min=1, max=255), metadata={
         "description": "Your id for the document; sending it again replaces the document."
     })  # fmt: skip
-    text = fields.String(required=True, validate=validate.Length(min=1, max=900_000))
+    text = fields.String(
+        required=True, validate=validate.Length(min=1, max=900_000),
+        metadata={"description": "The document's content (plain text)."},
+    )  # fmt: skip
     title = fields.String(validate=validate.Length(max=500))
-    url = fields.Url(require_tld=False, schemes={"http", "https"})
-    metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=100)))
+    url = fields.Url(require_tld=False, schemes={"http", "https"}, metadata={
+        "description": "Where the document lives (http or https)."
+    })  # fmt: skip
+    metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), metadata={
+        "description": "Extra name/value pairs stored with the document."
+    })  # fmt: skip
 
 
 class Input(ToolInput):
-    datastore_id = zappway_id(required=True)
-    document = fields.Nested(DocumentIn)
+    datastore_id = zappway_id(required=True, metadata={"description": "The datastore to write."})
+    document = fields.Nested(DocumentIn, metadata={
+        "description": "One document. Give document or documents, not both."
+    })  # fmt: skip
     documents = fields.List(
-        fields.Nested(DocumentIn), validate=validate.Length(min=1, max=MAX_DOCUMENTS)
-    )
+        fields.Nested(DocumentIn), validate=validate.Length(min=1, max=MAX_DOCUMENTS),
+        metadata={"description": f"A batch of 1 to {MAX_DOCUMENTS} documents."},
+    )  # fmt: skip
 
     @validates_schema
     def one_of_document_or_documents(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -81,6 +81,7 @@ def create_app(
         cli.migrate_command,
         connections_cli.connections_cli,
         spec_cli.manifest_command,
+        spec_cli.export_command,
     ):
         app.cli.add_command(command)
     return app

@@ -39,7 +39,7 @@ CONTACT_FIELDS = {
 class Params(ToolInput):
     """Query parameters of the polling endpoint."""
 
-    agent_id = zappway_id(required=True)
+    agent_id = zappway_id(required=True, metadata={"description": "The agent to watch."})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
     since = fields.AwareDateTime(metadata={"description": "Only conversations created after this."})
     after_id = zappway_id(metadata={"description": "Only conversations newer than this id."})

@@ -43,7 +43,8 @@ from bridge.infra.errors import BridgeError, ClientError, InvalidInput
 from bridge.sync import inbound_events, sources
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.setup import SETUPS
-from bridge.sync.source_config import check_request, check_secret
+from bridge.sync.schemas import CreateSourceIn, source_options
+from bridge.sync.source_config import check_secret
 from bridge.sync.tasks import SyncTasks
 from bridge.web import context
 from bridge.web.api import endpoint, page
@@ -444,29 +445,22 @@ def new_source(cid: str) -> str:
 def create_source(cid: str) -> str:
     connection = _live(cid)
     form = request.form
-    provider_key = form.get("provider", "")
-    if provider_key not in PROVIDERS:
-        raise InvalidInput("Pick a provider from the list", fields=["provider"])
-    datastore_id = form.get("datastore_id", "").strip()
-    if not datastore_id or len(datastore_id) > 100:
-        raise InvalidInput("Give the ZappWay datastore id", fields=["datastore_id"])
-    secret = form.get("secret", "").strip() or None
-    credentials = {
-        name: form.get(f"credential_{name}", "").strip() for name in ("token", "base_url")
+    credentials = {key: form.get(f"credential_{key}", "").strip() for key in ("token", "base_url")}
+    body: dict[str, Any] = {
+        key: form.get(key, "").strip() for key in ("provider", "datastore_id", "secret")
     }
-    credentials = {name: value for name, value in credentials.items() if value}
-    options = _json_options(form.get("config", ""), form.get("mapping", ""))
-    try:
-        check_request(PROVIDERS[provider_key], options, secret, credentials)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)[:200], fields=[getattr(exc, "field", "config")]) from exc
-    if SETUPS[provider_key].cms_made_key and secret is None:
+    body.update(_json_options(form.get("config", ""), form.get("mapping", "")))
+    body["credentials"] = {key: value for key, value in credentials.items() if value}
+    data = CreateSourceIn().load({key: value for key, value in body.items() if value})  # as the API
+    provider_key = data["provider"]
+    if SETUPS[provider_key].cms_made_key and "secret" not in data:
         raise InvalidInput(f"{PROVIDERS[provider_key].label} makes the signing secret: paste it",
                            fields=["secret"])  # fmt: skip
     session = get_session()
     created = sources.create(
-        session, runtime().box, connection.id, provider=provider_key, datastore_id=datastore_id,
-        secret=secret, config=options, credentials=credentials,
+        session, runtime().box, connection.id, provider=provider_key,
+        datastore_id=data["datastore_id"], secret=data.get("secret"),
+        config=source_options(data), credentials=data.get("credentials") or {},
     )  # fmt: skip
     session.commit()
     return _page(
@@ -477,20 +471,14 @@ def create_source(cid: str) -> str:
 
 
 def _json_options(config: str, mapping: str) -> dict[str, Any]:
+    """The form's `config` and `mapping` text areas as the API's JSON fields."""
     options: dict[str, Any] = {}
     for name, text in (("config", config), ("mapping", mapping)):
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInput(f"{name} is not valid JSON", fields=[name]) from exc
-        if not isinstance(value, dict):
-            raise InvalidInput(f"{name} must be a JSON object", fields=[name])
-        if name == "config":
-            options.update(value)
-        else:
-            options["mapping"] = value
+        if text.strip():
+            try:
+                options[name] = json.loads(text)
+            except ValueError as exc:
+                raise InvalidInput(f"{name} is not valid JSON", fields=[name]) from exc
     return options
 
 

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from bridge.connections import service as connections
 from bridge.operation import Action
-from bridge.runs import calls, jobs
+from bridge.runs import calls, dropdowns, jobs
+from bridge.runs.dropdowns import ListQuery
 from bridge.runs.runner import ActionRunner
 from bridge.runs.tasks import RunTasks
 from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, Header, endpoint
@@ -47,10 +48,21 @@ class JobAccepted(Schema):
 
 
 class DropdownItem(Schema):
-    id = fields.String()
-    name = fields.String()
-    label = fields.String()
-    value = fields.String()
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class DropdownOption(Schema):
+    """An item with `format=options` (what Make and n8n option lists take)."""
+
+    label = fields.String(required=True)
+    value = fields.String(required=True)
+
+
+DROPDOWN_PAGE = Answer(
+    {"anyOf": [DropdownItem, DropdownOption]}, many=True,
+    headers={"X-Total-Count": ("integer", "Items on all pages (pages count from 1)")},
+)  # fmt: skip
 
 
 def register(app: Flask, actions: tuple[Action, ...]) -> None:
@@ -101,28 +113,16 @@ def job_status(job_id: str) -> Response:
     return jsonify(jobs.view(jobs.find(get_session(), job_id, current_connection().id)))
 
 
-class ListQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    format = fields.String(load_default="items", validate=validate.OneOf(("items", "options")))
-
-
 def _dropdown(items: list[dict[str, Any]]) -> Response:
-    query = ListQuery().load(request.args.to_dict())
-    start = (query["page"] - 1) * query["limit"]
-    page = items[start : start + query["limit"]]
-    if query["format"] == "options":
-        body: list[dict[str, Any]] = [{"label": i["name"], "value": i["id"]} for i in page]
-    else:
-        body = [{"id": i["id"], "name": i["name"]} for i in page]
-    response = jsonify(body)
-    response.headers["X-Total-Count"] = str(len(items))
+    shown = dropdowns.page(items, ListQuery().load(request.args.to_dict()))
+    response = jsonify(shown.items)
+    response.headers["X-Total-Count"] = str(shown.total)
     return response
 
 
 @bp.get("/v1/agents")
 @endpoint(Endpoint(
-    "Dropdown source: agents", {200: Answer(DropdownItem, many=True)}, AUTHED_ERRORS,
+    "Dropdown source: agents", {200: DROPDOWN_PAGE}, AUTHED_ERRORS,
     query=ListQuery,
 ))  # fmt: skip
 @require_connection
@@ -134,7 +134,7 @@ def agents() -> Response:
 
 @bp.get("/v1/datastores")
 @endpoint(Endpoint(
-    "Dropdown source: datastores", {200: Answer(DropdownItem, many=True)}, AUTHED_ERRORS,
+    "Dropdown source: datastores", {200: DROPDOWN_PAGE}, AUTHED_ERRORS,
     query=ListQuery,
 ))  # fmt: skip
 @require_connection

@@ -1,1 +1,2 @@
-"""Self-description generated from the registry: manifest.json and OpenAPI."""
+"""Self-description generated from the registry: manifest.json, OpenAPI, and the Zapier, Make
+and n8n apps (`exports/`)."""

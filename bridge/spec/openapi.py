@@ -124,10 +124,16 @@ def _operation(operation: Operation) -> dict[str, Any]:
 
 
 def _answer(answer: Answer) -> dict[str, Any]:
-    if answer.schema is None:
-        return {"description": answer.description}
-    schema: Any = {"type": "array", "items": answer.schema} if answer.many else answer.schema
-    return {"description": answer.description, "content": {"application/json": {"schema": schema}}}
+    described: dict[str, Any] = {"description": answer.description}
+    if answer.schema is not None:
+        schema: Any = {"type": "array", "items": answer.schema} if answer.many else answer.schema
+        described["content"] = {"application/json": {"schema": schema}}
+    if answer.headers:
+        described["headers"] = {
+            name: {"description": text, "schema": {"type": kind}}
+            for name, (kind, text) in answer.headers.items()
+        }
+    return described
 
 
 def _headers(status: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from bridge.registry import ACTIONS, TRIGGERS
-from bridge.spec.manifest import build_manifest, source_schema
+from bridge.spec.manifest import build_manifest
 from bridge.spec.openapi import build_openapi
 from bridge.web.api import Answer, Endpoint, endpoint
 
@@ -22,7 +22,7 @@ def _built(app: Flask) -> dict[str, Any]:
     if cached is None:
         cached = {
             "openapi": build_openapi(app),
-            "manifest": build_manifest(ACTIONS, TRIGGERS, source_schema(app)),
+            "manifest": build_manifest(ACTIONS, TRIGGERS),
         }
         app.extensions[CACHE] = cached
     return cached

@@ -19,7 +19,6 @@ from typing import Any, get_args
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from bridge.infra import netguard
 from bridge.sync.providers import codec
 from bridge.sync.providers.generic import FieldMap, GenericConfig, TimeUnit
 from bridge.sync.providers.providers import Provider, with_token_header
@@ -57,28 +56,6 @@ def check_secret(provider: Provider, secret: str) -> None:
     scheme = provider.scheme
     if isinstance(scheme, HmacScheme) and not codec.derive_key(scheme.key, secret):
         raise OptionError(f"{provider.key} secrets are 'whsec_' followed by base64", "secret")
-
-
-def check_request(
-    provider: Provider, options: dict[str, Any], secret: str | None, credentials: dict[str, str]
-) -> None:
-    """Refuse a new source's options, secret or credentials that could never work (the API and
-    the console check the same way).
-
-    Raises:
-        OptionError: naming the request field (`config`, `mapping`, `secret`, `credentials`).
-    """
-    resolve(provider, options)
-    if secret is not None:
-        check_secret(provider, secret)
-    unknown = set(credentials) - {"token", "base_url"}
-    if unknown:
-        raise OptionError(f"unknown credential {sorted(unknown)[0]!r}", "credentials")
-    if "base_url" in credentials:
-        try:
-            netguard.check_url_shape(credentials["base_url"])
-        except netguard.UnsafeTarget as exc:
-            raise OptionError(f"base_url: {exc}", "credentials") from exc
 
 
 def resolve(provider: Provider, options: dict[str, Any]) -> tuple[Provider, GenericConfig | None]:

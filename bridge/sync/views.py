@@ -8,17 +8,17 @@ visibility endpoints.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from bridge.infra.errors import ClientError, InvalidInput, NotFound
-from bridge.schemas import ToolInput, zappway_id
+from bridge.schemas import ToolInput
 from bridge.sync import inbound_events, sources
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.providers.providers import PROVIDERS
-from bridge.sync.source_config import check_request, check_secret
+from bridge.sync.schemas import CreateSourceIn, source_options
+from bridge.sync.source_config import check_secret
 from bridge.sync.store import ack_connection
 from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
@@ -27,37 +27,6 @@ from bridge.web.body import json_object
 from bridge.web.context import attribute, get_session, runtime, service, settings
 
 bp = Blueprint("sources", __name__)
-
-
-class CreateSourceIn(ToolInput):
-    provider = fields.String(
-        required=True, validate=validate.OneOf(tuple(PROVIDERS)),
-        metadata={"labels": {key: provider.label for key, provider in PROVIDERS.items()}},
-    )  # fmt: skip
-    datastore_id = zappway_id(required=True)
-    secret = fields.String(validate=validate.Length(min=8, max=500))
-    mapping = fields.Dict(keys=fields.String(), metadata={
-        "description": "Where the payload keeps id, title, text, url, updated time and event "
-        "(JMESPath or header:<name>), for the generic, Sanity and Standard Webhooks providers."
-    })  # fmt: skip
-    config = fields.Dict(keys=fields.String(), metadata={
-        "description": "Provider options: the generic provider's header, algorithm, encoding, "
-        "prefix, content, timestamp_header, timestamp_unit, window_s and dedupe; token_header "
-        "for Directus/Strapi."
-    })  # fmt: skip
-    credentials = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
-        "description": "CMS read credentials for thin payloads: {token, base_url}. Stored "
-        "encrypted, never shown again."
-    })  # fmt: skip
-
-    @validates_schema
-    def options_are_valid(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        provider = PROVIDERS[data["provider"]]
-        try:
-            check_request(provider, _options(data), data.get("secret"),
-                          data.get("credentials") or {})  # fmt: skip
-        except ValueError as exc:
-            raise ValidationError(str(exc)[:200], getattr(exc, "field", "config")) from exc
 
 
 class EventsQuery(ToolInput):
@@ -123,14 +92,6 @@ class Received(Schema):
     changes = fields.Integer(required=True)
 
 
-def _options(data: dict[str, Any]) -> dict[str, Any]:
-    """The stored options: `config`, with `mapping` given at the top level folded in."""
-    options = dict(data.get("config") or {})
-    if "mapping" in data:
-        options["mapping"] = data["mapping"]
-    return options
-
-
 @bp.post("/v1/sources")
 @endpoint(Endpoint(
     "Create an inbound CMS source (URL and secret shown once)",
@@ -144,7 +105,7 @@ def create_source() -> tuple[Response, int]:
     created = sources.create(
         session, runtime().box, current_connection().id,
         provider=data["provider"], datastore_id=data["datastore_id"],
-        secret=data.get("secret"), config=_options(data),
+        secret=data.get("secret"), config=source_options(data),
         credentials=data.get("credentials") or {},
     )  # fmt: skip
     session.commit()

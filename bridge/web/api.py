@@ -53,11 +53,13 @@ class ErrorEnvelope(Schema):
 
 @dataclass(frozen=True)
 class Answer:
-    """One success status: its body (a schema class, a JSON schema, or None for no body)."""
+    """One success status: its body (a schema class, a JSON schema, or None for no body) and
+    the response headers it carries (name -> (JSON schema type, description))."""
 
     schema: Any = None
     description: str = "OK"
     many: bool = False
+    headers: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

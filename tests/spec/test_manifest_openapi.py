@@ -13,16 +13,16 @@ from bridge.web.api import endpoint_of
 from tests.conftest import bearer
 
 
-def test_committed_manifest_matches_the_registry(app):
+def test_committed_manifest_matches_the_registry():
     """The committed manifest.json equals the generated one (fix: `make manifest`)."""
     stale = "manifest.json is stale: run `make manifest`"
-    assert MANIFEST_PATH.read_text() == manifest_text(app, ACTIONS, TRIGGERS), stale
+    assert MANIFEST_PATH.read_text() == manifest_text(ACTIONS, TRIGGERS), stale
 
 
-def test_manifest_is_served(app, client):
+def test_manifest_is_served(client):
     """GET /manifest.json serves the same document without authentication."""
     served = client.get("/manifest.json").get_json()
-    assert served == json.loads(manifest_text(app, ACTIONS, TRIGGERS))
+    assert served == json.loads(manifest_text(ACTIONS, TRIGGERS))
 
 
 def test_every_route_is_declared_for_openapi(app):
