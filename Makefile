@@ -32,11 +32,8 @@ demo: install  ## simulator + bridge + a demo connection, with ready-to-paste cu
 	  ZAPPWAY_BASE_URL=http://127.0.0.1:8099/api/v1 BRIDGE_URL=http://127.0.0.1:$(PORT) \
 	  $(BIN)/honcho start -f Procfile.demo -p $(PORT) web worker sim demo
 
-VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
-COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
-export BRIDGE_ENV ?= development
-
-.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations clean
+test: install test-deps  ## the whole suite with branch coverage (PostgreSQL/Redis tests skip only where absent)
+	BRIDGE_ENV=test $(BIN)/pytest --cov --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The console's browser tests: Debian's chromium (apt, as root; skipped with the reason when it
 # cannot be installed) and axe-core (npm, from tests/console/package-lock.json).

@@ -245,6 +245,23 @@ def test_a_subscribed_hook_shows_a_failing_delivery_with_its_reason(stack, pages
     pages.check("hooks")
 
 
+def test_the_connection_page_shows_its_requests_recorded_under_gunicorn(stack, pages):
+    """The API calls and webhooks of the flow so far show in the connection's recent requests
+    (written by each gunicorn worker's batch writer), inbound URLs with their token hidden."""
+    bridge, page, state = bridge_of(stack), pages.page, stack["state"]
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto(f"{bridge.base}/console/connections/{state['connection_id']}")
+        recent = page.locator("section[aria-labelledby=activity]").inner_text()
+        if "GET /v1/me" in recent and "POST /in/<redacted>" in recent:
+            break
+        assert time.monotonic() < deadline, recent
+        time.sleep(1)
+    assert state["inbound_url"].rsplit("/", 1)[-1] not in page.content()
+    assert page.locator("svg[role=img]").count() == 1
+    pages.check("connection-activity")
+
+
 def test_a_connection_token_signs_in_to_its_own_connection_only(stack, pages):
     """Signed in with a connection's token, the console lists that connection alone and
     answers 404 for another connection's pages."""
