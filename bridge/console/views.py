@@ -44,7 +44,6 @@ from bridge.sync import inbound_events, sources
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.setup import SETUPS
 from bridge.sync.schemas import CreateSourceIn, source_options
-from bridge.sync.source_config import check_secret
 from bridge.sync.tasks import SyncTasks
 from bridge.web import context
 from bridge.web.api import endpoint, page
@@ -523,11 +522,6 @@ def rotate_source_secret(cid: str, sid: str) -> str:
     session = get_session()
     source = sources.find_owned(session, cid, sid)
     chosen = request.form.get("secret", "").strip() or None
-    if chosen is not None:
-        try:
-            check_secret(PROVIDERS[source.provider], chosen)
-        except ValueError as exc:
-            raise InvalidInput(f"secret: {exc}", fields=["secret"]) from exc
     secret = sources.rotate_secret(source, runtime().box, chosen)
     session.commit()
     return _page("secret_shown.html", row=service.row(connection, settings(), service.utcnow()),

@@ -19,11 +19,14 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.infra import crypto
+from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
 from bridge.runtime import Runtime
 from bridge.sync import marker
 from bridge.sync import state as sync_state
+from bridge.sync.providers.providers import PROVIDERS
+from bridge.sync.source_config import check_secret
 
 TOKEN_BYTES = 24
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -174,7 +177,15 @@ def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str
 
     Earlier secrets still inside their own overlap stay too (a second rotation on the same
     day must not cut off a sender still using the first secret), up to `MAX_PREVIOUS`.
+
+    Raises:
+        InvalidInput: (field `secret`) `new` could never verify for the source's provider.
     """
+    if new is not None:
+        try:
+            check_secret(PROVIDERS[source.provider], new)
+        except ValueError as exc:
+            raise InvalidInput(f"secret: {exc}", fields=["secret"]) from exc
     blob = json.loads(box.decrypt(source.secrets_ciphertext))
     now = datetime.now(UTC)
     still_valid = [

@@ -14,15 +14,15 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.test_web_server import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -49,14 +49,6 @@ def require_browser() -> None:
         npm = shutil.which("npm")
         assert npm, "npm is needed to install axe-core from tests/console/package-lock.json"
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -99,16 +91,7 @@ def bridge_stack(tmp: Path, zappway_base: str) -> Iterator[Bridge]:
                               stdout=worker_log, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert web.poll() is None, (tmp / "web.log").read_text()
-            assert time.monotonic() < deadline, (tmp / "web.log").read_text()
-            time.sleep(0.2)
+        wait_healthy(base, web, tmp / "web.log", timeout=60)
         yield Bridge(base, admin, env)
     finally:
         for process in (web, worker):
