@@ -164,6 +164,7 @@ def create(
         upstream_org_name=org.name,
         key_status="valid",
         key_checked_at=datetime.now(UTC),
+        api_key_set_at=datetime.now(UTC),
         signing_secret_ciphertext=box.encrypt(signing_secret),
     )
     session.add(connection)
@@ -242,7 +243,7 @@ def replace_api_key(
     connection.upstream_org_id = org.id
     connection.upstream_org_name = org.name
     connection.key_status = "valid"
-    connection.key_checked_at = datetime.now(UTC)
+    connection.key_checked_at = connection.api_key_set_at = datetime.now(UTC)
 
 
 def signing_secret(connection: Connection, box: crypto.SecretBox) -> str:
