@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test test-n8n check fmt manifest integrations clean
+.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +19,12 @@ install: $(BIN)/.installed
 
 run: install  ## web + worker on the embedded default (SQLite database and queue under var/)
 	$(BIN)/flask --app bridge migrate
+	@test -s $(VAR_DIR)/dev_admin_token || (umask 077 && $(BIN)/python -c \
+	  'import secrets; print(secrets.token_urlsafe(32))' > $(VAR_DIR)/dev_admin_token)
 	@echo "ZappWay Bridge on http://127.0.0.1:$(PORT)  (health: /healthz; Ctrl-C stops web and worker)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $(PORT) web worker
+	@echo "Console: http://127.0.0.1:$(PORT)/console  (sign in with the admin token: $${BRIDGE_ADMIN_TOKEN:-$$(cat $(VAR_DIR)/dev_admin_token)})"
+	BRIDGE_ADMIN_TOKEN="$${BRIDGE_ADMIN_TOKEN:-$$(cat $(VAR_DIR)/dev_admin_token)}" \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $(PORT) web worker
 
 demo: install  ## simulator + bridge + a demo connection, with ready-to-paste curl commands
 	BRIDGE_VAR_DIR=var/demo $(BIN)/flask --app bridge migrate
@@ -27,8 +32,18 @@ demo: install  ## simulator + bridge + a demo connection, with ready-to-paste cu
 	  ZAPPWAY_BASE_URL=http://127.0.0.1:8099/api/v1 BRIDGE_URL=http://127.0.0.1:$(PORT) \
 	  $(BIN)/honcho start -f Procfile.demo -p $(PORT) web worker sim demo
 
-test: install  ## the whole suite with branch coverage (PostgreSQL/Redis tests skip only where absent)
+test: install test-deps  ## the whole suite with branch coverage (PostgreSQL/Redis tests skip only where absent)
 	BRIDGE_ENV=test $(BIN)/pytest --cov --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
+
+# The console's browser tests: Debian's chromium (apt, as root; skipped with the reason when it
+# cannot be installed) and axe-core (npm, from tests/console/package-lock.json).
+test-deps:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the console's browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null || echo "could not install chromium: the browser tests will be skipped"; fi
+	@if [ ! -f tests/console/node_modules/axe-core/axe.min.js ] && command -v npm >/dev/null; then \
+	  npm ci --prefix tests/console --no-audit --no-fund >/dev/null; fi
 
 check: install  ## format check, lint, types, layering contracts
 	$(BIN)/ruff format --check .

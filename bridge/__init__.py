@@ -25,6 +25,11 @@ def create_app(
     from bridge.config import Settings
     from bridge.connections import cli as connections_cli
     from bridge.connections import views as connections_views
+    from bridge.console import views as console_views
+    from bridge.console.activity import ActivityLog
+    from bridge.console.session import SessionCodec
+    from bridge.console.signin import SignInLimiter
+    from bridge.console.tasks import ConsoleTasks
     from bridge.hooks import views as hooks_views
     from bridge.hooks.tasks import HookTasks
     from bridge.infra import logs, queue
@@ -44,6 +49,7 @@ def create_app(
     runtime = Runtime.build(settings, upstream_transport)
     huey = queue.make_huey(settings)
     runner = ActionRunner(runtime)
+    activity_log = ActivityLog(runtime.engine, settings.activity_flush_s, settings.activity_buffer)
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -58,10 +64,17 @@ def create_app(
         RunTasks: RunTasks(huey, runner, ACTIONS),
         HookTasks: HookTasks(huey, runtime),
         SyncTasks: SyncTasks(huey, runtime),
+        ConsoleTasks: ConsoleTasks(huey, runtime),
+        ActivityLog: activity_log,
+        SessionCodec: SessionCodec((settings.secret_key, *settings.old_secret_keys)),
+        SignInLimiter: SignInLimiter(settings),
     })  # fmt: skip
     errors.init_app(app)
-    for blueprint in (health.bp, connections_views.bp, spec_views.bp, sync_views.bp):
+    for blueprint in (
+        health.bp, connections_views.bp, spec_views.bp, sync_views.bp, console_views.bp,
+    ):  # fmt: skip
         app.register_blueprint(blueprint)
+    app.after_request(console_views.activity_hook(activity_log, settings.proxy_hops))
     runs_views.register(app, ACTIONS)
     hooks_views.register(app, TRIGGERS)
     for command in (

@@ -63,6 +63,10 @@ class Settings:
     sync_stale_after_s: float = 120.0
     inbound_retention_days: float = 7.0
     job_retention_days: float = 7.0
+    activity_retention_days: float = 7.0
+    activity_flush_s: float = 1.0
+    activity_buffer: int = 50_000
+    proxy_hops: int = 0
     sync_debounce_s: float = 2.0
     sync_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
     log_level: str = "INFO"
@@ -156,6 +160,8 @@ class Settings:
             sync_stale_after_s=reader.number("BRIDGE_SYNC_STALE_AFTER", 120.0, 1, 3600),
             inbound_retention_days=reader.number("BRIDGE_INBOUND_RETENTION_DAYS", 7.0, 1, 3650),
             job_retention_days=reader.number("BRIDGE_JOB_RETENTION_DAYS", 7.0, 1, 3650),
+            activity_retention_days=reader.number("BRIDGE_ACTIVITY_RETENTION_DAYS", 7.0, 1, 365),
+            proxy_hops=int(reader.number("BRIDGE_PROXY_HOPS", 0, 0, 5)),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
         reader.raise_if_errors()

@@ -22,6 +22,9 @@ from flask.testing import FlaskClient
 
 import sim
 from bridge import create_app
+from bridge.console.activity import ActivityLog
+from bridge.console.signin import SignInLimiter
+from bridge.console.tasks import ConsoleTasks
 from bridge.infra import storage
 from bridge.infra.queue import WorkerHeartbeat
 from bridge.runs.tasks import RunTasks
@@ -46,6 +49,14 @@ def housekeeping(app: Flask) -> None:
     service_of(app, WorkerHeartbeat).task()
     service_of(app, RunTasks).housekeeping()
     service_of(app, SyncTasks).housekeeping()
+    service_of(app, ConsoleTasks).housekeeping()
+
+
+def close_app(app: Flask) -> None:
+    """Stop what an app started (its activity writer, its sign-in limiter) and its pools."""
+    service_of(app, ActivityLog).close()
+    service_of(app, SignInLimiter).close()
+    runtime_of(app).close()
 
 
 def _port_open(port: int) -> bool:
@@ -115,7 +126,7 @@ def make_app(
 
     yield factory
     for app in built:
-        runtime_of(app).close()
+        close_app(app)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 
 import bridge
 from bridge.connections.service import ConnectionAuthError, InvalidApiKey
+from bridge.console.signin import SignInRefused, TooManySignIns
 from bridge.infra.errors import MAX_MESSAGE, BridgeError, ClientError, as_bridge_error
 from bridge.runs.idempotency import IdempotencyConflict
 from bridge.runs.jobs import ActionStillRunning
@@ -38,6 +39,8 @@ EXAMPLES: dict[type[BridgeError], Callable[[], BridgeError]] = {
     ActionStillRunning: lambda: ActionStillRunning("job_0123"),
     UpstreamRateLimited: lambda: UpstreamRateLimited(retry_after=2.5),
     UpstreamRejected: lambda: UpstreamRejected("ZappWay rejected it", fields=("query",)),
+    SignInRefused: lambda: SignInRefused("Unknown connection token"),
+    TooManySignIns: lambda: TooManySignIns(retry_after=12.5),
 }
 
 

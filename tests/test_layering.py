@@ -48,6 +48,7 @@ def test_the_code_keeps_every_contract(tree):
         ("bridge/upstream/zappway.py", "import flask", "The upstream client imports only"),
         ("actions/query_agent.py", "from bridge.infra import storage", "Actions and triggers"),
         ("bridge/hooks/detection.py", "from bridge.sync import marker", "Layers"),
+        ("bridge/sync/sources.py", "from bridge.console import activity", "Layers"),
         ("bridge/runs/jobs.py", "from bridge.web import context", "Only views, CLIs, the spec"),
     ],
 )

@@ -30,6 +30,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_healthy(base: str, server: subprocess.Popen[bytes], log_path: Path,
+                 timeout: float = 30) -> None:  # fmt: skip
+    """Wait until the bridge at `base` answers /healthz (its log is the failure message)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+
+
 @contextmanager
 def gunicorn(tmp_path: Path, **extra: str) -> Iterator[tuple[str, Path]]:
     """Run migrations, then gunicorn with the repository's config; yield (base URL, log)."""
@@ -56,16 +71,7 @@ def gunicorn(tmp_path: Path, **extra: str) -> Iterator[tuple[str, Path]]:
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+            wait_healthy(base, server, log_path)
             yield base, log_path
         finally:
             server.terminate()

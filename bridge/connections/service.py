@@ -166,6 +166,7 @@ def create(
         upstream_org_name=org.name,
         key_status="valid",
         key_checked_at=datetime.now(UTC),
+        api_key_set_at=datetime.now(UTC),
         signing_secret_ciphertext=box.encrypt(signing_secret),
     )
     session.add(connection)
@@ -182,9 +183,10 @@ class Credential:
     id: str
     plan: str
     api_key_ciphertext: str
+    token_hash: str
 
 
-def authenticate(db: DBConnection, token: str | None) -> Credential:
+def authenticate(db: DBConnection | Session, token: str | None) -> Credential:
     """Return what a presented token proves, in one indexed read (a Core statement: this runs
     on every request).
 
@@ -204,12 +206,13 @@ def authenticate(db: DBConnection, token: str | None) -> Credential:
             "followed by 43 characters",
         )
     digest = crypto.hash_token(token)
-    row = db.execute(_BY_TOKEN, {"digest": digest}).first()
+    connection = db.connection() if isinstance(db, Session) else db
+    row = connection.execute(_BY_TOKEN, {"digest": digest}).first()
     if row is None or not crypto.same_secret(row.token_hash, digest):
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
     if row.revoked_at is not None:
         raise ConnectionAuthError("revoked_credentials", "This connection has been revoked")
-    return Credential(row.id, row.plan, row.api_key_ciphertext)
+    return Credential(row.id, row.plan, row.api_key_ciphertext, row.token_hash)
 
 
 def credential(runtime: Runtime, connection_id: str) -> Credential:
@@ -222,7 +225,7 @@ def credential(runtime: Runtime, connection_id: str) -> Credential:
         row = db.execute(_BY_ID, {"connection_id": connection_id}).first()
     if row is None or row.revoked_at is not None:
         raise ConnectionRevoked(connection_id)
-    return Credential(row.id, row.plan, row.api_key_ciphertext)
+    return Credential(row.id, row.plan, row.api_key_ciphertext, row.token_hash)
 
 
 _CONNECTIONS = cast(Table, Connection.__table__)
@@ -280,7 +283,7 @@ def replace_api_key(
     connection.upstream_org_id = org.id
     connection.upstream_org_name = org.name
     connection.key_status = "valid"
-    connection.key_checked_at = datetime.now(UTC)
+    connection.key_checked_at = connection.api_key_set_at = datetime.now(UTC)
 
 
 def signing_secret(connection: Connection, box: crypto.SecretBox) -> str:

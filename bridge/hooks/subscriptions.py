@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.hooks import detection, event_log
@@ -147,6 +147,28 @@ def reactivate(subscription: Subscription) -> None:
         subscription.state, subscription.state_reason, subscription.disabled_at = (
             "active", None, None,
         )  # fmt: skip
+
+
+def failing(session: Session, subscriptions: list[Subscription]) -> dict[str, str]:
+    """Active hooks whose newest attempted delivery is waiting for a retry, with the reason its
+    last attempt gave (the hook is failing: it will be disabled if the retries run out)."""
+    active = [s.id for s in subscriptions if s.state == "active"]
+    if not active:
+        return {}
+    newest = (
+        select(func.max(Delivery.id))
+        .where(Delivery.subscription_id.in_(active), Delivery.attempts > 0)
+        .group_by(Delivery.subscription_id)
+    )
+    rows = session.execute(
+        select(Delivery.subscription_id, Delivery.last_status, Delivery.last_error).where(
+            Delivery.id.in_(newest.scalar_subquery()), Delivery.state == "pending"
+        )
+    )
+    return {
+        hook_id: error or (f"the target answered {status}" if status else "no answer")
+        for hook_id, status, error in rows
+    }
 
 
 def history(session: Session, subscription: Subscription) -> list[dict[str, Any]]:

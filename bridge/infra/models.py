@@ -77,6 +77,10 @@ class Connection(Base):
     signing_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the current ZappWay key was stored (created or rotated in): its age, for the 90-day
+    # rotation advice. Last authenticated request, written in batches by the activity log.
+    api_key_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id!r}, label={self.label!r}, revoked={self.is_revoked})"
@@ -313,3 +317,25 @@ class PendingDocument(Base):
     upstream_id: Mapped[str | None] = mapped_column(String(100))
     delivered_version: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ApiRequest(Base):
+    """One authenticated request of a connection, as its owner watches it in the console.
+
+    Written in batches by `bridge.console.activity` (never the token, the query string or an
+    inbound URL's token), kept BRIDGE_ACTIVITY_RETENTION_DAYS. `minute` (Unix time // 60) is
+    what the usage chart groups by, the same on every database.
+    """
+
+    __tablename__ = "api_requests"
+    __table_args__ = (Index("ix_api_requests_connection_minute", "connection_id", "minute"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    minute: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int] = mapped_column(Integer)
+    address: Mapped[str] = mapped_column(String(64))

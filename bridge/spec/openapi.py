@@ -45,13 +45,14 @@ class Operation:
 def operations(app: Flask) -> Iterator[Operation]:
     """Each declared route once (a view served under two paths is documented under the first).
 
-    Routes without a declaration are skipped; a test checks there are none.
+    Routes without a declaration are skipped (a test checks there are none), and so are HTML
+    pages (`Endpoint.html`): the document describes the JSON API.
     """
     seen: set[int] = set()
     for rule in app.url_map.iter_rules():
         view = app.view_functions.get(rule.endpoint)
         declared = endpoint_of(view) if view is not None else None
-        if declared is None or id(view) in seen:
+        if declared is None or declared.html or id(view) in seen:
             continue
         seen.add(id(view))
         path = CONVERTER.sub(r"{\1}", rule.rule)

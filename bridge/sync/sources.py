@@ -19,10 +19,14 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.infra import crypto
+from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
 from bridge.runtime import Runtime
+from bridge.sync import marker
 from bridge.sync import state as sync_state
+from bridge.sync.providers.providers import PROVIDERS
+from bridge.sync.source_config import check_secret
 
 TOKEN_BYTES = 24
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -173,7 +177,15 @@ def rotate_secret(source: Source, box: crypto.SecretBox, new: str | None) -> str
 
     Earlier secrets still inside their own overlap stay too (a second rotation on the same
     day must not cut off a sender still using the first secret), up to `MAX_PREVIOUS`.
+
+    Raises:
+        InvalidInput: (field `secret`) `new` could never verify for the source's provider.
     """
+    if new is not None:
+        try:
+            check_secret(PROVIDERS[source.provider], new)
+        except ValueError as exc:
+            raise InvalidInput(f"secret: {exc}", fields=["secret"]) from exc
     blob = json.loads(box.decrypt(source.secrets_ciphertext))
     now = datetime.now(UTC)
     still_valid = [
@@ -225,3 +237,13 @@ def delete(session: Session, source: Source) -> None:
     (the user asked for the sync to stop). The caller commits."""
     source.state = "deleted"
     sync_state.cancel_source(session, source.id)
+
+
+def replay_dead(session: Session, runtime: Runtime, source: Source) -> tuple[int, bool]:
+    """Make the source's dead documents pending again; returns how many, and whether the caller
+    won the connection's sync marker (then it schedules the sync: committed here first)."""
+    count = sync_state.replay(runtime, source.id)
+    stale_after = timedelta(seconds=runtime.settings.sync_stale_after_s)
+    claimed = marker.claim(session, source.connection_id, 0, stale_after)
+    session.commit()
+    return count, claimed

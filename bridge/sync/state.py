@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
@@ -215,3 +215,17 @@ def cancel_source(session: Session, source_id: str) -> None:
         .where(PendingDocument.state == "pending")
         .values(state="cancelled", last_error="source deleted")
     )
+
+
+def document_counts(
+    session: Session, connection_id: str, source_id: str | None = None
+) -> dict[str, int]:
+    """How many of the connection's (or one source's) documents are in each state."""
+    query = (
+        select(PendingDocument.state, func.count())
+        .where(PendingDocument.connection_id == connection_id)
+        .group_by(PendingDocument.state)
+    )
+    if source_id is not None:
+        query = query.where(PendingDocument.source_id == source_id)
+    return {state: count for state, count in session.execute(query)}

@@ -13,19 +13,16 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields, validate
 
 from bridge.infra import storage
-from bridge.infra.errors import ClientError, InvalidInput, NotFound
+from bridge.infra.errors import ClientError, NotFound
 from bridge.schemas import ToolInput
-from bridge.sync import inbound_events, marker, sources
-from bridge.sync import state as sync_state
+from bridge.sync import inbound_events, sources
 from bridge.sync.ingest import IngestRejected, ingest
-from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.schemas import CreateSourceIn, source_options
-from bridge.sync.source_config import check_secret
 from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
 from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
-from bridge.web.context import get_session, runtime, service, settings
+from bridge.web.context import attribute, get_session, runtime, service, settings
 
 bp = Blueprint("sources", __name__)
 
@@ -147,11 +144,6 @@ def rotate_secret(source_id: str) -> Response:
     session = get_session()
     source = sources.find_owned(session, current_caller().id, source_id)
     chosen: str | None = RotateSecretIn().load(json_object(optional=True)).get("secret")
-    if chosen is not None:
-        try:
-            check_secret(PROVIDERS[source.provider], chosen)
-        except ValueError as exc:
-            raise InvalidInput(f"secret: {exc}", fields=["secret"]) from exc
     secret = sources.rotate_secret(source, runtime().box, chosen)
     session.commit()
     return jsonify({"id": source.id, "secret": secret})
@@ -166,10 +158,8 @@ def replay(source_id: str) -> tuple[Response, int]:
     """Send the source's dead-lettered documents again."""
     session = get_session()
     source = sources.find_owned(session, current_caller().id, source_id)
-    count = sync_state.replay(runtime(), source.id)
-    stale_after = timedelta(seconds=settings().sync_stale_after_s)
-    if marker.claim(session, source.connection_id, 0, stale_after):
-        session.commit()
+    count, claimed = sources.replay_dead(session, runtime(), source)
+    if claimed:
         service(SyncTasks).schedule(source.connection_id, 0)
     return jsonify({"replayed": count}), 202
 
@@ -206,6 +196,7 @@ def receive(token: str) -> tuple[Response, int]:
         source = sources.find_by_token(db, token)
         if source is None:
             raise NotFound("Unknown inbound URL")
+        attribute(source.connection_id)  # its activity counts for the source's connection
         if source.state != "active":
             raise ClientError(410, "source_deleted", "This inbound URL was deleted")
         if source.connection_revoked:  # its documents could never be sent: tell the sender

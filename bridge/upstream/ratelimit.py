@@ -28,7 +28,7 @@ class KeyRateLimiter:
     """Admit or delay upstream calls so no key exceeds its requests-per-minute."""
 
     def __init__(self, settings: Settings) -> None:
-        self._factory = _PerKeyBuckets(settings)
+        self._factory = SharedBuckets(settings, WINDOW_MS)
         self._limiter = Limiter(self._factory, buffer_ms=20)
 
     def acquire(self, key_fingerprint: str, per_minute: int, max_wait: float) -> None:
@@ -57,11 +57,13 @@ class KeyRateLimiter:
         self._factory.close()
 
 
-class _PerKeyBuckets(BucketFactory):
-    """One bucket per key fingerprint, created on first use in the configured backend."""
+class SharedBuckets(BucketFactory):
+    """One bucket per name (each with its own per-window limit), created on first use in the
+    configured shared backend. The console's sign-in limiter uses it too."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, window_ms: int) -> None:
         self._settings = settings
+        self._window_ms = window_ms
         self._buckets: dict[str, AbstractBucket] = {}
         self._limits: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -72,7 +74,7 @@ class _PerKeyBuckets(BucketFactory):
             self._limits[name] = per_minute
             bucket = self._buckets.get(name)
             if bucket is not None and bucket.rates[0].limit != per_minute:
-                bucket.rates = [Rate(per_minute, WINDOW_MS)]
+                bucket.rates = [Rate(per_minute, self._window_ms)]
 
     def wrap_item(self, name: str, weight: int = 1) -> RateItem:
         return RateItem(name, time.time_ns() // 1_000_000, weight=weight)
@@ -81,7 +83,7 @@ class _PerKeyBuckets(BucketFactory):
         with self._lock:
             bucket = self._buckets.get(item.name)
             if bucket is None:
-                rates = [Rate(self._limits.get(item.name, 60), WINDOW_MS)]
+                rates = [Rate(self._limits.get(item.name, 60), self._window_ms)]
                 bucket = self._backend(item.name, rates)
                 self._buckets[item.name] = bucket
                 self.schedule_leak(bucket)

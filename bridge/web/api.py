@@ -85,6 +85,14 @@ class Endpoint:
     secured: bool = True
     operation_id: str | None = None
     description: str | None = None
+    # An HTML page for people (the console), not an operation of the JSON API: it is declared
+    # like every route, and left out of /openapi.json on purpose.
+    html: bool = False
+
+
+def page(summary: str) -> Endpoint:
+    """The declaration of an HTML page (or a form post that answers one)."""
+    return Endpoint(summary, {200: Answer(None, "An HTML page")}, secured=False, html=True)
 
 
 def endpoint(spec: Endpoint) -> Callable[[F], F]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
-from flask import Flask, current_app, g
+from flask import Flask, Request, current_app, g, request
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
@@ -54,6 +54,43 @@ def get_session() -> Session:
         g.db_session = runtime().sessions()
     session: Session = g.db_session
     return session
+
+
+def attribute(connection_id: str) -> None:
+    """Say which connection this request is for when no token named it (an inbound webhook's
+    source belongs to one): its activity is then recorded for that connection."""
+    g.attributed_connection_id = connection_id
+
+
+def request_connection_id() -> str | None:
+    """The connection this request authenticated as (or was attributed to), if any."""
+    state = g._get_current_object()  # one context lookup: this runs on every request
+    caller = state.get("caller")  # bridge.web.auth.current_caller's credential
+    if caller is not None:
+        return cast(str, caller.id)
+    return cast("str | None", state.get("attributed_connection_id"))
+
+
+def client_address() -> str:
+    """The caller's address (see `address_of`)."""
+    return address_of(current_request(), settings().proxy_hops)
+
+
+def current_request() -> Request:
+    """The request itself rather than its proxy (for code that reads it many times)."""
+    return cast(Request, request._get_current_object())  # type: ignore[attr-defined]
+
+
+def address_of(current: Request, proxy_hops: int) -> str:
+    """The peer's address, or with BRIDGE_PROXY_HOPS=N behind N trusted proxies the Nth address
+    from the right of X-Forwarded-For (each proxy appends the one it saw; what the client itself
+    wrote there is further left and never trusted)."""
+    if proxy_hops:
+        forwarded = current.headers.get("X-Forwarded-For", "").split(",")
+        chain = [part.strip() for part in forwarded if part.strip()]
+        if len(chain) >= proxy_hops:
+            return chain[-proxy_hops][:64]
+    return (current.remote_addr or "unknown")[:64]
 
 
 def _close_db(_exc: BaseException | None) -> None:

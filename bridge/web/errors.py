@@ -34,13 +34,20 @@ def from_http(exc: HTTPException) -> BridgeError:
     return ClientError(status, code, HTTP_MESSAGES.get(status, exc.description or exc.name))
 
 
-def render(exc: BaseException) -> Response:
-    """The response for any exception (logged when it is ours to fix)."""
+def classify(exc: BaseException) -> BridgeError:
+    """The error an exception is answered as, logged when it is ours to fix (the console's
+    HTML pages answer the same status and message as the API)."""
     error = from_http(exc) if isinstance(exc, HTTPException) else as_bridge_error(exc)
     if error is not exc and not isinstance(exc, HTTPException) and error.status_code >= 500:
         log.error("bridge.unhandled_error type=%s", type(exc).__name__, exc_info=exc)
     elif error.status_code >= 500 and error.status_code not in (502, 503, 504):
         log.error("bridge.error code=%s message=%s", error.code, error.message)
+    return error
+
+
+def render(exc: BaseException) -> Response:
+    """The response for any exception (logged when it is ours to fix)."""
+    error = classify(exc)
     response = jsonify(error.body())
     response.status_code = error.status_code
     response.headers.update(error.headers())
