@@ -1027,7 +1027,10 @@ class Result:
         if chart and panels:
             draw(self, panels, stem.with_suffix(".png"))
         print(f"  written  : {stem}.json" + (" and .png" if chart and panels else ""))
-        print("RESULT " + json.dumps({"file": str(stem.with_suffix(".json")), **self.summary}))
+        brief = {k: v for k, v in self.summary.items() if k != "profile"}
+        print(
+            "RESULT " + json.dumps({"file": str(stem.with_suffix(".json")), **brief}, default=str)
+        )
         return stem.with_suffix(".json")
 
 
