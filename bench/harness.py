@@ -78,7 +78,7 @@ sys.exit(main(sys.argv[1:]))
 # --- the run itself -----------------------------------------------------------------------
 
 
-def common_arguments(parser: argparse.ArgumentParser, *, rounds: int = 2) -> None:
+def common_arguments(parser: argparse.ArgumentParser, *, rounds: int | None = 2) -> None:
     """Options every benchmark takes."""
     add = parser.add_argument
     add(
@@ -89,7 +89,8 @@ def common_arguments(parser: argparse.ArgumentParser, *, rounds: int = 2) -> Non
         " database plus Redis for queue and limiter (sqlite)",
     )
     add("--redis-db", type=int, default=DEFAULT_REDIS_DB, help="Redis database (4), flushed")
-    add("--rounds", type=int, default=rounds, help=f"A/B pairs, alternated ({rounds})")
+    if rounds is not None:
+        add("--rounds", type=int, default=rounds, help=f"A/B pairs, alternated ({rounds})")
     add("--out", type=Path, default=SCRATCH_DIR, help="where the JSON and PNG go")
     add("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
     add("--keep", action="store_true", help="keep the temporary directory (logs)")
