@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.sync.providers.verify import verify
 from bridge.sync.providers.generic import GenericConfig
 from bridge.sync.providers.mapping import Change, delivery_key, map_event
 from bridge.sync.providers.providers import PROVIDERS, Provider
 from bridge.sync.providers.signing import sign
+from bridge.sync.providers.verify import verify
 from tests.sync.providers.samples import NOW, SAMPLES
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.sync.providers.verify import verify
 from bridge.sync.providers.errors import VerificationError
 from bridge.sync.providers.generic import GenericConfig
 from bridge.sync.providers.providers import PROVIDERS, with_token_header
+from bridge.sync.providers.verify import verify
 from tests.sync.providers.builders import SignedRequest, signed
 from tests.sync.providers.samples import (
     GENERIC_A_CONFIG,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from bridge.sync.providers.verify import verify
 from bridge.sync.providers.errors import VerificationError
 from bridge.sync.providers.providers import PROVIDERS
+from bridge.sync.providers.verify import verify
 from tests.sync.providers.builders import signed
 from tests.sync.providers.samples import (
     CONTENTFUL,
