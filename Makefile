@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test check fmt manifest clean
+.PHONY: install run demo test check fmt manifest bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ check: install  ## format check, lint, types
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+bench: install  ## every benchmark beside its reference, on SQLite then PostgreSQL + Redis (~15 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)   # BENCH_ARGS="--full --py-spy --backends sqlite"
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest

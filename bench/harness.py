@@ -973,6 +973,7 @@ class Panel:
     params: dict[str, Any] = field(default_factory=dict)
     values: list[float] = field(default_factory=list)
     lines: dict[str, float] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()  # only these targets' rounds (all when empty)
 
 
 @dataclass
@@ -1051,7 +1052,7 @@ def comparison_table(rows: Sequence[Comparison]) -> list[str]:
     return lines
 
 
-COLOURS = {"bridge": "#1f77b4", "bridge-batch": "#1f77b4"}
+COLOURS = {"bridge": "#1f77b4", "ingest": "#1f77b4", "stub": "#9e9e9e"}  # references: orange
 
 
 def draw(result: Result, panels: Sequence[Panel], path: Path) -> None:
@@ -1072,6 +1073,7 @@ def draw(result: Result, panels: Sequence[Panel], path: Path) -> None:
                 for r in result.rounds
                 if all(r.params.get(k) == v for k, v in panel.params.items())
                 and r.metrics.get(panel.metric) is not None
+                and (not panel.targets or r.target in panel.targets)
             ]
             labels = [f"{r.target}\n#{r.index}" for r in chosen]
             heights = [float(r.metrics[panel.metric]) for r in chosen]

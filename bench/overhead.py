@@ -81,10 +81,10 @@ def main() -> None:
         passthrough = procs.start(
             "passthrough", h.gunicorn_argv(pass_port, "bench.passthrough:app"), pass_env
         )
-        h.wait_http(f"http://{h.HOST}:{pass_port}/", passthrough)
 
         with h.backend(args.backend, work, args.redis_db) as store:
             bridge = h.Bridge(procs, work, store, upstream, h.parse_env_items(args.env))
+            h.wait_http(f"http://{h.HOST}:{pass_port}/", passthrough)  # started meanwhile
             token = bridge.connect(key, "100000")
             result.config = {
                 "gunicorn": bridge.config,
@@ -137,10 +137,14 @@ def main() -> None:
                 profile(args, result, bridge, targets["bridge"], max(counts))
     compare(result, counts)
     result.print_table()
+    served = ("bridge", "passthrough")
     panels = [h.Panel(f"throughput, {c} connection(s)", "calls/s", "calls_per_s",
-                      {"connections": c}) for c in counts]  # fmt: skip
+                      {"connections": c}, targets=served) for c in counts]  # fmt: skip
     panels += [h.Panel(f"p50 latency, {c} connection(s)", "ms", "p50_ms",
                        {"connections": c}) for c in counts]  # fmt: skip
+    panels.append(h.Panel(f"server CPU per call, {max(counts)} connections", "ms",
+                          "server_cpu_ms_per_call", {"connections": max(counts)},
+                          targets=("bridge", "passthrough")))  # fmt: skip
     result.write(args.out, panels, chart=not args.no_chart)
 
 
