@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def main() -> int:
     add("--redis-db", type=int, default=h.DEFAULT_REDIS_DB, help="Redis database (4)")
     add("--no-update", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
+    h.guard_run(None)
     backends = [b for b in args.backends.split(",") if b]
     chosen = [b for b in args.only.split(",") if b]
     unknown = [b for b in chosen if b not in BENCHMARKS]
@@ -76,11 +78,13 @@ def main() -> int:
             if args.py_spy and name in ("overhead", "ingest"):
                 argv.append("--py-spy")
             print(f"\n=== {name} on {backend}: {shlex.join(argv[1:])}", flush=True)
-            code = subprocess.run(argv, cwd=h.ROOT, check=False).returncode
+            code = run_child(argv)
             if code:
                 failures.append(f"{name} on {backend} (exit {code})")
     print(f"\n=== make bench: {time.time() - started:.0f} s")
-    lines = latest_block(args.out, backends, chosen, " ".join(["make bench", *sys.argv[1:]]))
+    given = shlex.join(sys.argv[1:])
+    command = f'make bench BENCH_ARGS="{given}"' if given else "make bench"
+    lines = latest_block(args.out, backends, chosen, command)
     print("\n".join(lines))
     if not args.no_update and args.out.resolve() == h.RESULTS_DIR.resolve():
         update_results(lines)
@@ -89,6 +93,23 @@ def main() -> int:
         print("FAILED: " + "; ".join(failures))
         return 1
     return 0
+
+
+def run_child(argv: list[str]) -> int:
+    """Run one benchmark; on Ctrl-C or SIGTERM let it clean up (stop its servers, drop its
+    database) before leaving: it got the Ctrl-C too, and is sent SIGTERM otherwise."""
+    child = subprocess.Popen(argv, cwd=h.ROOT)
+    try:
+        return child.wait()
+    except BaseException:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)  # ignored if it is already cleaning up
+            try:
+                child.wait(120)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        raise
 
 
 def load(out: Path, benchmark: str, backend: str) -> dict[str, Any] | None:

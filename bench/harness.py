@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import secrets
 import shlex
@@ -98,11 +99,24 @@ def common_arguments(parser: argparse.ArgumentParser, *, rounds: int | None = 2)
     add("--env", action="append", default=[], metavar="NAME=VALUE", help="extra bridge env")
 
 
-def guard_run(max_seconds: float) -> None:
-    """SIGTERM and the `max_seconds` alarm end the run through the normal clean-up path."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGALRM, lambda *_: sys.exit(f"gave up after {max_seconds:.0f} s"))
-    signal.alarm(max(1, int(max_seconds)))
+def guard_run(max_seconds: float | None) -> None:
+    """Ctrl-C, SIGTERM and the `max_seconds` alarm end the run through the normal clean-up
+    path (every `with` block stops its processes and drops its database); once one arrives,
+    further Ctrl-C or SIGTERM are ignored so that they cannot cut the clean-up short."""
+
+    def stop(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if signum == signal.SIGALRM:
+            sys.exit(f"gave up after {max_seconds:.0f} s (--max-seconds)")
+        sys.exit(143)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(signum, stop)
+    if max_seconds:
+        signal.alarm(max(1, int(max_seconds)))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # a 1,000-connection burst needs more than the usual 1,024 descriptors
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -621,7 +635,7 @@ def spread(values: Sequence[float], scale: float = 1.0, digits: int = 3) -> dict
 
 def median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+    return round(statistics.median(present), 4) if present else None
 
 
 def max_in_window(times: Sequence[float], window: float = 60.0) -> int:
@@ -858,9 +872,9 @@ def summarise_stacks(
         grouped[label] += count
         frames = stack.split(";")
         own[frames[-1]] += count
-        for frame in set(frames):
-            if "bridge/" in frame or "actions/" in frame:
-                inclusive[frame] += count
+        for function in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:
+            if "bridge/" in function or "actions/" in function:
+                inclusive[function] += count
 
     def pct(n: int) -> float:
         return round(100 * n / total, 1)

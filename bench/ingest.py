@@ -62,9 +62,10 @@ INGEST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parse + map + HTML to text", ("bridge/sync/providers/",)),
     ("store write (event, documents, claim)", ("bridge/sync/store.py",)),
     ("sync schedule (queue)", ("_schedule (bridge/sync/views.py", "huey/")),
+    ("commit", ("Connection.commit (sqlalchemy", "do_commit (")),
+    ("JSON (body, answer)", ("json/", "jsonify (flask")),
     ("ingest / route, other", ("bridge/sync/ingest.py", "receive (bridge/sync/views.py")),
     ("other SQL (sqlalchemy, drivers)", ("sqlalchemy/", "psycopg/", "sqlite3")),
-    ("JSON", ("json/",)),
     ("Flask / werkzeug", ("flask/", "werkzeug/")),
     ("gunicorn / gevent (HTTP server, sockets)", ("gunicorn/", "gevent/")),
 )

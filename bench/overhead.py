@@ -28,17 +28,20 @@ from typing import Any
 from bench import harness as h
 
 AGENT_ID = "c0000000stubagent00000000"
+AUTH = ("current_connection (bridge/web/auth.py", "authenticate (bridge/connections/service.py")
 RE_READ = ("action_context (bridge/runtime.py", "bridge/connections/service.py",
            "bridge/infra/crypto.py", "cryptography/")  # fmt: skip
+# Each sample goes to the first group with a frame on its stack: the narrow bridge-level steps
+# first, then the libraries, then the wrappers that are on every action's stack.
 BRIDGE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rate limiter", ("bridge/upstream/ratelimit.py", "pyrate_limiter/")),
-    ("auth (token -> connection, ORM)", ("bridge/web/auth.py",)),
+    ("auth (token -> connection, ORM)", AUTH),
     ("connection re-read + decrypt", RE_READ),
-    ("action pool / deadline runner", ("bridge/runs/jobs.py",)),
     ("httpx / httpcore (upstream call)", ("httpx/", "httpcore/", "h11/")),
     ("input/output schemas (marshmallow)", ("marshmallow/",)),
     ("JSON", ("json/", "jsonify (flask", "get_json (")),
     ("other SQL (sqlalchemy, drivers)", ("sqlalchemy/", "psycopg/", "sqlite3")),
+    ("action pool / deadline runner (rest)", ("bridge/runs/", "concurrent/futures")),
     ("Flask / werkzeug", ("flask/", "werkzeug/")),
     ("gunicorn / gevent (HTTP server, sockets)", ("gunicorn/", "gevent/")),
 )
