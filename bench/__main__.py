@@ -133,7 +133,8 @@ def latest_block(out: Path, backends: list[str], chosen: list[str], command: str
             "",
             f"### {label}",
             "",
-            f"`{command}` at commit {machine['commit']}, {results[0]['started'][:16]} UTC; "
+            f"`{command}` at commit {machine['commit']} (bridge code of"
+            f" {machine.get('code_commit', '?')}), {results[0]['started'][:16]} UTC; "
             f"{machine['cores']} x {machine['cpu']}, {machine['memory_gb']} GB, "
             f"Python {machine['python']}.",
             "",

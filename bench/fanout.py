@@ -256,8 +256,8 @@ def compare(args: argparse.Namespace, result: h.Result) -> None:
     result.comparisons += [
         h.Comparison(f"fan-out, {n} hooks on {a} agents: list calls/min", lists, per_subscriber,
                      "/min", "each subscriber polling itself", h.ratio(lists, per_subscriber),
-                     f"~ agents x 60/interval = {per_agent:g} (<= 1.1 x)",
-                     lists <= per_agent * 1.1),
+                     f"per agent: ~ agents x 60/interval = {per_agent:g} (<= 1.25 x)",
+                     lists <= per_agent * 1.25),
         h.Comparison("fan-out: all upstream calls/min", run["upstream_calls_per_min"], None,
                      "/min", "", None, "(list + per-conversation detail reads)", None),
         h.Comparison("fan-out: delivery p95 (creation -> receipt)", p95, None, "s", "", None,
@@ -266,6 +266,11 @@ def compare(args: argparse.Namespace, result: h.Result) -> None:
                      "expected", h.ratio(received, expected), "all, duplicates "
                      f"{run['duplicates']}", received == expected),
     ]  # fmt: skip
+    result.notes.append(
+        f"list calls: {lists}/min against {per_agent:g} for one poll per agent per interval; the"
+        " minute after subscribing polls on two beats (poll_soon's and schedule_polls'), which"
+        " a short run counts more"
+    )
     result.summary.update(
         {
             "list_calls_per_min": lists,

@@ -914,13 +914,19 @@ def machine_info() -> dict[str, Any]:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    code = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "--", "bridge", "actions", "triggers", "sim",
+         "gunicorn.conf.py", "requirements.txt"],
+        cwd=ROOT, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
     return {
         "cpu": model,
         "cores": os.cpu_count(),
         "memory_gb": mem_gb,
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "commit": commit + ("+dirty" if dirty else ""),
+        "commit": commit,
+        "code_commit": code + ("+dirty" if dirty else ""),  # the last change to what is measured
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
 

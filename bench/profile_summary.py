@@ -1,7 +1,7 @@
 """Summarise py-spy's collapsed stacks again (after `--py-spy`), e.g. with other groups.
 
-    .venv/bin/python -m bench.profile bench/results/profiles/overhead-sqlite --groups overhead
-    .venv/bin/python -m bench.profile bench/results/profiles/ingest-postgres --groups ingest
+    .venv/bin/python -m bench.profile_summary bench/results/profiles/overhead-sqlite
+    .venv/bin/python -m bench.profile_summary bench/results/profiles/ingest-postgres --groups ingest
 
 Prints the exclusive share of each group (a sample goes to the first group with a frame on its
 stack), the top leaf frames, and the top bridge frames by inclusive share: the tables of
