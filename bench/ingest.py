@@ -60,6 +60,7 @@ INGEST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("signing secrets + recipe", SECRETS_AND_RECIPE),
     ("signature check (HMAC)", ("bridge/sync/providers/verify.py",)),
     ("parse + map + HTML to text", ("bridge/sync/providers/",)),
+    ("pool checkout + pre-ping", ("ack_connection (bridge/sync/store.py",)),
     ("store write (event, documents, claim)", ("bridge/sync/store.py",)),
     ("sync schedule (queue)", ("_schedule (bridge/sync/views.py", "huey/")),
     ("commit", ("Connection.commit (sqlalchemy", "do_commit (")),
