@@ -34,7 +34,7 @@ check: install  ## format check, lint, types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install  ## every benchmark beside its reference, on SQLite then PostgreSQL + Redis (~15 min)
+bench: install  ## every benchmark beside its reference, on SQLite then PostgreSQL + Redis (~25 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)   # BENCH_ARGS="--full --py-spy --backends sqlite"
 
 manifest: install  ## regenerate manifest.json from the registry

@@ -11,7 +11,7 @@ machine.
         [--full] [--py-spy] [--out bench/results] [--redis-db 4]
 
 The PostgreSQL + Redis backend needs both servers on 127.0.0.1 (5432, 6379); when either is
-absent it is skipped with a message. One full `make bench` takes ~15 minutes (~20 with --full).
+absent it is skipped with a message. One full `make bench` takes ~25 minutes (~27 with --full).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ sys.exit(main(sys.argv[1:]))
 # --- the run itself -----------------------------------------------------------------------
 
 
-def common_arguments(parser: argparse.ArgumentParser, *, rounds: int | None = 2) -> None:
+def common_arguments(parser: argparse.ArgumentParser, *, rounds: int | None = 3) -> None:
     """Options every benchmark takes."""
     add = parser.add_argument
     add(
@@ -1029,6 +1029,20 @@ class Result:
     def median(self, target: str, metric: str, **params: Any) -> float | None:
         return median(self.values(target, metric, **params))
 
+    def pair_ratios(self, a: str, b: str, metric: str, **params: Any) -> list[float | None]:
+        """`a`/`b` of each A/B pair (rounds measured back to back), in order."""
+        return [
+            ratio(x, y)
+            for x, y in zip(self.values(a, metric, **params), self.values(b, metric, **params),
+                            strict=False)
+        ]  # fmt: skip
+
+    def pair_ratio(self, a: str, b: str, metric: str, **params: Any) -> float | None:
+        """The median of the per-pair ratios: each pair shares the machine's load of its
+        moment, so this moves less with load swings than the ratio of the two medians."""
+        value = median(self.pair_ratios(a, b, metric, **params))
+        return None if value is None else round(value, 3)
+
     def to_dict(self) -> dict[str, Any]:
         self.machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         return asdict(self)
@@ -1066,7 +1080,7 @@ def sys_argv_module() -> list[str]:
 
 def comparison_table(rows: Sequence[Comparison]) -> list[str]:
     """Markdown lines of the comparisons."""
-    head = ["work", "bridge", "reference (same run)", "ratio", "goal", "met"]
+    head = ["work", "bridge", "reference (same run)", "ratio (median of A/B pairs)", "goal", "met"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.row()) + " |" for c in rows]
     return lines

@@ -226,14 +226,13 @@ def dump_stacks(pids: list[int], out: Path) -> None:
 def compare(result: h.Result) -> None:
     bridge_p99 = result.median("bridge", "p99_s")
     base_p99 = result.median("baseline", "p99_s")
-    p99_ratio = h.ratio(bridge_p99, base_p99)
+    p99_ratio = result.pair_ratio("bridge", "baseline", "p99_s")
     errors = sum(r.metrics["errors"] for r in result.rounds if r.target == "bridge")
     requests = sum(r.metrics["requests"] for r in result.rounds if r.target == "bridge")
     rss = max(
         (r.metrics["peak_rss_mb"] for r in result.rounds if r.target == "bridge"), default=None
     )
-    own, base = result.values("bridge", "p99_s"), result.values("baseline", "p99_s")
-    pairs = [h.ratio(a, b) for a, b in zip(own, base, strict=False)]
+    pairs = result.pair_ratios("bridge", "baseline", "p99_s")
     n = result.config.get("requests")
     seconds = result.config.get("upstream_latency_s")
     title = f"{n} concurrent query_agent, {seconds:g} s answers: p99"
