@@ -71,7 +71,9 @@ def main() -> int:
     for backend in backends:
         for name in chosen:
             module, extra = BENCHMARKS[name]
-            argv = [h.PYTHON, "-m", module, "--backend", backend, "--out", str(args.out),
+            out = args.out.resolve()
+            shown = out.relative_to(h.ROOT) if out.is_relative_to(h.ROOT) else out
+            argv = [h.PYTHON, "-m", module, "--backend", backend, "--out", str(shown),
                     "--redis-db", str(args.redis_db), *extra]  # fmt: skip
             if args.full and name == "fanout":
                 argv.append("--full")

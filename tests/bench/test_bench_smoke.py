@@ -123,3 +123,31 @@ def test_fanout_smoke(tmp_path: Path) -> None:
     assert summary["latency_p95_s"] is not None
     assert summary["list_calls_per_min"] > 0
     assert (tmp_path / "fanout-sqlite.png").exists()
+
+
+def test_make_bench_table_is_rebuilt_from_the_results(tmp_path: Path, monkeypatch) -> None:
+    """`python -m bench` turns the JSON results into the table between RESULTS.md's markers."""
+    import bench.__main__ as make_bench
+    from bench import harness as h
+
+    result = h.Result("ingest", "sqlite", "a test")
+    result.add_round("ingest", {}, {"acks_per_s": 100.0, "other_load_share": 0.2})
+    result.add_round("floor", {}, {"acks_per_s": 400.0, "other_load_share": 0.1})
+    result.comparisons.append(
+        h.Comparison("acks/s", 100.0, 400.0, "/s", "floor",
+                     result.pair_ratio("ingest", "floor", "acks_per_s"), ">= 0.3 x", False)
+    )  # fmt: skip
+    result.write(tmp_path, chart=False)
+    lines = make_bench.latest_block(tmp_path, ["sqlite", "postgres"], ["ingest"], "make bench")
+    text = "\n".join(lines)
+    assert "### SQLite" in text and "PostgreSQL" not in text
+    assert "| acks/s | 100 /s | floor: 400 /s | 0.25 x | >= 0.3 x | **not met** |" in text
+    assert "other processes used 10%-20% of the machine" in text
+
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text(f"intro\n{make_bench.BEGIN}\nold\n{make_bench.END}\nrecord\n")
+    monkeypatch.setattr(make_bench, "RESULTS_MD", results_md)
+    make_bench.update_results(lines)
+    updated = results_md.read_text()
+    assert updated.startswith("intro\n") and updated.endswith(f"{make_bench.END}\nrecord\n")
+    assert "old" not in updated and "| acks/s |" in updated
