@@ -45,9 +45,10 @@ from bench import harness as h
 from bridge.config import normalise_database_url
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.signing import sign
+from bridge.upstream.ratelimit import WINDOW_MS
 
 PLAN_RPM = {"free": 60, "pro": 300}
-RATE_WINDOW_S = 61  # bridge/upstream/ratelimit.py: a 61 s sliding window per key
+RATE_WINDOW_S = math.ceil(WINDOW_MS / 1000)  # the limiter's sliding window per key (61 s)
 CPU_GOAL_MS = {"sqlite": 0.7, "postgres": 1.0}
 FLOOR_RATIO_GOAL = 0.3
 PARAGRAPH = (
@@ -417,7 +418,7 @@ def drain(args: argparse.Namespace, sim: h.Simulator, bridge: h.Bridge) -> dict[
         "first_call_after_s": round(at[0] - started, 1) if at else None,
         "last_call_after_s": round(at[-1] - started, 1) if at else None,
         "max_calls_per_60s": h.max_in_window(at),
-        # the key's budget alone: `needed` calls at `limit` per 61 s window
+        # the key's budget alone: `needed` calls at `limit` per window
         "rate_floor_s": rate_floor(needed, limit),
         "timeline_s": [round(t - started, 2) for t in at][:2000],
     }
@@ -426,7 +427,7 @@ def drain(args: argparse.Namespace, sim: h.Simulator, bridge: h.Bridge) -> dict[
 
 
 def rate_floor(calls: int, per_minute: int) -> int:
-    """Seconds the plan's budget alone imposes on `calls` calls (61 s windows)."""
+    """Seconds the plan's budget alone imposes on `calls` calls (windows of the limiter's)."""
     return (math.ceil(calls / per_minute) - 1) * RATE_WINDOW_S if calls else 0
 
 
