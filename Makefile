@@ -7,7 +7,7 @@ VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations clean
+.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ check: install  ## format check, lint, types, layering contracts
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+bench: install  ## every benchmark beside its reference, on SQLite then PostgreSQL + Redis (~25 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)   # BENCH_ARGS="--full --py-spy --backends sqlite"
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest

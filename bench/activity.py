@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from flask import Flask
+from flask.testing import FlaskClient
 
 import sim
 from bridge import create_app
@@ -63,7 +65,7 @@ def main() -> None:
         runtime.close()
 
 
-def time_hook(app, count: int) -> float:
+def time_hook(app: Flask, count: int) -> float:
     """Microseconds per call of the after-request hook for an authenticated request."""
     from flask import Response
 
@@ -84,7 +86,9 @@ def time_hook(app, count: int) -> float:
     return elapsed / count * 1e6
 
 
-def alternate(app, client, headers: dict[str, str], count: int, log: ActivityLog):
+def alternate(
+    app: Flask, client: FlaskClient, headers: dict[str, str], count: int, log: ActivityLog
+) -> tuple[float, float]:
     """Medians over 5 alternating rounds of the microseconds per `GET /v1/me` through the WSGI
     app, with the hook and without it (alternated so the machine's load hits both alike)."""
     hooks = app.after_request_funcs[None]

@@ -1,49 +1,36 @@
 """Fan-out benchmark: many REST-hook subscribers on a few agents.
 
-Starts the simulator, the bridge (gunicorn + one worker) and a local receiver, subscribes
-SUBSCRIBERS hooks spread over AGENTS agents, then creates one conversation per agent every few
-seconds for DURATION seconds. Reports upstream calls per minute (from the simulator's request
-log: they should scale with agents, not subscribers) and delivery latency (conversation created
--> hook received) p50/p95/max, plus missing or duplicated deliveries.
+Starts the simulator, the bridge (gunicorn + one `python -m bridge.worker`) and a local receiver
+(threaded, with a 1024-connection accept queue), subscribes `--subscribers` hooks spread over
+`--agents` agents, then creates one conversation per agent every half poll interval for
+`--duration` seconds. Reports upstream calls per minute (from the simulator's request log: they
+should scale with agents, not subscribers) and the latency from a conversation's creation to
+each hook's receipt, plus missing and duplicated deliveries.
 
-    .venv/bin/python bench/fanout.py [--subscribers 1000] [--agents 10] [--duration 120]
-                                     [--poll-interval 15] [--redis]
+There is no A/B here: the reference is arithmetic. Without the bridge every subscriber would
+poll for itself (`subscribers x 60 / interval` list calls a minute); the goal is that the bridge
+polls per agent (`agents x 60 / interval`) and delivers within the interval plus 2 s at p95.
 
-Everything listens on 127.0.0.1 and stops by itself.
+    .venv/bin/python -m bench.fanout [--backend sqlite|postgres] [--subscribers 1000]
+        [--agents 10] [--duration 60] [--full] [--poll-interval 15] [--out DIR]
+
+`--full` is the historical run (1,000 hooks, 120 s, ~4 minutes); `make bench` uses 60 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sim.testing import SimAdmin  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench import harness as h
 
 
 class BackloggedServer(ThreadingHTTPServer):
@@ -71,148 +58,155 @@ class Receiver:
                 self.send_response(204)
                 self.end_headers()
 
-            def log_message(self, *_args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = BackloggedServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = BackloggedServer((h.HOST, 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
 
-    def close(self) -> None:
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
+        self.server.server_close()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.arrivals)
 
 
-def wait_up(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
-
-
-def start(
-    stack: ExitStack, argv: list[str], env: dict[str, str], log: Path
-) -> subprocess.Popen[bytes]:
-    handle = stack.enter_context(log.open("wb"))
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # fmt: skip
-    stack.callback(lambda: _stop(proc))
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    h.common_arguments(parser, rounds=None)
+    add = parser.add_argument
+    add("--subscribers", type=int, default=1000, help="hooks (1000)")
+    add("--agents", type=int, default=10, help="agents they are spread over (10)")
+    add("--duration", type=float, default=60, help="seconds of new conversations (60)")
+    add("--full", action="store_true", help="the historical run: --duration 120")
+    add("--poll-interval", type=float, default=15, help="BRIDGE_POLL_INTERVAL (15 s)")
+    add("--settle", type=float, default=60, help="most seconds to wait for the last deliveries")
+    args = parser.parse_args()
+    if args.full:
+        args.duration = 120.0
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--agents", type=int, default=10)
-    parser.add_argument("--duration", type=float, default=120)
-    parser.add_argument("--poll-interval", type=float, default=15)
-    parser.add_argument("--redis", action="store_true", help="queue and limiter on local Redis")
-    args = parser.parse_args()
+    args = parse_args()
+    h.guard_run(args.max_seconds)
+    result = h.Result(
+        "fanout",
+        args.backend,
+        f"{args.subscribers} REST hooks on {args.agents} agents, {args.poll_interval:g} s poll"
+        f" interval, {args.duration:g} s of new conversations",
+    )
+    with (
+        h.workspace("fanout", args.keep) as work,
+        h.Processes(work) as procs,
+        Receiver() as receiver,
+    ):
+        env = h.base_env(work)
+        sim = h.Simulator(procs, env, plain=True)
+        org = sim.admin.create_org("Fan-out", plan=100_000)
+        key = sim.admin.create_key(org["id"])
+        agents = [sim.admin.create_agent(org["id"], f"Agent {i}")["id"] for i in range(args.agents)]
+        settings = {
+            "BRIDGE_POLL_INTERVAL": args.poll_interval,
+            "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
+            **h.parse_env_items(args.env),
+        }
+        with h.backend(args.backend, work, args.redis_db) as store:
+            bridge = h.Bridge(procs, work, store, sim.api_url, settings)
+            try:
+                bridge.start_worker()
+                result.config = {
+                    "gunicorn": bridge.config,
+                    "backend": store.label,
+                    "subscribers": args.subscribers,
+                    "agents": args.agents,
+                    "poll_interval_s": args.poll_interval,
+                    "duration_s": args.duration,
+                }
+                token = bridge.connect(key, "100000")
+                subscribe(bridge, token, agents, receiver.port, args.subscribers)
+                wait_for_worker_polls(sim, bridge)
+                run(args, result, sim, bridge, receiver, agents)
+            finally:
+                bridge.stop()
+    compare(args, result)
+    result.print_table()
+    panels = [
+        h.Panel("delivery latency (creation -> receipt)", "s",
+                values=result.summary.pop("latencies_s"),
+                lines={}),
+    ]  # fmt: skip
+    result.write(args.out, panels, chart=not args.no_chart)
 
-    python = str(ROOT / ".venv" / "bin" / "python")
-    work = Path(tempfile.mkdtemp(prefix="zwb-fanout-"))
-    sim_port, web_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "BRIDGE_ENV": "production",
-        "BRIDGE_SECRET_KEY": secrets.token_urlsafe(48),
-        "BRIDGE_VAR_DIR": str(work),
-        "ZAPPWAY_BASE_URL": f"http://127.0.0.1:{sim_port}/api/v1",
-        "BRIDGE_POLL_INTERVAL": str(args.poll_interval),
-        "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
-        "BRIDGE_LOG_LEVEL": "warning",
-        "PORT": str(web_port),
-    }
-    if args.redis:
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/7"
-        import redis
 
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    receiver = Receiver()
-    with ExitStack() as stack:
-        stack.callback(receiver.close)
-        start(stack, [python, "-m", "sim", "--port", str(sim_port)], env, work / "sim.log")
-        wait_up(f"http://127.0.0.1:{sim_port}/__admin/settings")
-        admin = SimAdmin(f"http://127.0.0.1:{sim_port}")
-        org = admin.create_org("Fan-out", plan=100_000)
-        key = admin.create_key(org["id"])
-        agents = [admin.create_agent(org["id"], f"Agent {i}")["id"] for i in range(args.agents)]
-
-        subprocess.run([python, "-m", "flask", "--app", "bridge", "migrate"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)  # fmt: skip
-        gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
-        start(
-            stack,
-            [gunicorn, "-c", "gunicorn.conf.py", "bridge:create_app()"],
-            env,
-            work / "web.log",
-        )
-        start(stack, [python, "-m", "bridge.worker"], env, work / "worker.log")
-        base = f"http://127.0.0.1:{web_port}"
-        wait_up(f"{base}/healthz")
-        bridge = httpx.Client(base_url=base, timeout=30)
-        token = bridge.post("/v1/connections", json={"api_key": key, "plan": "100000"}).json()[
-            "token"
-        ]
-        headers = {"Authorization": f"Bearer {token}"}
-        for index in range(args.subscribers):
+def subscribe(bridge: h.Bridge, token: str, agents: list[str], port: int, count: int) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=bridge.url, timeout=30, headers=headers) as http:
+        for index in range(count):
+            target = f"http://{h.HOST}:{port}/hook/{index}"
             agent = agents[index % len(agents)]
-            target = f"http://127.0.0.1:{receiver.port}/hook/{index}"
-            response = bridge.post(
-                "/v1/hooks", headers=headers, json={"target_url": target, "agent_id": agent}
-            )
-            response.raise_for_status()
+            http.post(
+                "/v1/hooks", json={"target_url": target, "agent_id": agent}
+            ).raise_for_status()
         for agent in agents:  # seed every watch so that only new conversations count
-            bridge.get("/v1/triggers/new_conversation", headers=headers, params={"agent_id": agent})
-        wait_for_worker_polls(admin)
-        admin.clear_requests()
-        plan = f"{args.subscribers} hooks on {len(agents)} agents"
-        print(f"{plan}; creating conversations for {args.duration:.0f} s", flush=True)
-
-        created: dict[str, float] = {}
-        started = time.time()
-        while time.time() - started < args.duration:
-            for agent in agents:
-                conversation = admin.create_conversation(
-                    agent, messages=[{"from": "human", "text": "hi"}]
-                )
-                created[conversation["id"]] = time.time()
-            time.sleep(args.poll_interval / 2)
-        settle = args.poll_interval + 60  # the worker schedules polls per minute
-        deadline = time.time() + settle
-        expected = len(created) * (args.subscribers // len(agents))
-        while time.time() < deadline and len(receiver.arrivals) < expected:
-            time.sleep(1)
-        report(admin, receiver, created, expected, time.time() - started, args)
+            http.get("/v1/triggers/new_conversation", params={"agent_id": agent})
 
 
-def wait_for_worker_polls(admin: SimAdmin, timeout: float = 90) -> None:
-    """Huey's periodic scheduler runs on minute boundaries: start once polling has begun."""
-    admin.clear_requests()
+def wait_for_worker_polls(sim: h.Simulator, bridge: h.Bridge, timeout: float = 90) -> None:
+    """Start once the worker has begun polling (a new hook's watch is polled at once)."""
+    sim.admin.clear_requests()
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any("/conversations" in call["path"] for call in admin.requests()):
+        if any("/conversations" in call["path"] for call in sim.admin.requests()):
             return
+        if bridge.worker is not None:
+            bridge.worker.check()
         time.sleep(0.5)
     raise SystemExit("the worker never polled the upstream")
 
 
-def report(admin: SimAdmin, receiver: Receiver, created: dict[str, float], expected: int,
-           elapsed: float, args: argparse.Namespace) -> None:  # fmt: skip
-    calls = admin.requests()
+def run(
+    args: argparse.Namespace,
+    result: h.Result,
+    sim: h.Simulator,
+    bridge: h.Bridge,
+    receiver: Receiver,
+    agents: list[str],
+) -> None:
+    sim.admin.clear_requests()
+    with receiver.lock:
+        receiver.arrivals.clear()
+    parties = {
+        "bridge": lambda: bridge.web.tree() + (bridge.worker.tree() if bridge.worker else []),
+        "simulator": sim.proc.tree,
+    }
+    if bridge.store.redis_url:
+        parties["postgres"] = lambda: h.pids_named("postgres")
+        parties["redis"] = lambda: h.pids_named("redis-server")
+    print(f"  creating conversations for {args.duration:g} s", flush=True)
+    created: dict[str, float] = {}
+    with h.CpuMeter(parties) as meter:
+        started = time.time()
+        while time.time() - started < args.duration:
+            for agent in agents:
+                conversation = sim.admin.create_conversation(
+                    agent, messages=[{"from": "human", "text": "hi"}]
+                )
+                created[conversation["id"]] = time.time()
+            time.sleep(args.poll_interval / 2)
+        expected = len(created) * (args.subscribers // len(agents))
+        deadline = time.time() + args.poll_interval + args.settle
+        while time.time() < deadline and receiver.count() < expected:
+            time.sleep(0.5)
+        elapsed = time.time() - started
+    calls = sim.admin.requests()
     lists = [c for c in calls if c["path"].endswith(("/conversations", "/logs"))]
     details = [c for c in calls if "/conversations/" in c["path"]]
     minutes = max(elapsed / 60, 1e-9)
@@ -225,32 +219,71 @@ def report(admin: SimAdmin, receiver: Receiver, created: dict[str, float], expec
     latencies = sorted(
         at - created[conv] for (_, conv), at in first_seen.items() if conv in created
     )
-    result = {
-        "subscribers": args.subscribers,
-        "agents": args.agents,
-        "poll_interval_s": args.poll_interval,
-        "conversations": len(created),
-        "deliveries_expected": expected,
-        "deliveries_received": len(first_seen),
-        "duplicates": sum(n - 1 for n in ids.values() if n > 1),
-        "upstream_calls_total": len(calls),
-        "upstream_calls_per_min": round(len(calls) / minutes, 1),
-        "list_calls_per_min": round(len(lists) / minutes, 1),
-        "detail_calls_total": len(details),
-        "latency_s": summary(latencies),
-    }
-    print(json.dumps(result, indent=2))
+    spread = h.spread(latencies, digits=2)
+    result.add_round(
+        "bridge",
+        {},
+        {
+            "conversations": len(created),
+            "deliveries_expected": expected,
+            "deliveries_received": len(first_seen),
+            "duplicates": sum(n - 1 for n in ids.values() if n > 1),
+            "upstream_calls_total": len(calls),
+            "upstream_calls_per_min": round(len(calls) / minutes, 1),
+            "list_calls_per_min": round(len(lists) / minutes, 1),
+            "detail_calls_total": len(details),
+            "latency_p50_s": spread["p50"],
+            "latency_p95_s": spread["p95"],
+            "latency_max_s": spread["max"],
+            "latency_mean_s": round(statistics.fmean(latencies), 2) if latencies else None,
+            "elapsed_s": round(elapsed, 1),
+            "cpu_s": meter.cpu,
+            "other_load_share": meter.other_share,
+        },
+    )
+    result.summary["latencies_s"] = [round(x, 3) for x in latencies]
 
 
-def summary(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "max": None, "mean": None}
-
-    def pick(q: float) -> float:
-        return round(values[min(len(values) - 1, int(q * len(values)))], 2)
-
-    return {"p50": pick(0.5), "p95": pick(0.95), "max": round(values[-1], 2),
-            "mean": round(statistics.fmean(values), 2)}  # fmt: skip
+def compare(args: argparse.Namespace, result: h.Result) -> None:
+    run = result.rounds[0].metrics
+    per_agent = args.agents * 60 / args.poll_interval
+    per_subscriber = args.subscribers * 60 / args.poll_interval
+    lists = run["list_calls_per_min"]
+    p95 = run["latency_p95_s"]
+    goal_p95 = args.poll_interval + 2
+    received, expected = run["deliveries_received"], run["deliveries_expected"]
+    n, a = args.subscribers, args.agents
+    result.comparisons += [
+        h.Comparison(f"fan-out, {n} hooks on {a} agents: list calls/min", lists, per_subscriber,
+                     "/min", "each subscriber polling itself", h.ratio(lists, per_subscriber),
+                     f"per agent: ~ agents x 60/interval = {per_agent:g} (<= 1.25 x)",
+                     lists <= per_agent * 1.25),
+        h.Comparison("fan-out: all upstream calls/min", run["upstream_calls_per_min"], None,
+                     "/min", "", None, "(list + per-conversation detail reads)", None),
+        h.Comparison("fan-out: delivery p95 (creation -> receipt)", p95, None, "s", "", None,
+                     f"<= interval + 2 s = {goal_p95:g} s", p95 is not None and p95 <= goal_p95),
+        h.Comparison("fan-out: deliveries received", float(received), float(expected), "",
+                     "expected", h.ratio(received, expected), "all, duplicates "
+                     f"{run['duplicates']}", received == expected),
+    ]  # fmt: skip
+    result.notes.append(
+        f"list calls: {lists}/min against {per_agent:g} for one poll per agent per interval; the"
+        " minute after subscribing polls on two beats (poll_soon's and schedule_polls'), which"
+        " a short run counts more"
+    )
+    result.summary.update(
+        {
+            "list_calls_per_min": lists,
+            "upstream_calls_per_min": run["upstream_calls_per_min"],
+            "latency_p50_s": run["latency_p50_s"],
+            "latency_p95_s": p95,
+            "latency_max_s": run["latency_max_s"],
+            "deliveries_expected": expected,
+            "deliveries_received": received,
+            "duplicates": run["duplicates"],
+            "other_load_share_max": run["other_load_share"],
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -1,78 +1,75 @@
-"""Inbound CMS webhook ingest benchmark: signed `POST /in/<token>` acks, then the drain.
+"""Inbound CMS webhook benchmark: signed `POST /in/<token>` acks beside the `/healthz` floor,
+then the worker's drain into ZappWay beside the same load sent as one call per event.
 
-Starts the simulator (one org, key and datastore on the chosen plan), runs `flask --app bridge
-migrate`, starts the bridge under gunicorn with `gunicorn.conf.py`, creates a connection and one
-inbound source (`POST /v1/sources`), pre-signs every webhook (each a new document: a new id and
-updated time, so each is a new event), sends a warm-up, then fires N requests at concurrency C and
-reports acks/second, latency p50/p95/p99/max and status counts (every answer should be 202).
-With `--drain` it then starts the worker (`python -m bridge.worker`) and measures the time until
-every stored document is delivered to the simulator, the number of upstream upsert calls and the
-most calls in any 60 s window against the plan's limit.
+**Acks.** Starts the simulator and the bridge (gunicorn with `gunicorn.conf.py`), creates a
+connection and one inbound source (`POST /v1/sources`), signs every webhook beforehand (each a
+new document, so each is a new event), sends a warm-up, then alternates:
 
-    .venv/bin/python bench/ingest.py [--requests 5000] [--concurrency 50] [--db sqlite|postgres]
-        [--redis] [--worker-class gevent|gthread] [--workers W] [--threads T]
-        [--provider wordpress|standard_webhooks|sanity] [--keepalive]
-        [--drain] [--plan free|pro|N] [--batch-size 50] [--py-spy] [--keep]
+- **ingest**: `--requests` signed webhooks at `--concurrency` in flight, one connection each (as
+  CMS senders do; `--keepalive` reuses them), every answer should be 202;
+- **floor**: as many `GET /healthz` on the same gunicorn: what the server and the load client
+  alone cost on this machine.
 
-The load generator is a minimal asyncio HTTP/1.1 client sending pre-built request bytes (a new
-connection per webhook, as CMS senders do; `--keepalive` reuses C connections). Everything listens
-on 127.0.0.1; every process started is stopped at the end (also on Ctrl-C or SIGTERM), a
-PostgreSQL database is dropped, Redis db 9 is flushed, the temporary directory is removed unless
---keep, and the whole run is bounded (--max-seconds).
+For each: acks/s, latency p50/p95/p99/max, CPU of each party (bridge CPU per ack), listen
+overflows. `--py-spy` adds one profiled ingest run (not counted) and groups its samples.
+
+**Drain** (unless `--no-drain`). A fresh bridge and database on a `--plan` (free: 60 calls/min)
+connection receives `--drain-documents` webhooks; then `python -m bridge.worker` starts and the
+run waits until nothing is pending. Reported against the design: upsert calls vs
+ceil(documents / batch), the most calls in any 60 s vs the plan, the drain time vs the plan's
+rate floor. **Per-event reference**: the same documents sent straight to the simulator as one
+upsert call each (what a Zap per CMS event would do), on an unlimited org: its call count and
+the time the plan would impose on it.
+
+    .venv/bin/python -m bench.ingest [--backend sqlite|postgres] [--requests 5000]
+        [--concurrency 50] [--rounds 2] [--provider wordpress|standard_webhooks|sanity]
+        [--keepalive] [--plan free] [--batch-size 50] [--drain-documents N] [--no-drain]
+        [--py-spy] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
-import os
-import re
-import signal
-import subprocess
-import sys
-import tempfile
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench import harness as h
+from bridge.config import normalise_database_url
+from bridge.sync.providers.providers import PROVIDERS
+from bridge.sync.providers.signing import sign
+from bridge.upstream.ratelimit import WINDOW_MS
 
-from query_agent_load import (  # noqa: E402  (shared helpers of the bench scripts)
-    HOST,
-    bridge_env,
-    cpu_seconds,
-    descendants,
-    free_port,
-    gunicorn_settings,
-    listen_overflows,
-    postgres_database,
-    start,
-    stop,
-    tail,
-    wait_up,
-)
-
-from bridge.config import normalise_database_url  # noqa: E402
-from bridge.sync.providers.providers import PROVIDERS  # noqa: E402
-from bridge.sync.providers.signing import sign  # noqa: E402
-from sim.testing import SimAdmin  # noqa: E402
-
-REDIS_URL = "redis://127.0.0.1:6379/9"
 PLAN_RPM = {"free": 60, "pro": 300}
-UPSERT_SUFFIX = "/upsert"
+RATE_WINDOW_S = math.ceil(WINDOW_MS / 1000)  # the limiter's sliding window per key (61 s)
+CPU_GOAL_MS = {"sqlite": 0.7, "postgres": 1.0}
+FLOOR_RATIO_GOAL = 0.3
 PARAGRAPH = (
     "Opening hours change with the seasons: we open at eight on weekdays and at nine on "
     "Saturdays; on public holidays the caf\u00e9 stays closed. "
+)
+SECRETS_AND_RECIPE = ("active_secrets (", "_recipe (bridge/sync/ingest.py", "source_config.py")
+INGEST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("source lookup (find_by_token)", ("find_by_token (bridge/sync/sources.py",)),
+    ("signing secrets + recipe", SECRETS_AND_RECIPE),
+    ("signature check (HMAC)", ("bridge/sync/providers/verify.py",)),
+    ("parse + map + HTML to text", ("bridge/sync/providers/",)),
+    ("pool checkout + pre-ping", ("ack_connection (bridge/sync/store.py",)),
+    ("store write (event, documents, claim)", ("bridge/sync/store.py",)),
+    ("sync schedule (queue)", ("_schedule (bridge/sync/views.py", "huey/")),
+    ("commit", ("Connection.commit (sqlalchemy", "do_commit (")),
+    ("JSON (body, answer)", ("json/", "jsonify (flask")),
+    ("ingest / route, other", ("bridge/sync/ingest.py", "receive (bridge/sync/views.py")),
+    ("other SQL (sqlalchemy, drivers)", ("sqlalchemy/", "psycopg/", "sqlite3")),
+    ("Flask / werkzeug", ("flask/", "werkzeug/")),
+    ("gunicorn / gevent (HTTP server, sockets)", ("gunicorn/", "gevent/")),
 )
 
 
@@ -87,7 +84,10 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def wordpress(index: int, now: float, text: str) -> tuple[bytes, dict[str, str], str | None]:
+Built = tuple[bytes, dict[str, str], str | None]
+
+
+def wordpress(index: int, now: float, text: str) -> Built:
     """A WP Webhooks `post_update` of post `index` (PHP escapes `/` like the real sender)."""
     modified = datetime.fromtimestamp(now - 60 + index % 60, UTC).strftime("%Y-%m-%d %H:%M:%S")
     body = {
@@ -112,9 +112,7 @@ def wordpress(index: int, now: float, text: str) -> tuple[bytes, dict[str, str],
     return raw, {"X-WP-Webhook-Name": "post_update"}, None
 
 
-def standard_webhooks(
-    index: int, now: float, text: str
-) -> tuple[bytes, dict[str, str], str | None]:
+def standard_webhooks(index: int, now: float, text: str) -> Built:
     body = {
         "type": "article.updated",
         "timestamp": _iso(now),
@@ -129,7 +127,7 @@ def standard_webhooks(
     return json.dumps(body).encode(), {}, f"msg_bench_{index}"
 
 
-def sanity(index: int, now: float, text: str) -> tuple[bytes, dict[str, str], str | None]:
+def sanity(index: int, now: float, text: str) -> Built:
     body = {
         "_id": f"post-{index}",
         "_type": "post",
@@ -149,7 +147,7 @@ def sanity(index: int, now: float, text: str) -> tuple[bytes, dict[str, str], st
     return json.dumps(body).encode(), headers, None
 
 
-BUILDERS: dict[str, Callable[[int, float, str], tuple[bytes, dict[str, str], str | None]]] = {
+BUILDERS: dict[str, Callable[[int, float, str], Built]] = {
     "wordpress": wordpress,
     "standard_webhooks": standard_webhooks,
     "sanity": sanity,
@@ -157,209 +155,21 @@ BUILDERS: dict[str, Callable[[int, float, str], tuple[bytes, dict[str, str], str
 
 
 def signed_requests(
-    provider: str, secret: str, path: str, port: int, count: int, keepalive: bool, text_bytes: int
+    args: argparse.Namespace, secret: str, path: str, port: int, first: int, count: int
 ) -> list[bytes]:
-    """Every request's bytes, signed now (timestamped schemes allow 300 s: enough for a run)."""
+    """Webhooks `first` .. `first + count - 1`, signed now (timestamped schemes allow 300 s)."""
     now = time.time()
-    text = _text(text_bytes)
+    text = _text(args.text_bytes)
     out = []
-    for index in range(1, count + 1):
-        body, extra, msg_id = BUILDERS[provider](index, now, text)
+    for index in range(first, first + count):
+        body, extra, msg_id = BUILDERS[args.provider](index, now, text)
         kwargs: dict[str, Any] = {"now": now, "path": path, "headers": extra}
         if msg_id is not None:
             kwargs["msg_id"] = msg_id
-        headers = sign(PROVIDERS[provider], secret, body, **kwargs)
-        lines = [
-            f"POST {path} HTTP/1.1",
-            f"Host: {HOST}:{port}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(body)}",
-            "Connection: " + ("keep-alive" if keepalive else "close"),
-            *(f"{name}: {value}" for name, value in headers.items()),
-        ]
-        out.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        headers = sign(PROVIDERS[args.provider], secret, body, **kwargs)
+        out.append(h.http_request("POST", path, port, body=body, keepalive=args.keepalive,
+                                  headers={**extra, **headers}))  # fmt: skip
     return out
-
-
-# --- the load -----------------------------------------------------------------------------
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    """Status, body and whether the server closes the connection (Content-Length bodies only)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ", 2)[1])
-    length, close = 0, False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection":
-            close = value.strip().lower() == b"close"
-        elif name == b"transfer-encoding":
-            return status, await reader.read(), True
-    return status, await reader.readexactly(length), close
-
-
-async def fire(
-    port: int, requests: list[bytes], concurrency: int, keepalive: bool, timeout: float
-) -> tuple[list[tuple[float, float, int | str, bytes]], float]:
-    """Send `requests` over `concurrency` lanes; return (start, latency, status, body) and wall."""
-    records: list[tuple[float, float, int | str, bytes]] = [(0.0, 0.0, "unsent", b"")] * len(
-        requests
-    )
-    cursor = 0
-
-    async def lane() -> None:
-        nonlocal cursor
-        reader: asyncio.StreamReader | None = None
-        writer: asyncio.StreamWriter | None = None
-        while cursor < len(requests):
-            index = cursor
-            cursor += 1
-            began = time.perf_counter()
-            try:
-                if writer is None or reader is None:
-                    reader, writer = await asyncio.open_connection(HOST, port)
-                writer.write(requests[index])
-                status, payload, close = await asyncio.wait_for(read_response(reader), timeout)
-            except (OSError, EOFError, TimeoutError, ValueError, IndexError) as exc:
-                records[index] = (began, time.perf_counter() - began, type(exc).__name__, b"")
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                continue
-            records[index] = (began, time.perf_counter() - began, status, payload)
-            if close or not keepalive:
-                writer.close()
-                reader = writer = None
-        if writer is not None:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return records, time.perf_counter() - started
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of sorted values, in milliseconds."""
-    if not ordered:
-        return None
-    rank = max(1, min(len(ordered), math.ceil(q * len(ordered))))
-    return round(ordered[rank - 1] * 1000, 1)
-
-
-def max_in_window(times: list[float], window: float = 60.0) -> int:
-    """The most events in any `window`-second interval."""
-    ordered, best, low = sorted(times), 0, 0
-    for high, at in enumerate(ordered):
-        while at - ordered[low] >= window:
-            low += 1
-        best = max(best, high - low + 1)
-    return best
-
-
-# --- CPU of the other parties and profiles ------------------------------------------------
-
-
-def pids_named(*names: str) -> list[int]:
-    """Every process whose command name is one of `names` (postgres backends, redis-server)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                comm = Path(f"/proc/{entry}/comm").read_text().strip()
-            except OSError:
-                continue
-            if comm in names:
-                found.append(int(entry))
-    return found
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and iowait)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_quiet(limit_s: float, threshold: float = 0.15) -> float:
-    """Wait (up to `limit_s`) until other processes use < `threshold` of the machine for 2 s."""
-    cores = os.cpu_count() or 1
-    deadline = time.monotonic() + limit_s
-    while True:
-        before = machine_busy_s()
-        time.sleep(2)
-        share = (machine_busy_s() - before) / (2 * cores)
-        if share < threshold or time.monotonic() > deadline:
-            return share
-
-
-def start_profiles(pids: list[int], work: Path) -> list[tuple[subprocess.Popen[bytes], Path]]:
-    py_spy = str(ROOT / ".venv" / "bin" / "py-spy")
-    out = []
-    for pid in pids:
-        path = work / f"py-spy-{pid}.txt"
-        argv = [py_spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
-                "--format", "raw", "--output", str(path)]  # fmt: skip
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        out.append((proc, path))
-    time.sleep(1.0)  # py-spy attaches
-    return out
-
-
-def finish_profiles(profiles: list[tuple[subprocess.Popen[bytes], Path]]) -> dict[str, Any]:
-    """Stop py-spy and summarise its collapsed stacks: share of samples per marker."""
-    for proc, _path in profiles:
-        proc.send_signal(signal.SIGINT)
-    stacks: Counter[str] = Counter()
-    for proc, path in profiles:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if path.exists():
-            for line in path.read_text(errors="replace").splitlines():
-                stack, _, count = line.rpartition(" ")
-                if count.isdigit():
-                    stacks[stack] += int(count)
-    total = sum(stacks.values()) or 1
-    markers = {
-        "sqlite3 execute/commit (C)": ("(sqlite3", "do_execute (sqlalchemy", "do_commit ("),
-        "sqlalchemy (all)": ("sqlalchemy/",),
-        "psycopg (all)": ("psycopg/",),
-        "secrets (active_secrets)": ("active_secrets (bridge/sources.py",),
-        "verify (HMAC)": ("verify (bridge/inbound/verify.py",),
-        "map_event": ("map_event (bridge/inbound/mapping.py",),
-        "delivery_key": ("delivery_key (bridge/inbound/mapping.py",),
-        "resolve(config)": ("resolve (bridge/source_config.py",),
-        "find_by_token": ("find_by_token (bridge/sources.py",),
-        "write_event (event, documents, claim)": ("write_event (bridge/inbound_store.py",),
-        "claim_sync (SQLite's separate claim)": ("claim_sync (bridge/syncer.py",),
-        "pool checkout + pre-ping": ("ack_connection (bridge/inbound_store.py",),
-        "commit (route)": ("receive (bridge/api_sources.py",),
-        "schedule sync (huey enqueue)": ("_schedule (bridge/api_sources.py",),
-        "ingest() total": ("ingest (bridge/ingest.py",),
-        "receive() route total": ("receive (bridge/api_sources.py",),
-        "gunicorn access log": ("access (gunicorn/glogging.py",),
-    }
-    shares = {}
-    for label, needles in markers.items():
-        hit = sum(n for stack, n in stacks.items() if any(x in stack for x in needles))
-        shares[label] = round(100 * hit / total, 1)
-    # the commit inside receive(): stacks through receive that end in a commit
-    commit = sum(
-        n for s, n in stacks.items() if "receive (bridge/api_sources.py" in s and "commit (" in s
-    )
-    shares["commit (route)"] = round(100 * commit / total, 1)
-    own: Counter[str] = Counter()
-    for stack, n in stacks.items():
-        own[stack.rsplit(";", 1)[-1]] += n
-    return {
-        "samples": total,
-        "share_pct": shares,
-        "top_self": [(frame[:90], round(100 * n / total, 1)) for frame, n in own.most_common(12)],
-    }
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -367,165 +177,195 @@ def finish_profiles(profiles: list[tuple[subprocess.Popen[bytes], Path]]) -> dic
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    h.common_arguments(parser)
     add = parser.add_argument
-    add("--requests", type=int, default=5000, help="timed webhooks (5000)")
+    add("--requests", type=int, default=5000, help="timed webhooks per round (5000)")
     add("--concurrency", type=int, default=50, help="requests in flight (50)")
-    add("--warmup", type=int, default=200, help="untimed webhooks first (200); also drained")
-    add("--db", choices=("sqlite", "postgres"), default="sqlite", help="database (sqlite)")
-    add("--redis", action="store_true", help=f"queue and rate limiter on {REDIS_URL}")
-    add("--worker-class", choices=("gevent", "gthread"), help="WEB_WORKER_CLASS")
-    add("--workers", type=int, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)")
-    add("--threads", type=int, help="WEB_THREADS, gthread only")
-    add("--worker-connections", type=int, help="WEB_WORKER_CONNECTIONS, gevent only")
+    add("--warmup", type=int, default=200, help="untimed webhooks first (200)")
+    add("--only", choices=("ingest", "floor"), help="measure one target only")
     add("--provider", choices=tuple(BUILDERS), default="wordpress", help="sender (wordpress)")
     add("--text-bytes", type=int, default=1000, help="document text per webhook (1000)")
-    add("--keepalive", action="store_true", help="reuse C connections (default: one per webhook)")
-    add("--floor", action="store_true", help="GET /healthz instead: the server + client floor")
-    add("--drain", action="store_true", help="then start the worker and measure the drain")
-    add("--plan", default="free", help="free (60/min), pro (300/min) or N per minute (free)")
+    add("--keepalive", action="store_true", help="reuse connections (default: one per webhook)")
+    add("--worker-class", choices=("gevent", "gthread"), help="WEB_WORKER_CLASS")
+    add("--workers", type=int, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)")
+    add("--no-drain", action="store_true", help="acks only")
+    add("--drain-documents", type=int, help="webhooks for the drain (--warmup + --requests)")
+    add("--plan", default="free", help="drain plan: free (60/min), pro (300/min) or N (free)")
     add("--batch-size", type=int, default=50, help="BRIDGE_SYNC_BATCH_SIZE (50)")
     add("--drain-timeout", type=float, default=600, help="give up on the drain after (600 s)")
-    add("--py-spy", action="store_true", help="py-spy record every web worker during the burst")
-    add(
-        "--quiet-wait",
-        type=float,
-        default=60,
-        help="wait up to this long for the machine to be idle before the burst (60 s; 0: no)",
-    )
+    add("--py-spy", action="store_true", help="one extra profiled ingest run (needs root)")
+    add("--quiet-wait", type=float, default=10, help="wait up to this long for a calm machine"
+        " before each round (10 s)")  # fmt: skip
     add("--timeout", type=float, default=30, help="per-request client timeout (30 s)")
-    add("--max-seconds", type=float, default=1200, help="hard cap on the whole run (1200)")
-    add("--keep", action="store_true", help="keep the temporary directory (logs, profiles)")
-    add("--env", action="append", default=[], metavar="NAME=VALUE", help="extra bridge env")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGALRM, lambda *_: sys.exit(f"gave up after {args.max_seconds:.0f} s"))
-    signal.alarm(int(args.max_seconds))
-    limit = PLAN_RPM.get(args.plan) or int(args.plan)
-    python = str(ROOT / ".venv" / "bin" / "python")
-    work = Path(tempfile.mkdtemp(prefix="zwb-ingest-"))
-    sim_port, web_port = free_port(), free_port()
-    env = bridge_env(
-        args, work, sim_port, web_port, REDIS_URL, BRIDGE_SYNC_BATCH_SIZE=args.batch_size
+    h.guard_run(args.max_seconds)
+    result = h.Result(
+        "ingest",
+        args.backend,
+        f"{args.requests} signed {args.provider} webhooks, {args.concurrency} in flight, beside"
+        " GET /healthz; then the drain beside one call per event",
     )
-    with ExitStack() as stack:
-        if not args.keep:
-            stack.callback(subprocess.run, ["rm", "-rf", str(work)], check=False)
-        if args.db == "postgres":
-            env["DATABASE_URL"] = stack.enter_context(postgres_database())
-        if args.redis:
-            import redis
+    result.config = {
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "warmup": args.warmup,
+        "provider": args.provider,
+        "keepalive": args.keepalive,
+        "rounds": args.rounds,
+        "batch_size": args.batch_size,
+        "plan": args.plan,
+    }
+    settings = {
+        "WEB_WORKER_CLASS": args.worker_class,
+        "WEB_CONCURRENCY": args.workers,
+        "BRIDGE_SYNC_BATCH_SIZE": args.batch_size,
+        **h.parse_env_items(args.env),
+    }
+    with h.workspace("ingest", args.keep) as work, h.Processes(work) as procs:
+        env = h.base_env(work)
+        sim = h.Simulator(procs, env, plain=True)
+        with h.backend(args.backend, work, args.redis_db) as store:
+            bridge = h.Bridge(procs, work, store, sim.api_url, settings, name="bridge-acks")
+            try:
+                acks(args, result, sim, bridge)
+            finally:
+                bridge.stop()
+        if not args.no_drain:
+            with h.backend(args.backend, work, args.redis_db) as store:
+                bridge = h.Bridge(procs, work, store, sim.api_url, settings, name="bridge-drain")
+                try:
+                    result.summary["drain"] = drain(args, sim, bridge)
+                finally:
+                    bridge.stop()
+            result.summary["per_event"] = per_event(args, sim, result.summary["drain"]["documents"])
+    compare(args, result)
+    result.print_table()
+    panels = [
+        h.Panel("requests answered per second", "per s", "acks_per_s"),
+        h.Panel("p99 latency", "ms", "p99_ms"),
+        h.Panel("server CPU per request", "ms", "server_cpu_ms_per_request",
+                lines={"goal (bridge)": CPU_GOAL_MS[args.backend]}),
+    ]  # fmt: skip
+    result.write(args.out, panels, chart=not args.no_chart)
 
-            redis.Redis.from_url(REDIS_URL).flushdb()
-            stack.callback(lambda: redis.Redis.from_url(REDIS_URL).flushdb())
 
-        sim_log = work / "sim.log"
-        sim = start(
-            stack, [python, "-m", "sim", "--host", HOST, "--port", str(sim_port)], env, sim_log
-        )
-        wait_up(f"http://{HOST}:{sim_port}/__admin/settings", sim, sim_log)
-        admin = SimAdmin(f"http://{HOST}:{sim_port}")
-        org = admin.create_org("Ingest bench", plan=args.plan if args.plan in PLAN_RPM else limit)
-        api_key = admin.create_key(org["id"])
-        datastore_id = admin.create_datastore(org["id"], "CMS pages")["id"]
+def source_for(bridge: h.Bridge, sim: h.Simulator, plan: str, provider: str) -> dict[str, Any]:
+    """An org on `plan` with a key and datastore, a connection and an inbound source on it."""
+    limit = PLAN_RPM.get(plan) or int(plan)
+    org = sim.admin.create_org(f"Ingest {plan}", plan=plan if plan in PLAN_RPM else limit)
+    key = sim.admin.create_key(org["id"])
+    datastore = sim.admin.create_datastore(org["id"], "CMS pages")["id"]
+    token = bridge.connect(key, plan)
+    made = httpx.post(f"{bridge.url}/v1/sources", timeout=30,
+                        headers={"Authorization": f"Bearer {token}"},
+                        json={"provider": provider, "datastore_id": datastore})  # fmt: skip
+    if made.status_code != 201:
+        raise SystemExit(f"creating the source: {made.status_code} {made.text}")
+    return dict(made.json())
 
-        config = gunicorn_settings(env)
-        subprocess.run([python, "-m", "flask", "--app", "bridge", "migrate"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)  # fmt: skip
-        web_log = work / "web.log"
-        gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
-        web = start(
-            stack, [gunicorn, "-c", "gunicorn.conf.py", "bridge:create_app()"], env, web_log
-        )
-        base = f"http://{HOST}:{web_port}"
-        wait_up(f"{base}/healthz", web, web_log)
-        bridge = httpx.Client(base_url=base, timeout=30)
-        created = bridge.post("/v1/connections", json={"api_key": api_key, "plan": args.plan})
-        if created.status_code != 201:
-            raise SystemExit(f"creating the connection: {created.status_code} {created.text}")
-        auth = {"Authorization": f"Bearer {created.json()['token']}"}
-        made = bridge.post(
-            "/v1/sources",
-            headers=auth,
-            json={"provider": args.provider, "datastore_id": datastore_id},
-        )
-        if made.status_code != 201:
-            raise SystemExit(f"creating the source: {made.status_code} {made.text}")
-        source = made.json()
 
-        total = args.warmup + args.requests
-        began = time.perf_counter()
-        requests = signed_requests(args.provider, source["secret"], source["inbound_path"],
-                                   web_port, total, args.keepalive, args.text_bytes)  # fmt: skip
-        signing_s = time.perf_counter() - began
-        if args.floor:
-            connection = "keep-alive" if args.keepalive else "close"
-            floor = f"GET /healthz HTTP/1.1\r\nHost: {HOST}:{web_port}\r\nConnection: {connection}"
-            requests = [(floor + "\r\n\r\n").encode()] * total
-        ok = 200 if args.floor else 202
-        if args.warmup:
-            warm, _ = asyncio.run(
-                fire(web_port, requests[: args.warmup], args.concurrency, args.keepalive, 30)
+def acks(args: argparse.Namespace, result: h.Result, sim: h.Simulator, bridge: h.Bridge) -> None:
+    source = source_for(bridge, sim, "100000", args.provider)
+    result.config["gunicorn"] = bridge.config
+    result.config["backend"] = bridge.store.label
+    path = source["inbound_path"]
+    extra = args.requests if args.py_spy else 0
+    total = args.warmup + args.rounds * args.requests + extra
+    began = time.perf_counter()
+    webhooks = signed_requests(args, source["secret"], path, bridge.port, 1, total)
+    result.config["signing_s"] = round(time.perf_counter() - began, 2)
+    floor = h.http_request("GET", "/healthz", bridge.port, keepalive=args.keepalive)
+    if args.warmup:
+        calls, _ = h.fire(bridge.port, webhooks[: args.warmup], args.concurrency, 30)
+        floor_calls, _ = h.fire(bridge.port, [floor] * args.warmup, args.concurrency, 30)
+        if any(c.status != 202 for c in calls) or any(c.status != 200 for c in floor_calls):
+            bad = [c for c in calls if c.status != 202][:2]
+            raise SystemExit(f"warm-up failed: {bad}\n{h.tail(bridge.web.log)}")
+    parties: dict[str, Callable[[], list[int]]] = {
+        "bridge": bridge.web.tree,
+        "simulator": sim.proc.tree,
+    }
+    if bridge.store.redis_url:
+        parties["postgres"] = lambda: h.pids_named("postgres")
+        parties["redis"] = lambda: h.pids_named("redis-server")
+    targets = [args.only] if args.only else ["ingest", "floor"]
+    next_webhook = args.warmup
+    sent = args.warmup
+    for _ in range(args.rounds):
+        for target in targets:
+            if target == "ingest":
+                batch = webhooks[next_webhook : next_webhook + args.requests]
+                next_webhook += args.requests
+            else:
+                batch = [floor] * args.requests
+            quiet = h.wait_quiet(args.quiet_wait) if args.quiet_wait else None
+            workers = bridge.web_workers()
+            per_worker = {pid: h.cpu_seconds([pid]) for pid in workers}
+            overflows = h.listen_overflows()
+            with h.CpuMeter(parties) as meter:
+                calls, wall = h.fire(bridge.port, batch, args.concurrency, args.timeout)
+            metrics = measure(calls, wall, meter, 202 if target == "ingest" else 200)
+            metrics["cpu_per_web_worker_s"] = sorted(
+                round(h.cpu_seconds([pid]) - before, 2) for pid, before in per_worker.items()
             )
-            bad = [r for r in warm if r[2] != ok]
-            if bad:
-                raise SystemExit(f"warm-up failed: {bad[:3]}\n{tail(web_log)}")
-
-        if args.quiet_wait:
-            wait_quiet(args.quiet_wait)
-        workers = [pid for pid in descendants(web.pid) if pid != web.pid]
-        profiles = start_profiles(workers, work) if args.py_spy else []
-        overflows = listen_overflows()
-        tree = descendants(web.pid)
-        others = {}
-        if args.db == "postgres":
-            others["postgres"] = pids_named("postgres")
-        if args.redis:
-            others["redis"] = pids_named("redis-server")
-        cpu_before = {
-            "bridge": cpu_seconds(tree),
-            "simulator": cpu_seconds([sim.pid]),
-            **{name: cpu_seconds(pids) for name, pids in others.items()},
-            "load_generator": time.process_time(),
-            "machine": machine_busy_s(),
-        }
-        workers_cpu = {pid: cpu_seconds([pid]) for pid in workers}
-        records, wall = asyncio.run(
-            fire(web_port, requests[args.warmup :], args.concurrency, args.keepalive, args.timeout)
-        )
-        cpu_after = {
-            "bridge": cpu_seconds(tree),
-            "simulator": cpu_seconds([sim.pid]),
-            **{name: cpu_seconds(pids) for name, pids in others.items()},
-            "load_generator": time.process_time(),
-            "machine": machine_busy_s(),
-        }
-        cpu = {name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_before}
-        # everything else on the machine during the burst (other jobs skew the figures)
-        cpu["other"] = round(cpu.pop("machine") - sum(cpu.values()), 2)
-        cpu_workers = sorted(
-            round(cpu_seconds([pid]) - before, 2) for pid, before in workers_cpu.items()
-        )
-        overflows = listen_overflows() - overflows
-        profile = finish_profiles(profiles) if profiles else None
-
-        engine_url = normalise_database_url(env["DATABASE_URL"])
-        stored = document_states(engine_url)
-        drain = None
-        if args.drain:
-            admin.clear_requests()
-            drain = measure_drain(stack, python, env, work, admin, engine_url, total, limit, args)
-        report(args, config, env, records, wall, signing_s, cpu, cpu_workers, overflows, stored,
-               drain, profile, limit, web_log, work)  # fmt: skip
+            metrics["listen_overflows"] = h.listen_overflows() - overflows
+            metrics["machine_share_before"] = quiet
+            if target == "ingest":
+                sent += metrics["acks"]
+            result.add_round(target, {}, metrics)
+    if "ingest" in targets:
+        stored = document_states(bridge.store.database_url)
+        result.summary["stored_documents"] = stored
+        result.summary["stored_matches_acks"] = stored.get("pending", 0) == sent
+    if args.py_spy:
+        out = args.out / "profiles" / f"ingest-{args.backend}"
+        shutil.rmtree(out, ignore_errors=True)
+        batch = webhooks[next_webhook : next_webhook + args.requests]
+        with h.Profiler(bridge.web_workers(), out) as spy:
+            calls, wall = h.fire(bridge.port, batch, args.concurrency, args.timeout)
+        profile = h.summarise_stacks(spy.stacks(), INGEST_GROUPS)
+        profile["acks_per_s_under_profiler"] = round(len(calls) / wall, 1)
+        profile["raw_stacks"] = str(out)
+        result.summary["profile"] = profile
+        print(f"  profile  : {profile['samples']} samples; exclusive groups:")
+        for label, share in profile["groups_pct"].items():
+            print(f"    {share:5.1f} %  {label}")
 
 
-def document_states(url: str) -> dict[str, int]:
+def measure(calls: list[h.Call], wall: float, meter: h.CpuMeter, ok: int) -> dict[str, Any]:
+    good = [c for c in calls if c.status == ok]
+    latency = h.spread([c.latency for c in calls], scale=1000, digits=1)
+    odd = Counter(f"{c.status} {c.body[:100].decode(errors='replace')}" for c in calls
+                  if c.status != ok)  # fmt: skip
+    return {
+        "requests": len(calls),
+        "acks": len(good),
+        "errors": len(calls) - len(good),
+        "statuses": h.statuses(calls),
+        "oddities": dict(odd.most_common(3)),
+        "acks_per_s": round(len(good) / wall, 1),
+        "wall_s": round(wall, 2),
+        "p50_ms": latency["p50"],
+        "p95_ms": latency["p95"],
+        "p99_ms": latency["p99"],
+        "max_ms": latency["max"],
+        "cpu_s": meter.cpu,
+        "server_cpu_ms_per_request": round(1000 * meter.cpu["bridge"] / max(len(good), 1), 3),
+        "load_generator_ms_per_request": round(
+            1000 * meter.cpu["load_generator"] / max(len(calls), 1), 3
+        ),
+        "other_load_share": meter.other_share,
+    }
+
+
+def document_states(url: str, source_id: str | None = None) -> dict[str, int]:
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(url)
+    engine = create_engine(normalise_database_url(url))
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -536,155 +376,158 @@ def document_states(url: str) -> dict[str, int]:
     return {str(state): int(count) for state, count in rows}
 
 
-def measure_drain(
-    stack: ExitStack, python: str, env: dict[str, str], work: Path, admin: SimAdmin,
-    url: str, total: int, limit: int, args: argparse.Namespace,
-) -> dict[str, Any]:  # fmt: skip
-    """Start the worker; wait until every document is delivered (or dead, or the timeout)."""
-    worker_log = work / "worker.log"
+def drain(args: argparse.Namespace, sim: h.Simulator, bridge: h.Bridge) -> dict[str, Any]:
+    """Webhooks into a fresh bridge on `--plan`, then the worker; until nothing is pending."""
+    count = args.drain_documents or (args.warmup + args.requests)
+    limit = PLAN_RPM.get(args.plan) or int(args.plan)
+    source = source_for(bridge, sim, args.plan, args.provider)
+    webhooks = signed_requests(
+        args, source["secret"], source["inbound_path"], bridge.port, 1, count
+    )
+    calls, _ = h.fire(bridge.port, webhooks, args.concurrency, args.timeout)
+    if any(c.status != 202 for c in calls):
+        raise SystemExit(f"drain webhooks: {h.statuses(calls)}\n{h.tail(bridge.web.log)}")
+    sim.admin.clear_requests()
     started = time.time()
-    worker = start(stack, [python, "-m", "bridge.worker"], env, worker_log)
+    worker = bridge.start_worker()
     deadline = started + args.drain_timeout
     states: dict[str, int] = {}
     while time.time() < deadline:
-        states = document_states(url)
+        states = document_states(bridge.store.database_url)
         if states.get("pending", 0) == 0:
             break
-        if worker.poll() is not None:
-            raise SystemExit(f"the worker exited ({worker.returncode}):\n{tail(worker_log)}")
+        worker.check()
         time.sleep(0.25)
     finished = time.time()
-    stop(worker)
-    calls = [
-        c for c in admin.requests() if c["method"] == "POST" and c["path"].endswith(UPSERT_SUFFIX)
-    ]
-    at = sorted(c["at"] for c in calls)
-    needed = math.ceil(total / args.batch_size)
-    return {
-        "documents": total,
+    worker.stop()
+    upserts = [c for c in sim.admin.requests()
+               if c["method"] == "POST" and c["path"].endswith("/upsert")]  # fmt: skip
+    at = sorted(c["at"] for c in upserts)
+    needed = math.ceil(count / args.batch_size)
+    out = {
+        "documents": count,
+        "plan": args.plan,
+        "plan_limit_per_min": limit,
+        "batch_size": args.batch_size,
         "states": states,
+        "complete": states.get("pending", 0) == 0 and states.get("delivered", 0) == count,
         "drain_s": round(finished - started, 1),
-        "complete": states.get("pending", 0) == 0 and states.get("delivered", 0) == total,
-        "upsert_calls": len(calls),
-        "upsert_calls_expected_max": needed,
-        "upsert_statuses": dict(Counter(str(c["status"]) for c in calls)),
+        "upsert_calls": len(upserts),
+        "upsert_calls_expected": needed,
+        "upsert_statuses": dict(Counter(str(c["status"]) for c in upserts)),
         "first_call_after_s": round(at[0] - started, 1) if at else None,
         "last_call_after_s": round(at[-1] - started, 1) if at else None,
-        "max_calls_per_60s": max_in_window(at),
-        "plan_limit_per_min": limit,
-        # the key's budget alone: `needed` calls at `limit` per 61 s window (bridge/ratelimit.py)
-        "rate_floor_s": (math.ceil(needed / limit) - 1) * 61,
+        "max_calls_per_60s": h.max_in_window(at),
+        # the key's budget alone: `needed` calls at `limit` per window
+        "rate_floor_s": rate_floor(needed, limit),
+        "timeline_s": [round(t - started, 2) for t in at][:2000],
     }
+    print(f"  drain    : {json.dumps({k: v for k, v in out.items() if k != 'timeline_s'})}")
+    return out
 
 
-def report(
-    args: argparse.Namespace, config: dict[str, Any], env: dict[str, str],
-    records: list[tuple[float, float, int | str, bytes]], wall: float, signing_s: float,
-    cpu: dict[str, float], cpu_workers: list[float], overflows: int, stored: dict[str, int],
-    drain: dict[str, Any] | None, profile: dict[str, Any] | None, limit: int, web_log: Path,
-    work: Path,
-) -> None:  # fmt: skip
-    ok = 200 if args.floor else 202
-    statuses = Counter(str(r[2]) for r in records)
-    latencies = sorted(r[1] for r in records)
-    first = min(r[0] for r in records)
-    per_second = Counter(int(r[0] + r[1] - first) for r in records if r[2] == ok)
-    full_seconds = [per_second[s] for s in range(int(wall))]  # whole seconds of the burst
-    odd = [r for r in records if r[2] != ok]
-    oddities = Counter(f"{r[2]} {r[3][:120].decode(errors='replace')}" for r in odd)
-    log_errors = []
-    if web_log.exists():
-        pattern = re.compile(r"\b(ERROR|CRITICAL|Traceback|WORKER TIMEOUT)\b")
-        log_errors = [line for line in web_log.read_text(errors="replace").splitlines()
-                      if pattern.search(line)]  # fmt: skip
-    gevent = config.get("worker_class") == "gevent"
-    acks = statuses.get(str(ok), 0)
-    summary: dict[str, Any] = {
-        "requests": args.requests,
-        "concurrency": args.concurrency,
-        "provider": "floor: GET /healthz" if args.floor else args.provider,
-        "keepalive": args.keepalive,
-        "database": args.db,
-        "queue_limiter": "redis" if args.redis else args.db,
-        "worker_class": config.get("worker_class"),
-        "workers": config.get("workers"),
-        "threads": None if gevent else config.get("threads"),
-        "acks_per_s": round(acks / wall, 1),
-        "wall_s": round(wall, 2),
-        "p50_ms": percentile(latencies, 0.50),
-        "p95_ms": percentile(latencies, 0.95),
-        "p99_ms": percentile(latencies, 0.99),
-        "max_ms": round(latencies[-1] * 1000, 1),
-        "slowest_second_acks": min(full_seconds) if full_seconds else None,
-        "statuses": dict(statuses),
-        "stored": stored,
-        "cpu_s": cpu,
-        "cpu_per_web_worker_s": cpu_workers,
-        "bridge_cpu_ms_per_ack": round(1000 * cpu["bridge"] / max(acks, 1), 2),
-        "other_load_share": round(cpu["other"] / ((os.cpu_count() or 1) * wall), 2),
-        "listen_overflows": overflows,
-        "log_error_lines": len(log_errors),
-        "drain": drain,
-        "profile": profile,
+def rate_floor(calls: int, per_minute: int) -> int:
+    """Seconds the plan's budget alone imposes on `calls` calls (windows of the limiter's)."""
+    return (math.ceil(calls / per_minute) - 1) * RATE_WINDOW_S if calls else 0
+
+
+def per_event(args: argparse.Namespace, sim: h.Simulator, count: int) -> dict[str, Any]:
+    """The same documents, each its own upsert call straight to the simulator (unlimited org)."""
+    org = sim.admin.create_org("Per-event reference", plan=100_000)
+    key = sim.admin.create_key(org["id"])
+    datastore = sim.admin.create_datastore(org["id"], "Per event")["id"]
+    text = _text(args.text_bytes)
+    requests = [
+        h.json_request(f"/api/v1/datastores/{datastore}/upsert", sim.port,
+                       {"documents": [{"id": f"post-{i}", "name": f"Post {i}", "text": text,
+                                       "metadata": {"source_url": f"https://example.com/post-{i}/"}}]},
+                       {"Authorization": f"Bearer {key}"})
+        for i in range(1, count + 1)
+    ]  # fmt: skip
+    sim.admin.clear_requests()
+    calls, wall = h.fire(sim.port, requests, args.concurrency, args.timeout)
+    limit = PLAN_RPM.get(args.plan) or int(args.plan)
+    out = {
+        "documents": count,
+        "upsert_calls": len(calls),
+        "statuses": h.statuses(calls),
+        "unthrottled_s": round(wall, 1),
+        "plan": args.plan,
+        "rate_floor_s": rate_floor(len(calls), limit),
     }
-    extra = {k: v for k, v in env.items() if k.startswith(("WEB_", "BRIDGE_SYNC"))}
-    what = "GET /healthz (floor)" if args.floor else f"signed {args.provider} webhooks"
-    print(
-        f"ingest x {args.requests} {what}, {args.concurrency} in flight,"
-        f" {'keep-alive' if args.keepalive else 'one connection per webhook'}"
-        f" (+{args.warmup} warm-up; signed beforehand in {signing_s:.1f} s)"
+    print(f"  per-event: {json.dumps(out)}")
+    return out
+
+
+def compare(args: argparse.Namespace, result: h.Result) -> None:
+    acks_s = result.median("ingest", "acks_per_s")
+    floor_s = result.median("floor", "acks_per_s")
+    rate_ratio = result.pair_ratio("ingest", "floor", "acks_per_s")
+    cpu = result.median("ingest", "server_cpu_ms_per_request")
+    floor_cpu = result.median("floor", "server_cpu_ms_per_request")
+    p99 = result.median("ingest", "p99_ms")
+    floor_p99 = result.median("floor", "p99_ms")
+    goal_cpu = CPU_GOAL_MS[args.backend]
+    n = args.requests
+    result.comparisons += [
+        h.Comparison(f"ingest, {n} signed webhooks: acks/s", acks_s, floor_s, "/s",
+                     "GET /healthz floor", rate_ratio, f">= {FLOOR_RATIO_GOAL} x the floor",
+                     None if rate_ratio is None else rate_ratio >= FLOOR_RATIO_GOAL,
+                     f"per pair: {result.pair_ratios('ingest', 'floor', 'acks_per_s')}"),
+        h.Comparison("ingest: bridge CPU per ack", cpu, floor_cpu, "ms", "per /healthz",
+                     result.pair_ratio("ingest", "floor", "server_cpu_ms_per_request"),
+                     f"<= {goal_cpu} ms",
+                     None if cpu is None else cpu <= goal_cpu),
+        h.Comparison("ingest: p99 latency", p99, floor_p99, "ms", "/healthz",
+                     result.pair_ratio("ingest", "floor", "p99_ms"), "(no goal)", None),
+    ]  # fmt: skip
+    drained = result.summary.get("drain")
+    events = result.summary.get("per_event")
+    if drained and events:
+        docs, batch = drained["documents"], drained["batch_size"]
+        calls, expected = drained["upsert_calls"], drained["upsert_calls_expected"]
+        plan = f"{drained['plan']} plan ({drained['plan_limit_per_min']}/min)"
+        result.comparisons += [
+            h.Comparison(f"drain, {docs} documents: upstream upsert calls", float(calls),
+                         float(events["upsert_calls"]), "", "one call per event",
+                         h.ratio(calls, events["upsert_calls"]),
+                         f"<= ceil({docs}/{batch}) = {expected}", calls <= expected and
+                         drained["complete"]),
+            h.Comparison(f"drain time, {plan}", drained["drain_s"],
+                         float(events["rate_floor_s"]), "s", "one call per event: rate floor",
+                         h.ratio(drained["drain_s"], events["rate_floor_s"]),
+                         f"<= rate floor {drained['rate_floor_s']} s + 15 s",
+                         drained["drain_s"] <= drained["rate_floor_s"] + 15),
+            h.Comparison("drain: most upsert calls in any 60 s",
+                         float(drained["max_calls_per_60s"]), None, "", "", None,
+                         f"<= plan {drained['plan_limit_per_min']}",
+                         drained["max_calls_per_60s"] <= drained["plan_limit_per_min"]),
+        ]  # fmt: skip
+    shares = [r.metrics["other_load_share"] for r in result.rounds]
+    result.summary.update(
+        {
+            "acks_per_s": acks_s,
+            "floor_per_s": floor_s,
+            "acks_floor_ratio": rate_ratio,
+            "bridge_cpu_ms_per_ack": cpu,
+            "p99_ms": p99,
+            "floor_p99_ms": floor_p99,
+            "errors": sum(r.metrics["errors"] for r in result.rounds),
+            "other_load_share_max": max(shares) if shares else None,
+        }
     )
-    print(
-        f"  config   : {summary['worker_class']} workers={summary['workers']}"
-        f" threads={summary['threads']} database={args.db} queue/limiter="
-        f"{summary['queue_limiter']} {extra}"
-    )
-    print(
-        f"  acks     : {summary['acks_per_s']}/s ({acks} in {wall:.2f} s; slowest second"
-        f" {summary['slowest_second_acks']})"
-    )
-    print(
-        "  latency  : p50 {p50_ms} ms  p95 {p95_ms} ms  p99 {p99_ms} ms  max {max_ms} ms".format(
-            **summary
+    if drained:
+        result.notes.append(
+            f"drain: {drained['documents']} documents in {drained['drain_s']} s, "
+            f"{drained['upsert_calls']} upsert calls {drained['upsert_statuses']}, first after "
+            f"{drained['first_call_after_s']} s, last after {drained['last_call_after_s']} s"
         )
-    )
-    print(f"  statuses : {dict(statuses)}   stored documents: {stored}")
-    for line, count in oddities.most_common(5):
-        print(f"    {count} x {line}")
-    cores = os.cpu_count() or 1
-    print(
-        f"  cpu      : {', '.join(f'{k} {v} s' for k, v in cpu.items())} "
-        f"({cores} cores x {wall:.1f} s = {cores * wall:.1f} s); bridge"
-        f" {summary['bridge_cpu_ms_per_ack']} ms per ack; per web worker {cpu_workers} s"
-    )
-    print(f"  kernel   : {overflows} listen-queue overflows")
-    if summary["other_load_share"] > 0.1:
-        print(
-            f"  WARNING  : other processes used {summary['other_load_share']:.0%} of the"
-            " machine during the burst: the figures are skewed"
+    if events:
+        result.notes.append(
+            f"per-event reference: {events['upsert_calls']} calls straight to the simulator took "
+            f"{events['unthrottled_s']} s unthrottled; on the {events['plan']} plan they would "
+            f"need >= {events['rate_floor_s']} s"
         )
-    if drain is not None:
-        print(
-            "  drain    : {documents} documents in {drain_s} s ({states}); {upsert_calls} upsert"
-            " calls (<= {upsert_calls_expected_max} expected, statuses {upsert_statuses}); first"
-            " after {first_call_after_s} s, last after {last_call_after_s} s; max"
-            " {max_calls_per_60s} calls in any 60 s vs plan {plan_limit_per_min}/min (rate floor"
-            " {rate_floor_s} s)".format(**drain)
-        )
-    if profile is not None:
-        print(f"  profile  : {profile['samples']} samples, % of samples whose stack includes:")
-        for label, share in profile["share_pct"].items():
-            print(f"    {share:5.1f}  {label}")
-        print("    top self frames:")
-        for frame, share in profile["top_self"]:
-            print(f"    {share:5.1f}  {frame}")
-    if log_errors:
-        print(f"  web log  : {len(log_errors)} error lines, first ones:")
-        for line in log_errors[:5]:
-            print(f"    {line[:200]}")
-    if args.keep:
-        print(f"  logs     : {work}")
-    print("RESULT " + json.dumps(summary))
 
 
 if __name__ == "__main__":
