@@ -100,3 +100,31 @@ def test_access_log_hides_inbound_tokens(tmp_path):
     assert '"POST /in/<redacted>" 404' in text
     assert '"GET /healthz" 200' in text
     assert token not in text
+
+
+def test_a_run_past_the_deadline_becomes_a_job_under_gevent(tmp_path, sim_server, sim_admin):
+    """Under gunicorn's gevent workers (where a run is a greenlet), a quick query answers 200,
+    and one past BRIDGE_ACTION_DEADLINE answers 504 with a job id whose result lands later."""
+    seeded = sim_admin.seed()
+    agent = seeded["agents"][0]["id"]
+    settings = {"ZAPPWAY_BASE_URL": f"{sim_server}/api/v1", "BRIDGE_ACTION_DEADLINE": "1",
+                "BRIDGE_RATE_WAIT": "0.5"}  # fmt: skip
+    with gunicorn(tmp_path, **settings) as (base, log):
+        created = httpx.post(f"{base}/v1/connections", json={"api_key": seeded["key"]})
+        headers = {"Authorization": f"Bearer {created.json()['token']}"}
+        body = {"agent_id": agent, "query": "Where is my order?"}
+        quick = httpx.post(f"{base}/v1/actions/query_agent", json=body, headers=headers)
+        assert quick.status_code == 200, log.read_text()[-2000:]
+        sim_admin.add_fault("latency", path="/query$", seconds=2.5)
+        slow = httpx.post(f"{base}/v1/actions/query_agent", json=body, headers=headers,
+                          timeout=10)  # fmt: skip
+        assert slow.status_code == 504, slow.text
+        job_id = slow.json()["error"]["job_id"]
+        deadline = time.monotonic() + 10
+        while (job := httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers).json())[
+            "status"
+        ] == "running":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["answer"]

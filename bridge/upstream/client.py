@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -43,6 +44,7 @@ from bridge.upstream.errors import (
 from bridge.upstream.ratelimit import KeyRateLimiter
 
 log = logging.getLogger(__name__)
+USER_AGENT = "zappway-bridge/0.1"
 
 # Operation -> path per profile, relative to the configured base URL; the legacy API (ZappWay's
 # open-source ancestor) puts upserts under /external and conversations under /logs.
@@ -92,10 +94,12 @@ class Organization:
 class UpstreamPool:
     """Per-process owner of the HTTP connection pools and the shared rate limiter.
 
-    The connections are split over several `httpx.Client`s of at most `SHARD_SIZE` each: httpcore
+    The connections are split over several transports of at most `SHARD_SIZE` each: httpcore
     rescans its whole pool whenever a request starts or ends, so one pool of 1,000 connections
     spent ~14 % of the bridge's CPU scanning during 1,000 concurrent calls
-    (`bench/query_agent_load.py`).
+    (`bench/query_agent_load.py`). Requests go to the transport directly, not through an
+    `httpx.Client`: the client's cookie jar, auth flow, redirect loop and event hooks are
+    nothing the bridge uses, and cost a fifth of httpx's time per call.
     """
 
     SHARD_SIZE = 100
@@ -104,7 +108,10 @@ class UpstreamPool:
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
         self._transport = transport
-        self._shards: list[httpx.Client] = []
+        self._shards: list[httpx.BaseTransport] = []
+        self.timeout = httpx.Timeout(
+            settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
+        ).as_dict()
         self._turn = itertools.count()
         self._pid = 0
         self._lock = threading.Lock()
@@ -112,33 +119,48 @@ class UpstreamPool:
         self.backoff = Backoff.exponential(retries=settings.upstream_max_retries)
 
     @property
-    def http(self) -> httpx.Client:
-        """Return one of the process's clients in turn (created lazily, and anew after a fork)."""
+    def http(self) -> httpx.BaseTransport:
+        """Return one of the process's transports in turn (created lazily, anew after a fork)."""
         with self._lock:
             if not self._shards or self._pid != os.getpid():
                 total = self.settings.upstream_max_connections
                 count = -(-total // self.SHARD_SIZE)  # even shards: requests go to each in turn
                 sizes = [total // count + (index < total % count) for index in range(count)]
                 keepalive = max(10, self.KEEPALIVE // len(sizes))  # idle ones kept, all shards
-                self._shards = [self._new_client(size, min(size, keepalive)) for size in sizes]
+                tls = httpx.create_ssl_context()  # one for all shards: loading CAs costs ~20 ms
+                self._shards = [
+                    self._new_transport(size, min(size, keepalive), tls) for size in sizes
+                ]
                 self._pid = os.getpid()
             shards = self._shards
         return shards[next(self._turn) % len(shards)]
 
-    def _new_client(self, max_connections: int, keepalive: int) -> httpx.Client:
-        return httpx.Client(
-            transport=self._transport,
-            timeout=httpx.Timeout(
-                self.settings.upstream_read_timeout_s,
-                connect=self.settings.upstream_connect_timeout_s,
-            ),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=keepalive,
-            ),
-            follow_redirects=False,
-            headers={"User-Agent": "zappway-bridge/0.1"},
-        )
+    def _new_transport(
+        self, max_connections: int, keepalive: int, tls: ssl.SSLContext
+    ) -> httpx.BaseTransport:
+        if self._transport is not None:  # tests hand in the simulator's WSGI transport
+            return self._transport
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive)
+        return httpx.HTTPTransport(limits=limits, retries=0, verify=tls)
+
+    def send(
+        self, method: str, url: str, params: Mapping[str, Any] | None, json: Any,
+        headers: dict[str, str],
+    ) -> httpx.Response:  # fmt: skip
+        """One request on one of the transports, its body read (redirects are never followed).
+
+        Raises:
+            httpx.TransportError: and its subclasses (timeouts, refused connections...).
+        """
+        request = httpx.Request(method, url, params=params, json=json,
+                                headers={**headers, "User-Agent": USER_AGENT},
+                                extensions={"timeout": self.timeout})  # fmt: skip
+        response = self.http.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def client(
         self, api_key: str, per_minute: int, max_wait: float | None = None
@@ -151,7 +173,7 @@ class UpstreamPool:
         return UpstreamClient(self, api_key, per_minute, max_wait)
 
     def close(self) -> None:
-        for shard in self._shards:
+        for shard in {id(shard): shard for shard in self._shards}.values():
             shard.close()
         self.limiter.close()
 
@@ -264,9 +286,7 @@ class UpstreamClient:
         url = self._pool.settings.upstream_base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
         with _translate_transport_errors():
-            response = self._pool.http.request(
-                method, url, params=params, json=json, headers=headers
-            )
+            response = self._pool.send(method, url, params, json, headers)
         log.debug("upstream.response op=%s status=%d", operation, response.status_code)
         if response.is_success:
             return _unwrap(response, keep_meta)
