@@ -4,8 +4,8 @@ Runs, for each backend, `bench.overhead`, `bench.query_agent_load` (concurrency)
 and `bench.fanout` one after the other (each as its own process: each starts and stops its own
 servers), each writing `<benchmark>-<backend>.json` and `.png` into `--out`. Then prints the
 ratio table of issue 14 (the goals beside the measured ratios, met or not) and, when `--out` is
-`bench/results`, rewrites the "Latest" block of `bench/RESULTS.md` with it, the command and the
-machine.
+`bench/results`, rewrites the "Latest" block of `bench/RESULTS.md` and of the README's
+"Benchmarks" section with it, the command and the machine.
 
     .venv/bin/python -m bench [--backends sqlite,postgres] [--only overhead,ingest,...]
         [--full] [--py-spy] [--out bench/results] [--redis-db 4]
@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "fanout": ("bench.fanout", []),
 }
 RESULTS_MD = h.ROOT / "bench" / "RESULTS.md"
+README_MD = h.ROOT / "README.md"
 BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
 
 
@@ -89,8 +90,9 @@ def main() -> int:
     lines = latest_block(args.out, backends, chosen, command)
     print("\n".join(lines))
     if not args.no_update and args.out.resolve() == h.RESULTS_DIR.resolve():
-        update_results(lines)
-        print(f"(written to {RESULTS_MD.relative_to(h.ROOT)})")
+        for path in (RESULTS_MD, README_MD):
+            update_block(path, lines)
+        print("(written to bench/RESULTS.md and README.md)")
     if failures:
         print("FAILED: " + "; ".join(failures))
         return 1
@@ -161,11 +163,15 @@ def latest_block(out: Path, backends: list[str], chosen: list[str], command: str
     return lines
 
 
-def update_results(lines: list[str]) -> None:
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else f"{BEGIN}\n{END}\n"
+def update_block(path: Path, lines: list[str]) -> None:
+    """Replace what sits between the latest-table markers of `path`; a file without them (a
+    README that dropped its table) is left alone rather than given a table in a random place."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        return
     before, _, rest = text.partition(BEGIN)
     _, _, after = rest.partition(END)
-    RESULTS_MD.write_text(before + BEGIN + "\n" + "\n".join(lines).strip("\n") + "\n" + END + after)
+    path.write_text(before + BEGIN + "\n" + "\n".join(lines).strip("\n") + "\n" + END + after)
 
 
 if __name__ == "__main__":

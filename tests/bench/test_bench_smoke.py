@@ -125,7 +125,7 @@ def test_fanout_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "fanout-sqlite.png").exists()
 
 
-def test_make_bench_table_is_rebuilt_from_the_results(tmp_path: Path, monkeypatch) -> None:
+def test_make_bench_table_is_rebuilt_from_the_results(tmp_path: Path) -> None:
     """`python -m bench` turns the JSON results into the table between RESULTS.md's markers."""
     import bench.__main__ as make_bench
     from bench import harness as h
@@ -146,8 +146,24 @@ def test_make_bench_table_is_rebuilt_from_the_results(tmp_path: Path, monkeypatc
 
     results_md = tmp_path / "RESULTS.md"
     results_md.write_text(f"intro\n{make_bench.BEGIN}\nold\n{make_bench.END}\nrecord\n")
-    monkeypatch.setattr(make_bench, "RESULTS_MD", results_md)
-    make_bench.update_results(lines)
+    make_bench.update_block(results_md, lines)
     updated = results_md.read_text()
     assert updated.startswith("intro\n") and updated.endswith(f"{make_bench.END}\nrecord\n")
     assert "old" not in updated and "| acks/s |" in updated
+    unmarked = tmp_path / "README.md"
+    unmarked.write_text("no table here\n")
+    make_bench.update_block(unmarked, lines)
+    assert unmarked.read_text() == "no table here\n"
+
+
+def test_readme_carries_the_latest_bench_table() -> None:
+    """Issue 14: the README shows the latest `make bench` table, the same one as RESULTS.md."""
+    import bench.__main__ as make_bench
+
+    def block(path: Path) -> str:
+        text = path.read_text()
+        return text.partition(make_bench.BEGIN)[2].partition(make_bench.END)[0]
+
+    readme = block(make_bench.README_MD)
+    assert "| work | bridge | reference" in readme
+    assert readme == block(make_bench.RESULTS_MD)
