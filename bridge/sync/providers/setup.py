@@ -28,18 +28,20 @@ class Setup:
 
 _RECORDS: dict[str, Setup] = {
     "wordpress": Setup(
-        where="*Settings > WP Webhooks > Send Data*: add the inbound URL as a webhook URL under "
-        "each trigger below, and set each webhook's *Secret* to the source's secret.",
+        where="*Settings > WP Webhooks > Send Data*: under each trigger below, *Add Webhook URL* "
+        "with the inbound URL followed by / and the trigger's name (e.g. <inbound URL>/post_delete"
+        "), and set that webhook's *Secret* to the source's secret. The plugin names no event, "
+        "so the URL's last segment tells the bridge which trigger fired.",
         events=(
-            "Post created (post_create)",
-            "Post updated (post_update)",
-            "Post trashed (post_trash)",
-            "Post deleted (post_delete)",
+            "Post created: <inbound URL>/post_create",
+            "Post updated: <inbound URL>/post_update",
+            "Post trashed: <inbound URL>/post_trash",
+            "Post deleted: <inbound URL>/post_delete",
         ),
         field_map="id post_id, title post.post_title, text post.post_content (HTML removed), "
         "URL post_permalink, updated post.post_modified_gmt.",
-        deletes="A trashed post is deleted; a post updated to draft, pending or private is "
-        "removed. A permanent delete needs the header X-WP-Webhook-Name: post_delete.",
+        deletes="The /post_delete and /post_trash URLs delete; on any URL a post whose status is "
+        "trash, draft, pending or private is removed.",
     ),
     "woocommerce": Setup(
         where="*WooCommerce > Settings > Advanced > Webhooks > Add webhook*, one per topic: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -110,6 +111,7 @@ def mapped(
         {**sample.headers, **(headers or {})},
         kw.pop("config", sample.config),
         received_at=kw.pop("received_at", NOW),
+        route_event=kw.pop("route_event", None),
     )
 
 
@@ -162,8 +164,46 @@ def test_wordpress_update_to_draft_unpublishes():
     post = {**json.loads(SAMPLES["wordpress"].body)["post"], "post_status": "draft"}
     changes = mapped("wordpress", edited("wordpress", post=post))
     assert [(c.op, c.cms_id, c.version) for c in changes] == [
-        ("delete", "42", "001714557540000.000000000")
+        ("delete", "42", "001714557540000.000000001")
     ]
+    assert changes[0].version > EXPECTED["wordpress"][2]  # beats a publish of the same second
+
+
+WP_NO_NAME = {"X-WP-Webhook-Name": ""}  # the plugin's default: no trigger name sent
+
+
+@pytest.mark.parametrize("status", ["trash", "draft", "private", "pending"])
+def test_wordpress_status_alone_unpublishes(status):
+    """Without any trigger name, a post whose status is not `publish` is removed."""
+    post = {**json.loads(SAMPLES["wordpress"].body)["post"], "post_status": status}
+    changes = mapped("wordpress", edited("wordpress", post=post), WP_NO_NAME)
+    assert [(c.op, c.cms_id) for c in changes] == [("delete", "42")]
+
+
+@pytest.mark.parametrize("suffix", ["post_delete", "post_trash", "delete", "page.deleted"])
+def test_wordpress_url_suffix_names_a_delete(suffix):
+    """A still-`publish` post sent to the URL of a delete trigger (`/in/<token>/post_delete`)
+    is deleted, versioned by the receive time; sent to the update URL it is upserted."""
+    deleted = mapped("wordpress", headers=WP_NO_NAME, route_event=suffix)
+    assert [(c.op, c.cms_id, c.version) for c in deleted] == [("delete", "42", RECEIVED)]
+    updated = mapped("wordpress", headers=WP_NO_NAME, route_event="post_update")
+    assert [(c.op, c.cms_id) for c in updated] == [("upsert", "42")]
+
+
+def test_event_header_wins_over_the_url_suffix():
+    """The payload's own event name (here the configured header) is read before the suffix."""
+    changes = mapped("wordpress", headers={"X-WP-Webhook-Name": "post_update"},
+                     route_event="post_delete")  # fmt: skip
+    assert [c.op for c in changes] == ["upsert"]
+
+
+def test_url_suffix_is_part_of_the_delivery_key():
+    """The same body sent to two trigger URLs is two deliveries; to one URL twice, one."""
+    payload = json.loads(SAMPLES["wordpress"].body)
+    key = functools.partial(delivery_key, PROVIDERS["wordpress"], payload, WP_NO_NAME)
+    assert key(route_event="post_update") != key(route_event="post_delete")
+    assert key(route_event="post_delete") == key(route_event="post_delete")
+    assert key() not in (key(route_event="post_update"), None)
 
 
 def test_wordpress_trash_deletes_at_the_receive_time():
