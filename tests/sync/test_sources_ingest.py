@@ -265,6 +265,42 @@ def test_event_suffix_on_an_unknown_token_is_404(bridge):
     assert answer.status_code == 404
 
 
+def sanity_projection(**fields):
+    """A Sanity webhook body whose projection has no `text` field."""
+    payload = {k: v for k, v in json.loads(SAMPLES["sanity"].body).items() if k != "text"}
+    return json.dumps({**payload, **fields}).encode()
+
+
+def test_sanity_portable_text_body_reaches_zappway(bridge, sim_admin):
+    """A Sanity projection sending the raw Portable Text `body` (no `text`) under the default
+    map is flattened and upserted instead of dying with "no text to index"."""
+    blocks = [
+        {"_type": "block", "children": [{"_type": "span", "text": "First block."}]},
+        {"_type": "block", "children": [{"_type": "span", "text": "Second block."}]},
+    ]
+    source = bridge.source("sanity")
+    request = signed_for(source, "sanity", body=sanity_projection(body=blocks))
+    assert bridge.post(source, request).status_code == 202
+    (document,) = upserted(sim_admin, bridge.datastore_id)
+    assert document["text"] == "First block.\nSecond block."
+
+
+def test_sanity_text_elsewhere_dies_saying_which_field_to_map(bridge, sim_admin):
+    """Text in a field the bridge cannot guess: the document is dead with a reason naming
+    `mapping.text`, suggesting the field, listing the keys and no value (< 250 chars)."""
+    source = bridge.source("sanity")
+    body = sanity_projection(summary="Confidential prose kept out of errors")
+    assert bridge.post(source, signed_for(source, "sanity", body=body)).status_code == 202
+    (event,) = bridge.events(source)
+    (document,) = event["documents"]
+    assert document["state"] == "dead"
+    reason = document["reason"]
+    assert reason.startswith("no text to index: set the source's mapping.text")
+    assert '{"text": "summary"}' in reason and "fields present: _id, _type" in reason
+    assert "Confidential" not in reason and len(reason) < 250
+    assert upserted(sim_admin, bridge.datastore_id) == []
+
+
 @pytest.mark.parametrize("key", ["storyblok", "directus"])
 def test_thin_provider_delete_needs_no_fetch(bridge, key):
     """Storyblok `deleted` and a Directus delete (`keys[]`) are delivered without credentials."""

@@ -60,6 +60,7 @@ class Change:
     metadata: dict[str, Scalar] = field(default_factory=dict)
     thin: bool = False
     fetch: FetchSpec | None = None
+    no_text: str | None = None  # an upsert without text: what to map (its dead letter's reason)
 
 
 @dataclass(frozen=True)
