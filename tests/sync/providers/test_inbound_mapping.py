@@ -69,7 +69,7 @@ EXPECTED = {
         "2024-05-01T09:59:58.000Z",
     ),
     "github": (
-        "upsert", "acme/docs:guide/new.md", "001714557540000.000000000", None, None,
+        "upsert", "acme/docs:guide/new.md", "001714557540000.000000000", "guide/new.md", None,
         "https://github.com/acme/docs/blob/main/guide/new.md", "2024-05-01T09:59:00.000Z",
     ),
     "stripe": (
