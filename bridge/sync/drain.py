@@ -179,7 +179,8 @@ def _contents(
             stored["title"] = stored.get("title") or fetched.title
             stored["updated_at"] = stored.get("updated_at") or fetched.updated_at
         if not stored.get("text"):
-            sync_state.fail(runtime, [row], "the document has no text to index", final=True)
+            reason = stored.get("no_text") or "the document has no text to index"
+            sync_state.fail(runtime, [row], reason, final=True)
             outcome.failed += 1
             continue
         docs[row.id] = _document(row, stored)

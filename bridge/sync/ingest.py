@@ -65,9 +65,11 @@ def ingest(
     path: str,
     debounce_s: float,
     stale_after: timedelta = STALE_MARKER,
+    route_event: str | None = None,
 ) -> IngestResult:
     """Run the recipe for one request on `db` (a Core connection: no ORM on this path); the
-    caller commits.
+    caller commits. `route_event` is the inbound URL's event suffix (`/in/<token>/<event>`),
+    already checked by the view.
 
     Raises:
         IngestRejected: verification or parsing failed (a rejected event is recorded).
@@ -86,7 +88,7 @@ def ingest(
         _reject(db, source, "rejected", "malformed-json")
         raise IngestRejected(400, "malformed-json") from exc
     try:
-        changes, key = _read(source, provider, config, payload, headers, now)
+        changes, key = _read(source, provider, config, payload, headers, now, route_event)
     except MappingError as exc:
         _reject(db, source, "unmappable", exc.reason)
         raise IngestRejected(422, exc.reason) from exc
@@ -122,7 +124,7 @@ def _recipe(provider_key: str, config_json: str) -> tuple[Provider, GenericConfi
 
 def _read(
     source: InboundTarget, provider: Provider, config: GenericConfig | None, payload: Any,
-    headers: Mapping[str, str], now: float,
+    headers: Mapping[str, str], now: float, route_event: str | None = None,
 ) -> tuple[list[Change], str | None]:  # fmt: skip
     """Map a verified payload and find its delivery key, refusing what cannot be stored.
 
@@ -132,8 +134,9 @@ def _read(
             the storage columns (too long, or an id with control characters).
     """
     try:
-        changes = map_event(provider, payload, headers, config, received_at=now)
-        key = delivery_key(provider, payload, headers, config)
+        changes = map_event(provider, payload, headers, config, received_at=now,
+                            route_event=route_event)  # fmt: skip
+        key = delivery_key(provider, payload, headers, config, route_event=route_event)
     except MappingError:
         raise
     # A verified sender may still put a list where a string belongs: that is a 422 the user

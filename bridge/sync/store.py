@@ -173,6 +173,7 @@ def _document_json(change: Change) -> str:
             "metadata": change.metadata,
             "thin": change.thin,
             "fetch": asdict(change.fetch) if change.fetch is not None else None,
+            "no_text": change.no_text,
         },
         default=str,
     )

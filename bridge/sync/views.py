@@ -1,12 +1,14 @@
 """HTTP routes for inbound CMS webhooks: manage sources, receive webhooks, show what happened.
 
 `POST /in/<token>` is the URL pasted into the CMS: it verifies, stores and answers 202 within
-milliseconds whatever state ZappWay is in. `/v1/sources...` are the connection's management and
-visibility endpoints.
+milliseconds whatever state ZappWay is in. `POST /in/<token>/<event>` is the same URL with the
+trigger's name appended, for senders that do not name the event (one URL per trigger).
+`/v1/sources...` are the connection's management and visibility endpoints.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, request
@@ -25,6 +27,8 @@ from bridge.web.body import json_object
 from bridge.web.context import attribute, get_session, runtime, service, settings
 
 bp = Blueprint("sources", __name__)
+# What an inbound URL's event suffix may be: a trigger name such as post_delete or page.deleted.
+EVENT_SUFFIX = re.compile(r"[a-z0-9_.-]{1,64}")
 
 
 class EventsQuery(ToolInput):
@@ -191,6 +195,30 @@ def events(source_id: str) -> Response:
 def receive(token: str) -> tuple[Response, int]:
     """The URL a CMS calls. 202 once stored; 401/400 when verification fails; 410 once the
     source is deleted or its connection revoked."""
+    return _receive(token, None)
+
+
+@bp.post("/in/<token>/<event>")
+@endpoint(Endpoint(
+    "Inbound CMS webhook for one trigger (the URL with the event's name appended)",
+    {200: Answer(Received, "Duplicate or nothing to do"), 202: Answer(Received, "Stored")},
+    (400, 401, 404, 410, 413, 422), body={}, body_required=False, secured=False,
+    description="For senders that do not say which event fired (WP Webhooks without an "
+    "X-WP-Webhook-Name header): give each trigger its own URL, e.g. /in/<token>/post_delete. "
+    "The suffix is the event when the payload names none: 1 to 64 of a-z 0-9 _ . -",
+))  # fmt: skip
+def receive_event(token: str, event: str) -> tuple[Response, int]:
+    """The same as `receive`, the suffix naming the trigger that fired."""
+    if not EVENT_SUFFIX.fullmatch(event):
+        raise ClientError(
+            400, "invalid_event_suffix",
+            "The inbound URL's event suffix must be 1 to 64 of a-z, 0-9, _, . and -",
+            details={"fields": ["event"]},
+        )  # fmt: skip
+    return _receive(token, event)
+
+
+def _receive(token: str, event: str | None) -> tuple[Response, int]:
     config = settings()
     with storage.autocommit(runtime().engine) as db:  # Core only: the hot path
         source = sources.find_by_token(db, token)
@@ -210,6 +238,7 @@ def receive(token: str) -> tuple[Response, int]:
                 method=request.method, path=request.full_path.rstrip("?"),
                 debounce_s=config.sync_debounce_s,
                 stale_after=timedelta(seconds=config.sync_stale_after_s),
+                route_event=event,
             )  # fmt: skip
         except IngestRejected:
             db.commit()  # the rejection is recorded, for the source's events

@@ -134,6 +134,11 @@ def test_github_files_are_fetched_raw_and_removed_files_deleted(bridge, seeded, 
         "acme/docs:README.md": "# Docs\nUse `List<String>` for lists.",
         "acme/docs:guide/new.md": "A new guide.",
     }
+    # A raw file has no title: each document is named by its path in the repository.
+    assert {cms_id: doc.name for cms_id, doc in docs.items()} == {
+        "acme/docs:README.md": "README.md",
+        "acme/docs:guide/new.md": "guide/new.md",
+    }
     assert bridge.states() == {"delivered": 3}  # and the removed file's tombstone
 
 

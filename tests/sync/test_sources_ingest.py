@@ -198,6 +198,109 @@ def test_contentful_unpublish_deletes_the_published_entry(bridge, sim_admin):
     ]
 
 
+def post_to_trigger(bridge, source, suffix, request):
+    """POST a signed request to the source's URL for one trigger (`/in/<token>/<suffix>`)."""
+    path = f"{source['inbound_path']}/{suffix}"
+    return bridge.client.post(path, data=request.body, headers=request.headers)
+
+
+def wordpress_post(source, **post_changes):
+    """A WP Webhooks request as the plugin sends it by default: signed, no event header."""
+    payload = json.loads(SAMPLES["wordpress"].body)
+    payload["post"].update(post_changes)
+    body = json.dumps(payload).replace("/", "\\/").encode()  # PHP's json_encode escapes
+    return signed_for(source, "wordpress", body=body).without_header("X-WP-Webhook-Name")
+
+
+def test_wordpress_delete_trigger_url_deletes_a_published_post(bridge, sim_admin):
+    """WP Webhooks sends a permanently deleted post as it was (still `publish`, same modified
+    time) and names no event: posted to the source's `/post_delete` URL it is deleted from the
+    datastore, not taken for an update or a repeat of the update."""
+    source = bridge.source("wordpress")
+    update = post_to_trigger(bridge, source, "post_update", wordpress_post(source))
+    assert update.status_code == 202, update.get_json()
+    (published,) = pending_rows(bridge.app, source["id"])
+    assert (published.op, published.state) == ("upsert", "delivered")
+    answer = post_to_trigger(bridge, source, "post_delete", wordpress_post(source))
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["status"] == "accepted"
+    assert [c["path"] for c in upstream_calls(sim_admin, "DELETE")] == [
+        f"/api/v1/datasources/{published.upstream_id}"
+    ]
+    (tomb,) = pending_rows(bridge.app, source["id"])
+    assert (tomb.op, tomb.state) == ("delete", "delivered")
+
+
+@pytest.mark.parametrize("status", ["trash", "draft", "private", "pending"])
+def test_wordpress_status_unpublishes_without_an_event_name(bridge, sim_admin, status):
+    """On the bare inbound URL with no event header, a post updated to `trash`, `draft`,
+    `private` or `pending` (in the same second as its publish) is removed from the datastore."""
+    source = bridge.source("wordpress")
+    assert bridge.post(source, wordpress_post(source)).status_code == 202
+    (published,) = pending_rows(bridge.app, source["id"])
+    answer = bridge.post(source, wordpress_post(source, post_status=status))
+    assert answer.status_code == 202, answer.get_json()
+    assert [c["path"] for c in upstream_calls(sim_admin, "DELETE")] == [
+        f"/api/v1/datasources/{published.upstream_id}"
+    ]
+
+
+@pytest.mark.parametrize("suffix", ["Post_Delete", "post%20delete", "x" * 65, "d%C3%A9lete"])
+def test_bad_event_suffix_is_400_naming_it(bridge, sim_admin, suffix):
+    """An event suffix outside 1-64 of [a-z0-9_.-] is refused with 400 naming `event`, and
+    nothing is recorded or queued."""
+    source = bridge.source("wordpress")
+    answer = post_to_trigger(bridge, source, suffix, wordpress_post(source))
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert (error["code"], error["fields"]) == ("invalid_event_suffix", ["event"])
+    assert len(error["message"]) < 250
+    assert bridge.events(source) == []
+    assert pending_rows(bridge.app, source["id"]) == []
+
+
+def test_event_suffix_on_an_unknown_token_is_404(bridge):
+    """The suffix route keeps the bare URL's answers: an unknown token is 404."""
+    answer = bridge.client.post("/in/not-a-token/post_delete", data=b"{}")
+    assert answer.status_code == 404
+
+
+def sanity_projection(**fields):
+    """A Sanity webhook body whose projection has no `text` field."""
+    payload = {k: v for k, v in json.loads(SAMPLES["sanity"].body).items() if k != "text"}
+    return json.dumps({**payload, **fields}).encode()
+
+
+def test_sanity_portable_text_body_reaches_zappway(bridge, sim_admin):
+    """A Sanity projection sending the raw Portable Text `body` (no `text`) under the default
+    map is flattened and upserted instead of dying with "no text to index"."""
+    blocks = [
+        {"_type": "block", "children": [{"_type": "span", "text": "First block."}]},
+        {"_type": "block", "children": [{"_type": "span", "text": "Second block."}]},
+    ]
+    source = bridge.source("sanity")
+    request = signed_for(source, "sanity", body=sanity_projection(body=blocks))
+    assert bridge.post(source, request).status_code == 202
+    (document,) = upserted(sim_admin, bridge.datastore_id)
+    assert document["text"] == "First block.\nSecond block."
+
+
+def test_sanity_text_elsewhere_dies_saying_which_field_to_map(bridge, sim_admin):
+    """Text in a field the bridge cannot guess: the document is dead with a reason naming
+    `mapping.text`, suggesting the field, listing the keys and no value (< 250 chars)."""
+    source = bridge.source("sanity")
+    body = sanity_projection(summary="Confidential prose kept out of errors")
+    assert bridge.post(source, signed_for(source, "sanity", body=body)).status_code == 202
+    (event,) = bridge.events(source)
+    (document,) = event["documents"]
+    assert document["state"] == "dead"
+    reason = document["reason"]
+    assert reason.startswith("no text to index: set the source's mapping.text")
+    assert '{"text": "summary"}' in reason and "fields present: _id, _type" in reason
+    assert "Confidential" not in reason and len(reason) < 250
+    assert upserted(sim_admin, bridge.datastore_id) == []
+
+
 @pytest.mark.parametrize("key", ["storyblok", "directus"])
 def test_thin_provider_delete_needs_no_fetch(bridge, key):
     """Storyblok `deleted` and a Directus delete (`keys[]`) are delivered without credentials."""

@@ -60,6 +60,7 @@ class Change:
     metadata: dict[str, Scalar] = field(default_factory=dict)
     thin: bool = False
     fetch: FetchSpec | None = None
+    no_text: str | None = None  # an upsert without text: what to map (its dead letter's reason)
 
 
 @dataclass(frozen=True)
@@ -89,19 +90,23 @@ def event_name(
     payload: Any,
     headers: Mapping[str, str],
     config: GenericConfig | None = None,
+    route_event: str | None = None,
 ) -> str | None:
-    """Return the event name where this provider puts it (header or body), if anywhere."""
+    """Return the event name where this provider puts it (header or body), else the inbound
+    URL's event suffix (`/in/<token>/<event>`), if any.
+
+    The suffix is how a sender that names no event (WP Webhooks without a configured header,
+    Ghost) still says which trigger fired: the user gives each trigger its own URL.
+    """
     lower = {k.lower(): v for k, v in headers.items()}
     fields = _fields(provider, config)
     source = fields.event if fields is not None else provider.event
-    if source is None:
-        return None
-    sources = source if isinstance(source, tuple) else (source,)
+    sources = () if source is None else source if isinstance(source, tuple) else (source,)
     for one in sources:
         value = lookup(one, payload, lower)
         if isinstance(value, str) and value:
             return value
-    return None
+    return route_event
 
 
 def map_event(
@@ -111,6 +116,7 @@ def map_event(
     config: GenericConfig | None = None,
     *,
     received_at: float | None = None,
+    route_event: str | None = None,
 ) -> list[Change]:
     """Return the changes one verified payload describes (`[]` for ignored events).
 
@@ -118,6 +124,7 @@ def map_event(
 
     `received_at` (Unix seconds, the same clock as `verify`'s `now`) versions deletes
     whose payload carries no event time, so the tombstone still beats older updates.
+    `route_event` is the inbound URL's event suffix, used when the payload names no event.
 
     Raises:
         MappingError: the payload lacks a field the provider always sends.
@@ -125,7 +132,7 @@ def map_event(
     if not isinstance(payload, dict):
         return []  # pings and form posts (WooCommerce's `webhook_id=..`) carry no document
     lower = {k.lower(): v for k, v in headers.items()}
-    name = event_name(provider, payload, lower, config)
+    name = event_name(provider, payload, lower, config, route_event)
     fields = _fields(provider, config)
     return provider.mapper(Event(payload, lower, name, fields, received_at))
 
@@ -135,11 +142,16 @@ def delivery_key(
     payload: Any,
     headers: Mapping[str, str],
     config: GenericConfig | None = None,
+    *,
+    route_event: str | None = None,
 ) -> str | None:
     """Return the provider's dedupe key for this delivery, or None if no recipe applies.
 
     The first recipe whose parts are all present wins (e.g. Contentful's idempotency
     header, else `sys.id` + version + topic); the parts are hashed to a fixed length.
+    The inbound URL's event suffix is part of the key: WordPress sends the same post, with
+    the same modified time, to its update and its delete URLs, and the delete must not be
+    dropped as a repeat of the update.
     """
     lower = {k.lower(): v for k, v in headers.items()}
     recipes = provider.dedupe
@@ -150,6 +162,8 @@ def delivery_key(
     for recipe in recipes:
         parts = [lookup(source, payload, lower) for source in recipe]
         if recipe and all(part not in (None, "", [], {}) for part in parts):
+            if route_event is not None:
+                parts.append(f"route:{route_event}")
             joined = "\x1f".join(part_text(part) for part in parts)
             return f"{provider.key}:{hashlib.sha256(joined.encode('utf-8')).hexdigest()}"
     return None

@@ -81,8 +81,11 @@ _RECORDS = (
         "wordpress",
         "WordPress (WP Webhooks)",
         _body("x-wp-webhook-signature"),
+        # The status is part of the key: a post trashed or unpublished within the second of
+        # its last save keeps the same modified time, and must not pass for a repeat.
         (
-            ("post_id", "post.post_modified_gmt", "header:x-wp-webhook-name"),
+            ("post_id", "post.post_modified_gmt", "post.post_status", "header:x-wp-webhook-name"),
+            ("post_id", "post.post_modified_gmt", "post.post_status"),
             ("post_id", "post.post_modified_gmt"),
         ),
         "header:x-wp-webhook-name",

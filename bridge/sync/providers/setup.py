@@ -28,18 +28,20 @@ class Setup:
 
 _RECORDS: dict[str, Setup] = {
     "wordpress": Setup(
-        where="*Settings > WP Webhooks > Send Data*: add the inbound URL as a webhook URL under "
-        "each trigger below, and set each webhook's *Secret* to the source's secret.",
+        where="*Settings > WP Webhooks > Send Data*: under each trigger below, *Add Webhook URL* "
+        "with the inbound URL followed by / and the trigger's name (e.g. <inbound URL>/post_delete"
+        "), and set that webhook's *Secret* to the source's secret. The plugin names no event, "
+        "so the URL's last segment tells the bridge which trigger fired.",
         events=(
-            "Post created (post_create)",
-            "Post updated (post_update)",
-            "Post trashed (post_trash)",
-            "Post deleted (post_delete)",
+            "Post created: <inbound URL>/post_create",
+            "Post updated: <inbound URL>/post_update",
+            "Post trashed: <inbound URL>/post_trash",
+            "Post deleted: <inbound URL>/post_delete",
         ),
         field_map="id post_id, title post.post_title, text post.post_content (HTML removed), "
         "URL post_permalink, updated post.post_modified_gmt.",
-        deletes="A trashed post is deleted; a post updated to draft, pending or private is "
-        "removed. A permanent delete needs the header X-WP-Webhook-Name: post_delete.",
+        deletes="The /post_delete and /post_trash URLs delete; on any URL a post whose status is "
+        "trash, draft, pending or private is removed.",
     ),
     "woocommerce": Setup(
         where="*WooCommerce > Settings > Advanced > Webhooks > Add webhook*, one per topic: "
@@ -83,8 +85,8 @@ _RECORDS: dict[str, Setup] = {
         'that includes _id, _rev, _updatedAt, title, "text": pt::text(body), '
         '"operation": delta::operation().',
         events=("Trigger on: Create", "Trigger on: Update", "Trigger on: Delete"),
-        field_map="id _id, title title, text text, URL url, updated _updatedAt, event "
-        "operation; drafts are ignored.",
+        field_map="id _id, title title, text text (else body, Portable Text flattened, content "
+        "or description), URL url, updated _updatedAt, event operation; drafts are ignored.",
         deletes="The projected operation is delete.",
         options='A mapping changes the fields read, e.g. {"text": "body"}.',
     ),
@@ -130,8 +132,8 @@ _RECORDS: dict[str, Setup] = {
         field_map="id story_id; title and text from the fetched story; metadata space_id, "
         "full_slug.",
         deletes="unpublished and deleted delete.",
-        credentials="token: a public access token (*Settings > Access Tokens*); base_url for "
-        "another region, e.g. https://api-us.storyblok.com.",
+        credentials="token (required): a public access token (*Settings > Access Tokens*); "
+        "base_url (optional): another region's API, e.g. https://api-us.storyblok.com.",
     ),
     "directus": Setup(
         where="*Settings > Flows > Create Flow*: trigger Event Hook (Action, non-blocking), then "
@@ -142,8 +144,8 @@ _RECORDS: dict[str, Setup] = {
         "field decides publishing.",
         deletes="items.delete deletes; an item updated to a status other than published is "
         "removed.",
-        credentials="token: a static token of a user who can read the collection; base_url: "
-        "your Directus address.",
+        credentials="token (required): a static token of a user who can read the collection; "
+        "base_url (required): your Directus address, e.g. https://cms.example.com.",
         options='Another header: config {"token_header": "..."}.',
     ),
     "payload": Setup(
@@ -164,11 +166,11 @@ _RECORDS: dict[str, Setup] = {
         where="The repository's *Settings > Webhooks > Add webhook*: *Payload URL* the inbound "
         "URL, *Content type* application/json, *Secret* the source's secret.",
         events=("Just the push event",),
-        field_map="id <owner>/<repo>:<path>, text the file at the pushed commit, URL its blob "
-        "on the default branch; only pushes to the default branch count.",
+        field_map="id <owner>/<repo>:<path>, title the file's path, text the file at the pushed "
+        "commit, URL its blob on the default branch; only pushes to the default branch count.",
         deletes="Files removed in the push are deleted.",
-        credentials="token: a fine-grained token with Contents: Read; base_url for GitHub "
-        "Enterprise, e.g. https://github.example.com/api/v3.",
+        credentials="token (required): a fine-grained token with Contents: Read; base_url "
+        "(optional): GitHub Enterprise's API, e.g. https://github.example.com/api/v3.",
     ),
     "stripe": Setup(
         where="*Developers > Webhooks > Add endpoint*: *Endpoint URL* the inbound URL.",
@@ -184,8 +186,9 @@ _RECORDS: dict[str, Setup] = {
         events=(
             "Every event type whose documents you want (e.g. *.created, *.updated, *.deleted)",
         ),
-        field_map="id data.id, title data.title, text data.text || data.body || data.content, "
-        "URL data.url, updated data.updated_at || timestamp, event type.",
+        field_map="id data.id, title data.title, text data.text || data.body || data.content "
+        "(else data.description), URL data.url, updated data.updated_at || timestamp, event "
+        "type.",
         deletes="Events matching *.deleted, *.unpublished, *.archived.",
         options='A mapping changes the fields read, e.g. {"text": "data.body_text"}.',
     ),

@@ -1,4 +1,5 @@
-"""Reduce CMS bodies to clean text: HTML, Contentful Rich Text and Strapi Blocks.
+"""Reduce CMS bodies to clean text: HTML, Contentful Rich Text, Strapi Blocks and Sanity's
+Portable Text.
 
 The upstream store indexes plain text, so markup, WordPress block comments and layout
 whitespace are noise. Block-level elements become line breaks; inline ones do not.
@@ -6,6 +7,7 @@ whitespace are noise. Block-level elements become line breaks; inline ones do no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
@@ -28,6 +30,7 @@ _CONTENTFUL_INLINE = frozenset(
     }
 )
 _STRAPI_INLINE = frozenset({"link"})
+_PORTABLE_INLINE = frozenset({"span"})
 
 
 def normalise(text: str) -> str:
@@ -85,24 +88,48 @@ class _VisibleText(HTMLParser):
 
 def rich_text_to_text(document: Any) -> str:
     """Flatten a Contentful Rich Text document (`nodeType`/`content`/`value`) to text."""
-    return normalise(_flatten(document, "nodeType", "value", "content", _CONTENTFUL_INLINE))
+    return normalise(_flatten(document, _Tree("nodeType", "text", "value", "content",
+                                              _CONTENTFUL_INLINE)))  # fmt: skip
 
 
 def blocks_to_text(blocks: Any) -> str:
     """Flatten Strapi v5 Blocks JSON (`type`/`children`/`text`) to text."""
-    return normalise(_flatten(blocks, "type", "text", "children", _STRAPI_INLINE))
+    return normalise(_flatten(blocks, _Tree("type", "text", "text", "children", _STRAPI_INLINE)))
 
 
-def _flatten(node: Any, kind: str, text: str, children: str, inline: frozenset[str]) -> str:
+def portable_text_to_text(blocks: Any) -> str:
+    """Flatten Sanity Portable Text (`_type` block/span, `children`, `text`) to text; custom
+    blocks (images, embeds) carry no spans and add nothing."""
+    return normalise(_flatten(blocks, _Tree("_type", "span", "text", "children",
+                                            _PORTABLE_INLINE)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """How one rich-text format spells its nodes: the kind key, the leaf kind holding text,
+    the text key, the children key, and the kinds that do not end a line."""
+
+    kind: str
+    leaf: str
+    text: str
+    children: str
+    inline: frozenset[str]
+
+
+def _flatten(node: Any, tree: _Tree) -> str:
     if isinstance(node, list):
-        return "".join(_flatten(child, kind, text, children, inline) for child in node)
+        return "".join(_flatten(child, tree) for child in node)
     if not isinstance(node, dict):
         return ""
-    if node.get(kind) == "text":
-        value = node.get(text)
+    if node.get(tree.kind) == tree.leaf:
+        value = node.get(tree.text)
         return value if isinstance(value, str) else ""
-    inner = _flatten(node.get(children, []), kind, text, children, inline)
-    return inner if node.get(kind) in inline else inner + "\n"
+    inner = _flatten(node.get(tree.children, []), tree)
+    return inner if node.get(tree.kind) in tree.inline else inner + "\n"
+
+
+def _is_portable_text(value: list[Any]) -> bool:
+    return any(isinstance(item, dict) and "_type" in item for item in value)
 
 
 def body_text(value: Any) -> str | None:
@@ -112,5 +139,6 @@ def body_text(value: Any) -> str | None:
     if isinstance(value, dict) and "nodeType" in value:
         return rich_text_to_text(value) or None
     if isinstance(value, list):
-        return blocks_to_text(value) or None
+        flat = portable_text_to_text(value) if _is_portable_text(value) else blocks_to_text(value)
+        return flat or None
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -68,7 +69,7 @@ EXPECTED = {
         "2024-05-01T09:59:58.000Z",
     ),
     "github": (
-        "upsert", "acme/docs:guide/new.md", "001714557540000.000000000", None, None,
+        "upsert", "acme/docs:guide/new.md", "001714557540000.000000000", "guide/new.md", None,
         "https://github.com/acme/docs/blob/main/guide/new.md", "2024-05-01T09:59:00.000Z",
     ),
     "stripe": (
@@ -110,6 +111,7 @@ def mapped(
         {**sample.headers, **(headers or {})},
         kw.pop("config", sample.config),
         received_at=kw.pop("received_at", NOW),
+        route_event=kw.pop("route_event", None),
     )
 
 
@@ -162,8 +164,46 @@ def test_wordpress_update_to_draft_unpublishes():
     post = {**json.loads(SAMPLES["wordpress"].body)["post"], "post_status": "draft"}
     changes = mapped("wordpress", edited("wordpress", post=post))
     assert [(c.op, c.cms_id, c.version) for c in changes] == [
-        ("delete", "42", "001714557540000.000000000")
+        ("delete", "42", "001714557540000.000000001")
     ]
+    assert changes[0].version > EXPECTED["wordpress"][2]  # beats a publish of the same second
+
+
+WP_NO_NAME = {"X-WP-Webhook-Name": ""}  # the plugin's default: no trigger name sent
+
+
+@pytest.mark.parametrize("status", ["trash", "draft", "private", "pending"])
+def test_wordpress_status_alone_unpublishes(status):
+    """Without any trigger name, a post whose status is not `publish` is removed."""
+    post = {**json.loads(SAMPLES["wordpress"].body)["post"], "post_status": status}
+    changes = mapped("wordpress", edited("wordpress", post=post), WP_NO_NAME)
+    assert [(c.op, c.cms_id) for c in changes] == [("delete", "42")]
+
+
+@pytest.mark.parametrize("suffix", ["post_delete", "post_trash", "delete", "page.deleted"])
+def test_wordpress_url_suffix_names_a_delete(suffix):
+    """A still-`publish` post sent to the URL of a delete trigger (`/in/<token>/post_delete`)
+    is deleted, versioned by the receive time; sent to the update URL it is upserted."""
+    deleted = mapped("wordpress", headers=WP_NO_NAME, route_event=suffix)
+    assert [(c.op, c.cms_id, c.version) for c in deleted] == [("delete", "42", RECEIVED)]
+    updated = mapped("wordpress", headers=WP_NO_NAME, route_event="post_update")
+    assert [(c.op, c.cms_id) for c in updated] == [("upsert", "42")]
+
+
+def test_event_header_wins_over_the_url_suffix():
+    """The payload's own event name (here the configured header) is read before the suffix."""
+    changes = mapped("wordpress", headers={"X-WP-Webhook-Name": "post_update"},
+                     route_event="post_delete")  # fmt: skip
+    assert [c.op for c in changes] == ["upsert"]
+
+
+def test_url_suffix_is_part_of_the_delivery_key():
+    """The same body sent to two trigger URLs is two deliveries; to one URL twice, one."""
+    payload = json.loads(SAMPLES["wordpress"].body)
+    key = functools.partial(delivery_key, PROVIDERS["wordpress"], payload, WP_NO_NAME)
+    assert key(route_event="post_update") != key(route_event="post_delete")
+    assert key(route_event="post_delete") == key(route_event="post_delete")
+    assert key() not in (key(route_event="post_update"), None)
 
 
 def test_wordpress_trash_deletes_at_the_receive_time():
@@ -565,3 +605,76 @@ def test_republish_after_a_tombstone_wins():
         b'"updatedAt":"2024-05-01T09:59:30.123Z"', b'"updatedAt":"2024-05-01T10:06:00.000Z"'
     )
     assert mapped("contentful", republished)[0].version > tomb.version
+
+
+# --- field-mapped senders whose text is not where the default map looks (issue 12 item 11) ---
+
+PORTABLE_TEXT = [
+    {"_type": "block", "_key": "a1", "style": "h2",
+     "children": [{"_type": "span", "_key": "s1", "text": "Opening hours", "marks": []}]},
+    {"_type": "block", "_key": "a2", "style": "normal", "children": [
+        {"_type": "span", "_key": "s2", "text": "Open ", "marks": []},
+        {"_type": "span", "_key": "s3", "text": "daily", "marks": ["strong"]},
+        {"_type": "span", "_key": "s4", "text": " from nine.", "marks": []},
+    ]},
+    {"_type": "image", "_key": "a3", "asset": {"_ref": "image-abc-200x200-png"}},
+]  # fmt: skip
+
+
+def sanity_without_text(**fields: object) -> str:
+    payload = {k: v for k, v in json.loads(SAMPLES["sanity"].body).items() if k != "text"}
+    return json.dumps({**payload, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"body": PORTABLE_TEXT}, "Opening hours\nOpen daily from nine."),
+        ({"body": "<p>Plain <em>HTML</em> body</p>"}, "Plain HTML body"),
+        ({"content": "Content field"}, "Content field"),
+        ({"description": "A description"}, "A description"),
+    ],
+)
+def test_sanity_text_found_in_the_usual_fields(fields, text):
+    """A Sanity projection without `text` is read from `body` (Portable Text flattened, or a
+    string), `content` or `description` under the default field map."""
+    (change,) = mapped("sanity", sanity_without_text(**fields))
+    assert (change.op, change.text, change.no_text) == ("upsert", text, None)
+
+
+def test_standard_webhooks_text_found_in_description():
+    """A Standard Webhooks `data.description` is the text when `data.text` is absent."""
+    payload = json.loads(SAMPLES["standard_webhooks"].body)
+    del payload["data"]["text"]
+    payload["data"]["description"] = "Described here"
+    (change,) = mapped("standard_webhooks", json.dumps(payload))
+    assert (change.text, change.no_text) == ("Described here", None)
+
+
+def test_no_text_says_which_field_to_map_with_keys_only():
+    """Text in an unusual field: the change carries a reason naming `mapping.text`, suggesting
+    the field that holds prose and listing the keys present, never a value, under 250 chars."""
+    secret_prose = "The quarterly numbers are confidential"
+    (change,) = mapped("sanity", sanity_without_text(summary=secret_prose))
+    assert change.text is None
+    reason = change.no_text
+    assert reason is not None
+    assert reason.startswith("no text to index: set the source's mapping.text")
+    assert '{"text": "summary"}' in reason
+    assert "fields present: _id, _type, _rev, _updatedAt, title, url, slug" in reason
+    assert secret_prose not in reason and "Sanity post" not in reason
+    assert len(reason) < 250
+
+
+def test_no_text_reason_names_the_data_fields_of_a_standard_webhook():
+    """For Standard Webhooks the suggestion and the keys are those of `data`, and a long key
+    list is cut to stay under 250 characters."""
+    data = {"id": "art_9", "title": "T", "abstract": "Words that are text"}
+    data.update({f"field_{n:02d}": n for n in range(40)})
+    body = json.dumps({"type": "article.updated", "timestamp": "2024-05-01T10:00:00Z",
+                       "data": data})  # fmt: skip
+    (change,) = mapped("standard_webhooks", body)
+    assert change.no_text is not None
+    assert '{"text": "data.abstract"}' in change.no_text
+    assert "fields present: id, title, abstract, field_00" in change.no_text
+    assert len(change.no_text) < 250

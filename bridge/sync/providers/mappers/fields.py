@@ -1,12 +1,22 @@
-"""The data-driven mapper: a `FieldMap` says where everything is (Sanity, SW, generic)."""
+"""The data-driven mapper: a `FieldMap` says where everything is (Sanity, SW, generic).
+
+When the mapped text field is empty, the usual names beside the document's id are tried
+(`text`, `body`, `content`, `description`: a Sanity projection of `body`, a producer's
+`data.content`) before giving up; a document still without text carries a hint naming the
+fields that were present (keys only), which becomes its dead letter's reason.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.generic import FieldMap
 from bridge.sync.providers.mapping import Change, Event
 from bridge.sync.providers.text import body_text
 from bridge.sync.providers.values import (
+    as_dict,
     id_str,
     iso,
     lookup,
@@ -42,18 +52,76 @@ def map_fields(ev: Event) -> list[Change]:
         at = time_ms(_get(ev, fm.event_time), "auto")
         return [Change("delete", cms_id, tombstone_version(at, ev.received_at, updated))]
     title, url = _get(ev, fm.title), _get(ev, fm.url)
+    text = body_text(_get(ev, fm.text)) or _fallback_text(ev, fm)
     return [
         Change(
             "upsert",
             cms_id,
             version(updated if updated is not None else _received_ms(ev)),
             title=title if isinstance(title, str) else None,
-            text=body_text(_get(ev, fm.text)),
+            text=text,
             url=url if isinstance(url, str) else None,
             updated_at=iso(updated),
             metadata=metadata({name: _get(ev, source) for name, source in fm.metadata}),
+            no_text=None if text else no_text_reason(ev, fm),
         )
     ]
+
+
+TEXT_NAMES = ("text", "body", "content", "description")
+# Names that hold ids, times, links or machinery, never the text a reader searches for.
+NOT_TEXT = frozenset({"id", "_id", "_type", "_rev", "_key", "_createdAt", "_updatedAt", "type",
+                      "title", "name", "slug", "url", "operation", "timestamp", "created_at",
+                      "updated_at", "createdAt", "updatedAt", "status"})  # fmt: skip
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+MAX_REASON = 240
+
+
+def _document_prefix(fm: FieldMap) -> str | None:
+    """Where the document's own fields are: beside its id (`data.id` -> `data.`), when the id
+    is a plain dotted path; None for a header or a JMESPath expression."""
+    if not _DOTTED.fullmatch(fm.id):
+        return None
+    parent, _, _ = fm.id.rpartition(".")
+    return f"{parent}." if parent else ""
+
+
+def _fallback_text(ev: Event, fm: FieldMap) -> str | None:
+    prefix = _document_prefix(fm)
+    if prefix is None:
+        return None
+    for name in TEXT_NAMES:
+        if f"{prefix}{name}" != fm.text:
+            found = body_text(_get(ev, f"{prefix}{name}"))
+            if found:
+                return found
+    return None
+
+
+def no_text_reason(ev: Event, fm: FieldMap) -> str:
+    """Say which field to map, with the keys (never the values) the document had."""
+    prefix = _document_prefix(fm) or ""
+    document = as_dict(_get(ev, prefix.rstrip(".")) if prefix else ev.payload)
+    keys = [str(k) for k in document]
+    guess = next(
+        (k for k in keys if k not in NOT_TEXT and _DOTTED.fullmatch(k) and _texty(document[k])),
+        None,
+    )
+    example = f"{prefix}{guess or 'body'}"
+    reason = (
+        "no text to index: set the source's mapping.text to the field holding the text, "
+        f'e.g. {{"text": "{example}"}}; fields present: '
+    )
+    listed = ", ".join(keys) or "none"
+    if len(reason) + len(listed) > MAX_REASON:
+        listed = listed[: MAX_REASON - len(reason) - 1].rsplit(", ", 1)[0] + " …"
+    return reason + listed
+
+
+def _texty(value: Any) -> bool:
+    return (isinstance(value, str) and " " in value.strip()) or (
+        isinstance(value, list | dict) and body_text(value) is not None
+    )
 
 
 def _get(ev: Event, source: str | None) -> object:

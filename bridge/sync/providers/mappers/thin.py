@@ -146,6 +146,7 @@ def _github_change(
         "upsert",
         cms_id,
         stamp,
+        title=path,  # a raw file has no title of its own; its path is what a reader knows it by
         url=f"{html_url}/blob/{branch}/{quote(path)}" if isinstance(html_url, str) else None,
         updated_at=iso(at),
         metadata=meta,

@@ -1,7 +1,10 @@
 """WordPress (WP Webhooks plugin) and WooCommerce: PHP senders with full payloads.
 
-WordPress sends no event name unless the trigger is configured with `X-WP-Webhook-Name`,
-so the post status decides when it is absent: `publish` is live, anything else is not.
+WordPress sends no event name unless the trigger is configured with `X-WP-Webhook-Name`;
+users give each trigger its own inbound URL instead (`/in/<token>/post_delete`), and without
+either the post status decides: `publish` is live, `trash`, `draft`, `pending`, `private`
+and the rest are not. A permanent delete is the one case the status cannot show (the plugin
+sends the post as it was, often still `publish`), so it needs the trigger's name.
 Both senders write GMT times without a zone marker; they are UTC.
 """
 
@@ -20,7 +23,9 @@ from bridge.sync.providers.values import (
     version,
 )
 
-_WP_DELETE_EVENTS = frozenset({"post_delete", "post_trash"})
+# Trigger names (header or URL suffix) that mean the post is gone: post_delete, post_trash,
+# and the names people give such triggers (`delete`, `post_deleted`, `trash_post`).
+_WP_DELETE_WORDS = ("delete", "trash")
 _WP_SKIP_TYPES = frozenset({"revision", "nav_menu_item", "customize_changeset", "wp_global_styles"})
 _WP_SKIP_STATUSES = frozenset({"auto-draft", "inherit"})
 
@@ -36,13 +41,16 @@ def map_wordpress(ev: Event) -> list[Change]:
     if post.get("post_type") in _WP_SKIP_TYPES or status in _WP_SKIP_STATUSES:
         return []
     modified = time_ms(post.get("post_modified_gmt"), "iso")
-    if ev.name in _WP_DELETE_EVENTS or status == "trash":
+    if _names_a_delete(ev.name) or status == "trash":
         return [Change("delete", cms_id, tombstone_version(None, ev.received_at, modified))]
     if status != "publish":
         # A post created as a draft is ignored; one updated away from publish is unpublished.
+        # The tombstone sorts just after a publish saved in the same second: it came later.
         if ev.name == "post_create":
             return []
-        return [Change("delete", cms_id, tombstone_version(modified, ev.received_at, None))]
+        if modified is not None:
+            return [Change("delete", cms_id, version(modified, 1))]
+        return [Change("delete", cms_id, tombstone_version(None, ev.received_at, None))]
     title = post.get("post_title")
     return [
         Change(
@@ -56,6 +64,10 @@ def map_wordpress(ev: Event) -> list[Change]:
             metadata=metadata({"post_type": post.get("post_type"), "slug": post.get("post_name")}),
         )
     ]
+
+
+def _names_a_delete(name: str | None) -> bool:
+    return name is not None and any(word in name.lower() for word in _WP_DELETE_WORDS)
 
 
 def map_woocommerce(ev: Event) -> list[Change]:
