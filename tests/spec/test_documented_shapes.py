@@ -428,3 +428,21 @@ def test_manifest_trigger_items_match_live_polls(world):
         assert set(item) <= declared
         assert all(item.get(key) is not None for key in required), item
     assert re.fullmatch(r"[A-Za-z0-9@_.:-]+", items[0][trigger["polling"]["dedupe_key"]])
+
+
+def test_headers_the_bridge_always_sends_are_declared_required(client):
+    """Retry-After on every 429 and 409 and X-Total-Count on dropdown pages are `required`, so
+    contract testers check them; actions declare Idempotent-Replayed on their answers."""
+    spec = _spec(client)
+    for path, methods in spec["paths"].items():
+        for operation in methods.values():
+            for status in ("429", "409"):
+                if status in operation["responses"]:
+                    headers = operation["responses"][status]["headers"]
+                    assert headers["Retry-After"]["required"] is True, (path, status)
+    for path in ("/v1/agents", "/v1/datastores"):
+        page = spec["paths"][path]["get"]["responses"]["200"]
+        assert page["headers"]["X-Total-Count"]["required"] is True
+    for action in ACTIONS:
+        answer = spec["paths"][f"/v1/actions/{action.key}"]["post"]["responses"]["200"]
+        assert answer["headers"]["Idempotent-Replayed"]["required"] is False
