@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# make demo's simulator port (Procfile.demo and scripts/demo.py read it from the environment)
+SIM_PORT ?= 8099
 VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
@@ -28,8 +30,8 @@ run: install  ## web + worker on the embedded default (SQLite database and queue
 
 demo: install  ## simulator + bridge + a demo connection, with ready-to-paste curl commands
 	BRIDGE_VAR_DIR=var/demo $(BIN)/flask --app bridge migrate
-	PATH="$(CURDIR)/$(BIN):$$PATH" BRIDGE_VAR_DIR=var/demo \
-	  ZAPPWAY_BASE_URL=http://127.0.0.1:8099/api/v1 BRIDGE_URL=http://127.0.0.1:$(PORT) \
+	PATH="$(CURDIR)/$(BIN):$$PATH" BRIDGE_VAR_DIR=var/demo SIM_PORT=$(SIM_PORT) \
+	  ZAPPWAY_BASE_URL=http://127.0.0.1:$(SIM_PORT)/api/v1 BRIDGE_URL=http://127.0.0.1:$(PORT) \
 	  $(BIN)/honcho start -f Procfile.demo -p $(PORT) web worker sim demo
 
 test: install test-deps  ## the whole suite with branch coverage (PostgreSQL/Redis tests skip only where absent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
@@ -18,6 +18,8 @@ KIND = "create"
 
 
 class Input(ToolInput):
+    EXACTLY_ONE_OF = (("document_id", "upstream_id"),)
+
     datastore_id = zappway_id(required=True, metadata={
         "description": "The datastore holding the document."
     })  # fmt: skip
@@ -27,11 +29,6 @@ class Input(ToolInput):
     upstream_id = zappway_id(metadata={
         "description": "ZappWay's own document id, for documents not upserted through the bridge."
     })  # fmt: skip
-
-    @validates_schema
-    def one_id(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if ("document_id" in data) == ("upstream_id" in data):
-            raise ValidationError("give exactly one of document_id or upstream_id", "document_id")
 
 
 class Output(Schema):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from bridge.operation import ActionContext
 from bridge.schemas import ToolInput, zappway_id
@@ -39,6 +39,8 @@ class DocumentIn(ToolInput):
 
 
 class Input(ToolInput):
+    EXACTLY_ONE_OF = (("document", "documents"),)
+
     datastore_id = zappway_id(required=True, metadata={"description": "The datastore to write."})
     document = fields.Nested(DocumentIn, metadata={
         "description": "One document. Give document or documents, not both."
@@ -47,11 +49,6 @@ class Input(ToolInput):
         fields.Nested(DocumentIn), validate=validate.Length(min=1, max=MAX_DOCUMENTS),
         metadata={"description": f"A batch of 1 to {MAX_DOCUMENTS} documents."},
     )  # fmt: skip
-
-    @validates_schema
-    def one_of_document_or_documents(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if ("document" in data) == ("documents" in data):
-            raise ValidationError("give exactly one of document or documents", "document")
 
 
 class Result(Schema):

@@ -3,13 +3,19 @@
 Zapier, Make and n8n send empty strings (or nulls) for optional fields the user left blank;
 those are dropped before validation so they mean "not given" instead of failing a type check.
 Unknown fields are refused by name, which catches typos in hand-built Make/n8n bodies.
+
+Two rules a field list cannot say are declared as data on the schema, so the server enforces
+them and `/openapi.json` documents them from the same declaration (`bridge.spec.openapi`):
+`ALIASES` (other names a field is accepted under: one of them at most) and `EXACTLY_ONE_OF`
+(groups of fields of which a body gives one, never two, never none).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, fields, pre_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 UPSTREAM_ID = validate.Regexp(
     r"^[A-Za-z0-9@_.:-]{1,100}$", error="must be a ZappWay id (letters, digits, - _ . : @)"
@@ -22,12 +28,30 @@ def zappway_id(**kwargs: Any) -> fields.String:
 
 
 class ToolInput(Schema):
+    # field -> the other names platforms send it under (Zapier's targetUrl, n8n's hookUrl...)
+    ALIASES: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    # groups of fields of which exactly one must be given
+    EXACTLY_ONE_OF: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
     class Meta:
         unknown = RAISE
 
     @pre_load
-    def drop_blank_optionals(self, data: Any, **_kwargs: Any) -> Any:
+    def normalise(self, data: Any, **_kwargs: Any) -> Any:
+        """Rename the first alias given to its field (a second name stays, and is refused as
+        unknown), then drop blank optionals."""
         if not isinstance(data, dict):
             return data
+        for name, aliases in self.ALIASES.items():
+            if name not in data:
+                given = next((alias for alias in aliases if alias in data), None)
+                if given is not None:
+                    data = {**{k: v for k, v in data.items() if k != given}, name: data[given]}
         required = {name for name, field in self.fields.items() if field.required}
         return {k: v for k, v in data.items() if k in required or v not in ("", None)}
+
+    @validates_schema
+    def exactly_one_of(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        for group in self.EXACTLY_ONE_OF:
+            if sum(name in data for name in group) != 1:
+                raise ValidationError(f"give exactly one of {' or '.join(group)}", group[0])

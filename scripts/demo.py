@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-SIM = "http://127.0.0.1:8099"
+SIM = f"http://127.0.0.1:{os.environ.get('SIM_PORT', '8099')}"  # make demo sets SIM_PORT
 BRIDGE = os.environ.get("BRIDGE_URL", "http://127.0.0.1:8000")
 
 

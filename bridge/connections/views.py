@@ -156,7 +156,7 @@ def revoke_me() -> tuple[str, int]:
 @bp.get("/v1/admin/connections")
 @endpoint(Endpoint(
     "Operators: every connection (the admin token)", {200: Answer(ConnectionOut, many=True)},
-    (401, 403), query=AdminListQuery,
+    (401, 403), query=AdminListQuery, admin=True,
 ))  # fmt: skip
 @require_admin
 def admin_list() -> Response:
@@ -168,7 +168,7 @@ def admin_list() -> Response:
 @bp.delete("/v1/admin/connections/<connection_id>")
 @endpoint(Endpoint(
     "Operators: revoke a connection (the admin token)", {204: Answer(None, "Revoked")},
-    (401, 403, 404),
+    (401, 403, 404), admin=True,
 ))  # fmt: skip
 @require_admin
 def admin_revoke(connection_id: str) -> tuple[str, int]:

@@ -9,8 +9,8 @@ Zapier (`targetUrl`), Make attach/detach, n8n create/checkExists/delete all map 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
@@ -19,6 +19,7 @@ from bridge.hooks import detection, event_log
 from bridge.hooks import subscriptions as hooks
 from bridge.hooks.tasks import HookTasks
 from bridge.operation import Trigger
+from bridge.registry import TRIGGERS
 from bridge.schemas import ToolInput, zappway_id
 from bridge.upstream.errors import (
     UpstreamProtocolError,
@@ -26,7 +27,7 @@ from bridge.upstream.errors import (
     UpstreamServerError,
     UpstreamUnavailable,
 )
-from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, endpoint
+from bridge.web.api import READ_ERRORS, Answer, Endpoint, endpoint
 from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
 from bridge.web.context import get_session, runtime, service
@@ -37,7 +38,10 @@ TARGET_ALIASES = ("targetUrl", "url", "hookUrl", "hook_url", "webhookUrl")
 # Faults that pass: a poll then serves the log as it stands. Anything else (bad key, agent gone
 # or forbidden, quota) is the user's to fix and is answered as such, never as an empty list.
 TRANSIENT = (UpstreamUnavailable, UpstreamProtocolError, UpstreamServerError, UpstreamRateLimited)
-EVENT_ALIASES = {"new_conversation": "new_conversation", "conversation.created": "new_conversation"}
+# The events a hook can subscribe to are the registry's triggers; an early name of
+# new_conversation is still accepted from old subscriptions but documented nowhere.
+EVENT_TYPES = tuple(trigger.event_type for trigger in TRIGGERS)
+LEGACY_EVENT_NAMES = {"conversation.created": "new_conversation"}
 
 
 def register(app: Flask, triggers: tuple[Trigger, ...]) -> None:
@@ -52,7 +56,7 @@ def register(app: Flask, triggers: tuple[Trigger, ...]) -> None:
 
 def _poll_endpoint(trigger: Trigger) -> Endpoint:
     return Endpoint(
-        trigger.label, {200: Answer(trigger.output_schema, many=True)}, AUTHED_ERRORS,
+        trigger.label, {200: Answer(trigger.output_schema, many=True)}, READ_ERRORS,
         query=trigger.params_schema, operation_id=f"poll_{trigger.key}",
         description=trigger.description,
     )  # fmt: skip
@@ -93,21 +97,18 @@ def _refresh(trigger: Trigger, connection_id: str, agent_id: str) -> None:
 
 
 class SubscribeIn(ToolInput):
+    # Zapier sends targetUrl, Make and n8n url or hookUrl: all mean target_url.
+    ALIASES: ClassVar[Mapping[str, tuple[str, ...]]] = {"target_url": TARGET_ALIASES}
+
     target_url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
-    event = fields.String(
-        load_default="new_conversation", validate=validate.OneOf(tuple(EVENT_ALIASES))
-    )
+    event = fields.String(load_default=EVENT_TYPES[0], validate=validate.OneOf(EVENT_TYPES))
     agent_id = zappway_id(required=True)  # detection is per agent: without one nothing fires
 
     @pre_load
-    def accept_platform_names(self, data: Any, **_kwargs: Any) -> Any:
-        """Zapier sends targetUrl, Make and n8n url or hookUrl: all mean target_url."""
-        if isinstance(data, dict) and "target_url" not in data:
-            for alias in TARGET_ALIASES:
-                if alias in data:
-                    data = {**data, "target_url": data[alias]}
-                    data.pop(alias)
-                    break
+    def accept_legacy_event_names(self, data: Any, **_kwargs: Any) -> Any:
+        """Subscriptions made with an early name of the event keep working (undocumented)."""
+        if isinstance(data, dict) and data.get("event") in LEGACY_EVENT_NAMES:
+            data = {**data, "event": LEGACY_EVENT_NAMES[data["event"]]}
         return data
 
 
@@ -167,7 +168,7 @@ def subscribe() -> tuple[Response, int]:
     session = get_session()
     created = hooks.subscribe(
         session, runtime(), current_caller().id, target_url=data["target_url"],
-        event_type=EVENT_ALIASES[data["event"]], agent_id=data["agent_id"],
+        event_type=data["event"], agent_id=data["agent_id"],
     )  # fmt: skip
     session.commit()
     service(HookTasks).poll_soon(created.watch_id)

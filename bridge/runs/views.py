@@ -18,10 +18,18 @@ from bridge.runs import calls, dropdowns, jobs
 from bridge.runs.dropdowns import ListQuery
 from bridge.runs.runner import ActionRunner
 from bridge.runs.tasks import RunTasks
-from bridge.web.api import AUTHED_ERRORS, Answer, Endpoint, Header, endpoint
+from bridge.web.api import (
+    AUTHED_ERRORS,
+    READ_ERRORS,
+    Answer,
+    Endpoint,
+    Header,
+    ResponseHeader,
+    endpoint,
+)
 from bridge.web.auth import current_caller, require_connection
 from bridge.web.body import json_object
-from bridge.web.context import get_session, runtime, service
+from bridge.web.context import absolute_url, get_session, runtime, service
 
 bp = Blueprint("actions", __name__)
 
@@ -61,8 +69,16 @@ class DropdownOption(Schema):
 
 DROPDOWN_PAGE = Answer(
     {"anyOf": [DropdownItem, DropdownOption]}, many=True,
-    headers={"X-Total-Count": ("integer", "Items on all pages (pages count from 1)")},
+    headers={"X-Total-Count": ResponseHeader(
+        {"type": "integer", "minimum": 0}, "Items on all pages (pages count from 1)"
+    )},
 )  # fmt: skip
+# An action's answer replayed for a repeated Idempotency-Key says so.
+REPLAYED = {"Idempotent-Replayed": ResponseHeader(
+    {"type": "string", "enum": ["true"]},
+    "Present on the stored answer to a repeated Idempotency-Key (no second upstream call)",
+    required=False,
+)}  # fmt: skip
 
 
 def register(app: Flask, actions: tuple[Action, ...]) -> None:
@@ -79,9 +95,11 @@ def register(app: Flask, actions: tuple[Action, ...]) -> None:
 
 
 def _action_endpoint(action: Action) -> Endpoint:
-    answers = {200: Answer(action.output_schema, many=action.many)}
+    answers = {200: Answer(action.output_schema, many=action.many, headers=REPLAYED)}
     if action.long_running:
-        answers[202] = Answer(JobAccepted, "Accepted: the result goes to callback_url")
+        answers[202] = Answer(
+            JobAccepted, "Accepted: the result goes to callback_url", headers=REPLAYED
+        )
     return Endpoint(
         action.label, answers, AUTHED_ERRORS, body=action.input_schema,
         headers=(IDEMPOTENCY_KEY,), operation_id=action.key, description=action.description,
@@ -94,7 +112,7 @@ def _action_view(action: Action) -> Callable[[], Response]:
             service(ActionRunner), service(RunTasks).start_job, action,
             current_caller(), json_object(), request.headers.get("Idempotency-Key"),
         )  # fmt: skip
-        response = jsonify(answer.body)
+        response = jsonify(_absolute_status_url(answer.body))
         response.status_code = answer.status
         if answer.replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -103,6 +121,14 @@ def _action_view(action: Action) -> Callable[[], Response]:
     view.__name__ = f"action_{action.key}"
     view.__doc__ = action.description
     return view
+
+
+def _absolute_status_url(body: Any) -> Any:
+    """A 202's `status_url` (stored as a path, so replays survive a change of host) made
+    absolute against the URL this request came in on."""
+    if isinstance(body, dict) and str(body.get("status_url", "")).startswith("/"):
+        return {**body, "status_url": absolute_url(body["status_url"])}
+    return body
 
 
 @bp.get("/v1/jobs/<job_id>")
@@ -122,7 +148,7 @@ def _dropdown(items: list[dict[str, Any]]) -> Response:
 
 @bp.get("/v1/agents")
 @endpoint(Endpoint(
-    "Dropdown source: agents", {200: DROPDOWN_PAGE}, AUTHED_ERRORS,
+    "Dropdown source: agents", {200: DROPDOWN_PAGE}, READ_ERRORS,
     query=ListQuery,
 ))  # fmt: skip
 @require_connection
@@ -134,7 +160,7 @@ def agents() -> Response:
 
 @bp.get("/v1/datastores")
 @endpoint(Endpoint(
-    "Dropdown source: datastores", {200: DROPDOWN_PAGE}, AUTHED_ERRORS,
+    "Dropdown source: datastores", {200: DROPDOWN_PAGE}, READ_ERRORS,
     query=ListQuery,
 ))  # fmt: skip
 @require_connection

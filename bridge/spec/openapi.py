@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import fields, missing, validate
 
 from bridge.spec.manifest import VERSION
@@ -25,13 +26,55 @@ if TYPE_CHECKING:
     from flask import Flask
 
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
 ZAPPWAY_ID_PATTERN = "^[A-Za-z0-9@_.:-]{1,100}$"
 CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-# Response headers a status always carries.
+# Response headers an error status always carries (`required`, so contract testers check them).
 ANSWER_HEADERS = {
     429: {"Retry-After": "Seconds to wait before retrying (at least 1)"},
     409: {"Retry-After": "Seconds to wait before retrying"},
 }
+
+
+class RulesPlugin(MarshmallowPlugin):
+    """apispec's marshmallow plugin, plus the rules a field list cannot say: a `ToolInput`'s
+    `ALIASES` and `EXACTLY_ONE_OF` (`bridge.schemas`) become alternative properties and
+    `oneOf` groups, so a body valid by the schema is one the server accepts on its shape."""
+
+    # MarshmallowPlugin's signature, which differs from its typed base class's
+    def schema_helper(  # type: ignore[override]
+        self, name: Any, _: Any, schema: Any = None, **kwargs: Any
+    ) -> Any:
+        described: dict[str, Any] | None = super().schema_helper(  # type: ignore[no-untyped-call]
+            name, _, schema=schema, **kwargs
+        )
+        if described is None:
+            return None
+        cls = resolve_schema_cls(schema)
+        groups = [tuple(group) for group in getattr(cls, "EXACTLY_ONE_OF", ())]
+        properties = described.setdefault("properties", {})
+        for field, aliases in getattr(cls, "ALIASES", {}).items():
+            for alias in aliases:
+                properties[alias] = {
+                    **properties[field],
+                    "description": f"Another name for `{field}`",
+                }
+            groups.append((field, *aliases))
+        required = [key for key in described.get("required", []) if not _grouped(key, groups)]
+        if required:
+            described["required"] = required
+        else:
+            described.pop("required", None)
+        alternatives = [{"oneOf": [{"required": [key]} for key in group]} for group in groups]
+        if len(alternatives) == 1:
+            described.update(alternatives[0])
+        elif alternatives:
+            described["allOf"] = alternatives
+        return described
+
+
+def _grouped(name: str, groups: list[tuple[str, ...]]) -> bool:
+    return any(name in group for group in groups)
 
 
 @dataclass(frozen=True)
@@ -66,13 +109,17 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         title="ZappWay Bridge",
         version=VERSION,
         openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        plugins=[RulesPlugin(schema_name_resolver=_schema_name)],
         info={"description": "Bridge between no-code automation tools and the ZappWay API."},
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme(
         "apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     )
+    spec.components.security_scheme("adminToken", {
+        "type": "http", "scheme": "bearer",
+        "description": "BRIDGE_ADMIN_TOKEN (the operator's token; 403 when it is not set)",
+    })  # fmt: skip
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
     paths: dict[str, dict[str, Any]] = {}
     for operation in operations(app):
@@ -118,7 +165,9 @@ def _operation(operation: Operation) -> dict[str, Any]:
             "required": declared.body_required,
             "content": {"application/json": {"schema": declared.body}},
         }
-    if declared.secured:
+    if declared.admin:
+        body["security"] = ADMIN_SECURITY
+    elif declared.secured:
         body["security"] = SECURITY
     return body
 
@@ -130,9 +179,10 @@ def _answer(answer: Answer) -> dict[str, Any]:
         described["content"] = {"application/json": {"schema": schema}}
     if answer.headers:
         described["headers"] = {
-            name: {"description": text, "schema": {"type": kind}}
-            for name, (kind, text) in answer.headers.items()
-        }
+            name: {"description": header.description, "required": header.required,
+                   "schema": dict(header.schema)}
+            for name, header in answer.headers.items()
+        }  # fmt: skip
     return described
 
 
@@ -140,12 +190,12 @@ def _headers(status: int) -> dict[str, Any]:
     found = ANSWER_HEADERS.get(status)
     if not found:
         return {}
-    return {
-        "headers": {
-            name: {"description": text, "schema": {"type": "integer", "minimum": 1}}
-            for name, text in found.items()
-        }
+    integer = {"type": "integer", "minimum": 1}
+    described = {
+        name: {"description": text, "required": True, "schema": integer}
+        for name, text in found.items()
     }
+    return {"headers": described}
 
 
 def _described(field: fields.Field[Any]) -> dict[str, Any]:

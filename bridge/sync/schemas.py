@@ -31,7 +31,10 @@ class CreateSourceIn(ToolInput):
     })  # fmt: skip
     credentials = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
         "description": "CMS read credentials for thin payloads: {token, base_url}. Stored "
-        "encrypted, never shown again."
+        "encrypted, never shown again.",
+        # what options_are_valid accepts, for /openapi.json
+        "properties": {"token": {"type": "string"}, "base_url": {"type": "string"}},
+        "additionalProperties": False,
     })  # fmt: skip
 
     @validates_schema

@@ -33,7 +33,10 @@ ERROR_TEXT = {
     503: "ZappWay unreachable",
     504: "ZappWay too slow (actions: a job id to poll)",
 }
-AUTHED_ERRORS = (400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 503, 504)
+# Each operation lists only the statuses it can answer: a body's 400 and 413 only where a body is
+# read, 409 only where an Idempotency-Key or a document write can be in progress.
+AUTHED_ERRORS = (400, 401, 402, 403, 404, 409, 413, 422, 429, 502, 503, 504)  # actions
+READ_ERRORS = (401, 402, 403, 404, 422, 429, 502, 503, 504)  # GETs that read ZappWay
 UNAUTHED_ERRORS = (400, 403, 413, 422, 429, 502, 503, 504)
 UPSTREAM_ERRORS = (401, 402, 403, 429, 502, 503, 504)
 
@@ -52,14 +55,23 @@ class ErrorEnvelope(Schema):
 
 
 @dataclass(frozen=True)
+class ResponseHeader:
+    """A header a success answer carries: `required` when every such answer has it."""
+
+    schema: Mapping[str, Any]
+    description: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
 class Answer:
     """One success status: its body (a schema class, a JSON schema, or None for no body) and
-    the response headers it carries (name -> (JSON schema type, description))."""
+    the response headers it carries."""
 
     schema: Any = None
     description: str = "OK"
     many: bool = False
-    headers: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    headers: Mapping[str, ResponseHeader] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,7 @@ class Endpoint:
     query: type[Schema] | None = None
     headers: tuple[Header, ...] = ()
     secured: bool = True
+    admin: bool = False  # secured by the operator's admin token, not a connection token
     operation_id: str | None = None
     description: str | None = None
     # An HTML page for people (the console), not an operation of the JSON API: it is declared

@@ -97,3 +97,9 @@ def _close_db(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def absolute_url(path: str) -> str:
+    """`path` on this bridge, as the caller reached it: a URL a platform can follow as is
+    (a relative `status_url` means nothing to a Zap step that only stores it)."""
+    return request.host_url.rstrip("/") + path

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from bridge.infra.errors import BridgeError, ClientError, as_bridge_error
+from bridge.web.context import absolute_url
 
 log = logging.getLogger(__name__)
 HTTP_MESSAGES = {
@@ -48,7 +49,10 @@ def classify(exc: BaseException) -> BridgeError:
 def render(exc: BaseException) -> Response:
     """The response for any exception (logged when it is ours to fix)."""
     error = classify(exc)
-    response = jsonify(error.body())
+    body = error.body()
+    if str(body["error"].get("status_url", "")).startswith("/") and has_request_context():
+        body["error"]["status_url"] = absolute_url(body["error"]["status_url"])
+    response = jsonify(body)
     response.status_code = error.status_code
     response.headers.update(error.headers())
     if isinstance(exc, HTTPException):

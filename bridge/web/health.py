@@ -26,7 +26,8 @@ def healthz() -> Response:
 @bp.get("/readyz")
 @endpoint(Endpoint("Readiness", PROBE, secured=False))
 def readyz() -> tuple[Response, int]:
-    """Check every dependency; 503 names the one that is down (no connection strings shown)."""
+    """Check every dependency; 503 names the one that is down or, for a database without the
+    bridge's tables, `not_migrated` (no connection strings shown)."""
     checks: dict[str, Any] = {}
     engine = runtime().engine
     try:
@@ -39,8 +40,13 @@ def readyz() -> tuple[Response, int]:
         checks["queue"] = "ok"
     except Exception:
         checks["queue"] = "unreachable"
+    checks["worker_last_seen_s"] = None
+    if checks["database"] == "ok":
+        try:
+            checks["worker_last_seen_s"] = queue.last_beat_age_s(engine)
+        except Exception:  # reachable but without our tables: `flask --app bridge migrate`
+            checks["database"] = "not_migrated"
     database_up = checks["database"] == "ok"
-    checks["worker_last_seen_s"] = queue.last_beat_age_s(engine) if database_up else None
     ready = database_up and checks["queue"] == "ok"
     return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), (
         200 if ready else 503

@@ -73,7 +73,7 @@ def test_past_the_deadline_answers_504_with_a_job_id(slow, agent):
     assert response.status_code == 504
     assert error["code"] == "action_timeout"
     assert error["job_id"].startswith("job_")
-    assert error["status_url"] == f"/v1/jobs/{error['job_id']}"
+    assert error["status_url"] == f"http://localhost/v1/jobs/{error['job_id']}"
     assert error["job_id"] in error["message"]
     assert 0.5 <= elapsed < 1.5  # at the deadline, before ZappWay's 1.5 s answer
 
@@ -171,6 +171,20 @@ def settled(worker: dict[str, Any], job_id: str, state: str) -> dict[str, Any]:
     return found
 
 
+def test_status_url_is_absolute_on_the_host_called(slow, agent):
+    """The 504's status_url is a full URL on the host the caller reached, and it answers."""
+    client = slow["client"]
+    response = client.post(
+        f"/v1/actions/{ACTION}", json={"agent_id": agent, "query": "Hi"},
+        headers=bearer(slow["token"]), base_url="https://bridge.example.com",
+    )  # fmt: skip
+    error = response.get_json()["error"]
+    assert error["status_url"] == f"https://bridge.example.com/v1/jobs/{error['job_id']}"
+    polled = client.get(error["status_url"], headers=bearer(slow["token"]))
+    assert polled.status_code == 200
+    assert polled.get_json()["job_id"] == error["job_id"]
+
+
 def test_callback_url_answers_202_at_once(worker, agent, sim_admin):
     """With callback_url the answer is 202 {job_id, status pending} before ZappWay has answered."""
     sim_admin.add_fault("latency", path="/query$", seconds=2.0)
@@ -183,7 +197,7 @@ def test_callback_url_answers_202_at_once(worker, agent, sim_admin):
         assert body == {
             "job_id": body["job_id"],
             "status": "pending",
-            "status_url": f"/v1/jobs/{body['job_id']}",
+            "status_url": f"http://localhost/v1/jobs/{body['job_id']}",
         }
         assert elapsed < 2.0  # before ZappWay answered
         rec.wait_for(1)

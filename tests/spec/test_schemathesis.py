@@ -1,6 +1,11 @@
 """Property-based contract test: schemathesis over /openapi.json finds no 5xx and no response
 outside the documented schemas (in-process through WSGI, against the simulator).
 
+Every built-in check runs (schemathesis enables them all unless told otherwise), among them
+`status_code_conformance` (only the statuses each operation lists), `response_schema_conformance`
+and `response_headers_conformance`: the headers the document marks `required` (Retry-After on
+429 and 409, X-Total-Count on dropdown pages) must be present and valid.
+
 `positive_data_acceptance` is left out: schema-valid input can still be refused on meaning
 (an API key ZappWay rejects, an agent that does not exist), and that refusal is a 4xx by design.
 
