@@ -3,6 +3,8 @@ whose agent disappears later is disabled with the reason shown, and is no longer
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from typing import Any
 
@@ -117,3 +119,22 @@ def test_a_hook_on_a_live_agent_stays_active_after_polls(make_app, sim_admin, se
     (hook,) = hooks(app, token)
     assert hook["state"] == "active"
     assert conversation_reads(sim_admin, "documented") == before + 1
+
+
+def test_the_console_shows_the_disabled_hook_and_why(make_app, sim_admin, seeded):
+    """The console's hooks page shows the hook disabled with the reason its agent is gone."""
+    app, token = bridge(make_app, sim_admin, seeded["key"], "documented")
+    agent = seeded["agents"][0]["id"]
+    assert subscribe(app, token, agent).status_code == 201
+    sim_admin.delete_agent(agent)
+    poll_all(app)
+    client = app.test_client()
+    page = client.get("/console/sign-in").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    signed = client.post("/console/sign-in", data={"token": token, "csrf_token": csrf})
+    assert signed.status_code == 302
+    (hook,) = hooks(app, token)
+    cid = client.get("/v1/me", headers=bearer(token)).get_json()["id"]
+    listed = client.get(f"/console/connections/{cid}/hooks").get_data(as_text=True)
+    assert "disabled" in listed
+    assert html.escape(hook["state_reason"]) in listed
