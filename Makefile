@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 # make demo's simulator port (Procfile.demo and scripts/demo.py read it from the environment)
 SIM_PORT ?= 8099
+# `make run` serves this machine only; `HOST=0.0.0.0 make run` opens it to the network. Exported
+# to gunicorn (gunicorn.conf.py), which binds all interfaces when HOST is unset (Heroku).
+export HOST ?= 127.0.0.1
+URL_HOST := $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST))
 VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
@@ -23,8 +27,8 @@ run: install  ## web + worker on the embedded default (SQLite database and queue
 	$(BIN)/flask --app bridge migrate
 	@test -s $(VAR_DIR)/dev_admin_token || (umask 077 && $(BIN)/python -c \
 	  'import secrets; print(secrets.token_urlsafe(32))' > $(VAR_DIR)/dev_admin_token)
-	@echo "ZappWay Bridge on http://127.0.0.1:$(PORT)  (health: /healthz; Ctrl-C stops web and worker)"
-	@echo "Console: http://127.0.0.1:$(PORT)/console  (sign in with the admin token: $${BRIDGE_ADMIN_TOKEN:-$$(cat $(VAR_DIR)/dev_admin_token)})"
+	@echo "ZappWay Bridge on http://$(URL_HOST):$(PORT)  (listening on $(HOST); health: /healthz; Ctrl-C stops web and worker)"
+	@echo "Console: http://$(URL_HOST):$(PORT)/console  (sign in with the admin token: $${BRIDGE_ADMIN_TOKEN:-$$(cat $(VAR_DIR)/dev_admin_token)})"
 	BRIDGE_ADMIN_TOKEN="$${BRIDGE_ADMIN_TOKEN:-$$(cat $(VAR_DIR)/dev_admin_token)}" \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile -p $(PORT) web worker
 

@@ -26,7 +26,18 @@ from gunicorn.glogging import Logger
 
 WORKER_CLASSES = ("gevent", "gthread")
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+def listen_address(environ: dict[str, str]) -> str:
+    """HOST:PORT to bind (HOST is read here too): every interface unless HOST says otherwise (a
+    PaaS router must reach the dyno; `make run` sets HOST=127.0.0.1 so a development server
+    stays on this machine)."""
+    host = environ.get("HOST", "").strip() or "0.0.0.0"  # noqa: S104  # the platform's router
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"{host}:{environ.get('PORT', '8000')}"
+
+
+bind = listen_address(dict(os.environ))
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "").strip() or "gevent"
 if worker_class not in WORKER_CLASSES:

@@ -164,6 +164,7 @@ class Settings:
             proxy_hops=int(reader.number("BRIDGE_PROXY_HOPS", 0, 0, 5)),
             log_level=reader.choice("BRIDGE_LOG_LEVEL", LOG_LEVELS, "info").upper(),
         )
+        reader.errors.extend(combination_problems(settings))
         reader.raise_if_errors()
         return settings.with_secret_resolved()
 
@@ -185,6 +186,21 @@ class Settings:
                 "or set BRIDGE_ENV=development for local use"
             )
         return replace(self, secret_key=load_or_create_dev_secret(self.var_dir))
+
+
+def combination_problems(settings: Settings) -> list[str]:
+    """Say which settings contradict each other (refused at start-up, never corrected silently).
+
+    A call may wait BRIDGE_RATE_WAIT for its key's budget; if that is not shorter than
+    BRIDGE_ACTION_DEADLINE, callers reach the deadline while nothing was sent to ZappWay.
+    """
+    if settings.upstream_rate_wait_s >= settings.action_deadline_s:
+        return [
+            f"BRIDGE_RATE_WAIT ({settings.upstream_rate_wait_s:g}) must be below "
+            f"BRIDGE_ACTION_DEADLINE ({settings.action_deadline_s:g}): lower the first or "
+            "raise the second"
+        ]
+    return []
 
 
 def secret_problem(secret: str) -> str | None:

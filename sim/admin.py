@@ -134,6 +134,17 @@ def agents() -> Response:
     return jsonify(render.agent(agent, store.orgs[agent.org_id]))
 
 
+@bp.delete("/agents/<agent_id>")
+def delete_agent(agent_id: str) -> tuple[str, int]:
+    """Make an agent disappear, as when its owner deletes it in the dashboard: from now on the
+    agent routes answer "not found" (404, or legacy ``null``). Its conversations stay stored."""
+    store = current_store()
+    with store.lock:
+        if store.agents.pop(agent_id, None) is None:
+            raise AdminError(404, "unknown agent")
+    return "", 204
+
+
 @bp.post("/datastores")
 def datastores() -> Response:
     store = current_store()

@@ -95,6 +95,9 @@ class SimAdmin:
         )
         return result
 
+    def delete_agent(self, agent_id: str) -> None:
+        self._call("DELETE", f"/agents/{agent_id}")
+
     def create_datastore(self, org_id: str, name: str, **options: Any) -> dict[str, Any]:
         body = {"org_id": org_id, "name": name, **options}
         result: dict[str, Any] = self._call("POST", "/datastores", body)

@@ -187,5 +187,35 @@ def redis_url() -> Iterator[str]:
     client.close()
 
 
+@pytest.fixture
+def resolver(monkeypatch) -> Callable[[dict[str, list[str]]], None]:
+    """Patch the system resolver (not our code): the given names answer the given addresses,
+    so SSRF checks of made-up names run without any DNS traffic."""
+    answers: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in answers:
+            return [
+                (
+                    socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    (ip, port, 0, 0) if ":" in ip else (ip, port),
+                )
+                for ip in answers[host]
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+    def answer(table: dict[str, list[str]]) -> None:
+        answers.clear()
+        answers.update(table)
+
+    return answer
+
+
 def random_key() -> str:
     return "zw_live_" + secrets.token_hex(16)

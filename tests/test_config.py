@@ -121,3 +121,20 @@ def test_every_variable_is_documented_in_readme_and_app_json():
     assert len(read) > 20
     assert sorted(name for name in read if f"`{name}`" not in readme) == []
     assert sorted(name for name in read if name not in app_json) == []
+
+
+def test_a_rate_wait_not_below_the_action_deadline_is_refused_naming_both(tmp_path):
+    """BRIDGE_RATE_WAIT >= BRIDGE_ACTION_DEADLINE stops start-up with both settings named."""
+    env = {"BRIDGE_ENV": "development", "BRIDGE_VAR_DIR": str(tmp_path)}
+    for wait, deadline in (("20", "10"), ("10", "10")):
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_environ(
+                {**env, "BRIDGE_RATE_WAIT": wait, "BRIDGE_ACTION_DEADLINE": deadline}
+            )
+        message = str(caught.value)
+        assert "BRIDGE_RATE_WAIT" in message
+        assert "BRIDGE_ACTION_DEADLINE" in message
+    settings = Settings.from_environ(
+        {**env, "BRIDGE_RATE_WAIT": "5", "BRIDGE_ACTION_DEADLINE": "10"}
+    )
+    assert (settings.upstream_rate_wait_s, settings.action_deadline_s) == (5.0, 10.0)

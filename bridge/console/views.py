@@ -460,6 +460,7 @@ def create_source(cid: str) -> str:
         session, runtime().box, connection.id, provider=provider_key,
         datastore_id=data["datastore_id"], secret=data.get("secret"),
         config=source_options(data), credentials=data.get("credentials") or {},
+        allow_private_targets=runtime().settings.allow_private_targets,
     )  # fmt: skip
     session.commit()
     return _page(

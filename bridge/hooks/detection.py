@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,10 +29,13 @@ from bridge.infra.models import Connection, Subscription, Watch
 from bridge.operation import Detected, Trigger
 from bridge.registry import trigger_for
 from bridge.runtime import Runtime
+from bridge.upstream.errors import UpstreamNotFound
+from bridge.upstream.zappway import ZappWay
 
 log = logging.getLogger(__name__)
 SEED_COUNT = 50
 LEASE = timedelta(seconds=60)
+AGENT_CHECK_POLLS = 40  # legacy profile: ask whether the agent still exists every 40 intervals
 
 
 @dataclass(frozen=True)
@@ -80,19 +83,54 @@ def find_watch(runtime: Runtime, watch_id: int) -> WatchKey | None:
 def watched(runtime: Runtime) -> list[int]:
     """Watches with at least one active subscription, on live connections."""
     with runtime.sessions() as session:
-        subscribed = (
-            select(Subscription.id)
-            .where(Subscription.connection_id == Watch.connection_id)
-            .where(Subscription.event_type == Watch.event_type)
+        return list(session.scalars(_watched_query()))
+
+
+def is_watched(runtime: Runtime, watch_id: int) -> bool:
+    """Whether a hook still wants this watch polled (a poll already scheduled for a watch whose
+    hooks were disabled or deleted since then is skipped)."""
+    with runtime.sessions() as session:
+        return session.scalar(_watched_query().where(Watch.id == watch_id)) is not None
+
+
+def _watched_query() -> Select[int]:
+    subscribed = (
+        select(Subscription.id)
+        .where(Subscription.connection_id == Watch.connection_id)
+        .where(Subscription.event_type == Watch.event_type)
+        .where(Subscription.state == "active")
+        .where(or_(Subscription.agent_id.is_(None), Subscription.agent_id == Watch.agent_id))
+        .exists()
+    )
+    live = select(Connection.id).where(
+        (Connection.id == Watch.connection_id) & Connection.revoked_at.is_(None)
+    )
+    return select(Watch.id).where(subscribed).where(Watch.connection_id.in_(live))
+
+
+def agent_gone(runtime: Runtime, connection_id: str, event_type: str, agent_id: str) -> int:
+    """Disable the active hooks on an agent ZappWay no longer has, saying why; returns how many.
+
+    Polling it further would only spend the key's budget on 404s, and the hook would never fire
+    nor say why. A replay of the hook makes it active again (say, once the agent is back).
+    """
+    reason = (
+        f"ZappWay no longer has agent {agent_id} (404): polling stopped. Replay the hook once "
+        "the agent is back, or subscribe to another agent"
+    )
+    with runtime.sessions() as session:
+        disabled = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+            update(Subscription)
+            .where(Subscription.connection_id == connection_id)
+            .where(Subscription.event_type == event_type)
+            .where(Subscription.agent_id == agent_id)
             .where(Subscription.state == "active")
-            .where(or_(Subscription.agent_id.is_(None), Subscription.agent_id == Watch.agent_id))
-            .exists()
-        )
-        live = select(Connection.id).where(
-            (Connection.id == Watch.connection_id) & Connection.revoked_at.is_(None)
-        )
-        query = select(Watch.id).where(subscribed).where(Watch.connection_id.in_(live))
-        return list(session.scalars(query))
+            .values(state="disabled", state_reason=reason[:300], disabled_at=datetime.now(UTC))
+        ).rowcount
+        session.commit()
+    if disabled:
+        log.warning("hooks.agent_gone agent=%s hooks=%d", agent_id, disabled)
+    return int(disabled)
 
 
 def refresh(
@@ -106,6 +144,7 @@ def refresh(
     """
     with runtime.sessions() as session:
         watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
+        last_read = _aware(watch.polled_at)  # before the claim moves it
         if not _claim(session, watch.id, max_age_s):
             return RefreshResult(False, [])
         cursor = _aware(watch.cursor_created_at)
@@ -113,6 +152,8 @@ def refresh(
         watched_since = _aware(watch.created_at)
     try:
         zappway = connections.open_zappway(runtime, connection_id)
+        if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
+            zappway.get_agent(agent_id)
         found = trigger.detect(zappway, agent_id, cursor)
         past: list[Detected] = []
         if seeding:
@@ -129,6 +170,8 @@ def refresh(
         ]
     except Exception as exc:
         _release(runtime, watch.id, error=_describe(exc))
+        if isinstance(exc, UpstreamNotFound):  # the agent itself is gone
+            agent_gone(runtime, connection_id, trigger.event_type, agent_id)
         raise
     with runtime.sessions() as session:
         delivery_ids = event_log.append(
@@ -156,6 +199,21 @@ def refresh_watch(runtime: Runtime, watch: WatchKey, max_age_s: float) -> Refres
     """`refresh` for a stored watch (the worker's poll)."""
     trigger = trigger_for(watch.event_type)
     return refresh(runtime, trigger, watch.connection_id, watch.agent_id, max_age_s)
+
+
+def _agent_check_due(zappway: ZappWay, last_read: datetime | None, interval_s: float) -> bool:
+    """Whether this read should first ask whether the agent still exists.
+
+    The documented conversation list answers 404 for a deleted agent by itself; the legacy one
+    (`/logs?agentId=`) answers an empty list, so there the agent is asked for on a watch's first
+    read and then once every `AGENT_CHECK_POLLS` intervals (10 minutes at the default 15 s).
+    """
+    if not zappway.legacy:
+        return False
+    if last_read is None:
+        return True
+    slot = interval_s * AGENT_CHECK_POLLS
+    return last_read.timestamp() // slot != datetime.now(UTC).timestamp() // slot
 
 
 def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:

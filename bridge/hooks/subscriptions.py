@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bridge.connections import service as connections
 from bridge.hooks import detection, event_log
 from bridge.hooks.deliveries import message_id
 from bridge.infra import crypto, netguard
@@ -23,6 +24,7 @@ from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.infra.ownership import owned, owned_rows
 from bridge.runtime import Runtime
+from bridge.upstream.errors import UpstreamForbidden, UpstreamNotFound
 
 log = logging.getLogger(__name__)
 HISTORY = 50  # deliveries shown per hook
@@ -54,13 +56,15 @@ def subscribe(
     Only events logged from now on are owed to it (`start_seq`), never the agent's past.
 
     Raises:
-        HookError: when the target URL is not allowed.
+        HookError: when the target URL is not allowed, or ZappWay has no such agent for the key.
+        UpstreamError: when ZappWay could not say whether the agent exists.
     """
-    watch_id = detection.ensure_watch(session, connection_id, event_type, agent_id).id
     try:
         netguard.validate_target(target_url, runtime.settings.allow_private_targets)
     except netguard.UnsafeTarget as exc:
         raise HookError(f"target_url: {exc}", fields=["target_url"]) from exc
+    check_agent(runtime, connection_id, agent_id)
+    watch_id = detection.ensure_watch(session, connection_id, event_type, agent_id).id
     secret = crypto.new_signing_secret()
     subscription = Subscription(
         id="hook_" + secrets.token_hex(10),
@@ -75,6 +79,28 @@ def subscribe(
     session.add(subscription)
     session.flush()
     return NewSubscription(subscription, secret, watch_id)
+
+
+def check_agent(runtime: Runtime, connection_id: str, agent_id: str) -> None:
+    """Refuse a hook on an agent ZappWay does not know: it would be polled for nothing (each
+    poll a 404 spending the key's budget) and never fire.
+
+    Raises:
+        HookError: no such agent, or the key may not read it (names `agent_id`).
+        UpstreamError: when ZappWay could not say (503, 429...): the caller may retry.
+    """
+    zappway = connections.open_zappway(runtime, connection_id)
+    try:
+        zappway.get_agent(agent_id)
+    except UpstreamNotFound as exc:
+        raise HookError(
+            f"agent_id: ZappWay has no agent {agent_id!r} for this connection's key",
+            fields=["agent_id"],
+        ) from exc
+    except UpstreamForbidden as exc:
+        raise HookError(
+            "agent_id: this connection's ZappWay key may not read that agent", fields=["agent_id"]
+        ) from exc
 
 
 def describe(subscription: Subscription) -> dict[str, Any]:

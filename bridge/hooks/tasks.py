@@ -55,8 +55,8 @@ class HookTasks:
         @huey.task(name="poll_watch")  # type: ignore[untyped-decorator]  # huey is untyped
         def poll_watch(watch_id: int) -> None:
             watch = detection.find_watch(runtime, watch_id)
-            if watch is None:
-                return
+            if watch is None or not detection.is_watched(runtime, watch_id):
+                return  # no active hook wants it any more (agent gone, disabled, deleted)
             try:
                 result = detection.refresh_watch(runtime, watch, max_age_s=interval * 0.8)
             except (UpstreamError, ConnectionRevoked) as exc:

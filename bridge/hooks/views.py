@@ -159,7 +159,7 @@ class Replayed(Schema):
 @bp.post("/v1/hooks")
 @endpoint(Endpoint(
     "Subscribe a REST hook (secret shown once)", {201: Answer(HookCreated, "Created")},
-    (400, 401, 413, 422), body=SubscribeIn,
+    (400, 401, 413, 422, 429, 502, 503, 504), body=SubscribeIn,  # 429, 5xx: the agent check
 ))  # fmt: skip
 @require_connection
 def subscribe() -> tuple[Response, int]:

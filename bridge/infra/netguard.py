@@ -112,7 +112,10 @@ def resolve_public(host: str, port: int, allow_private: bool) -> list[IPAddress]
     if not allow_private:
         for address in addresses:
             if not is_public(address):
-                raise UnsafeTarget("URL points to a private, loopback or reserved address")
+                raise UnsafeTarget(
+                    "URL points to a private, loopback or reserved address (allowed only "
+                    "when the operator sets BRIDGE_ALLOW_PRIVATE_TARGETS=true)"
+                )
     return addresses
 
 

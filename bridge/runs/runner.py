@@ -4,7 +4,9 @@
 connection, so revocation applies at once), calls the action's `perform` and dumps its output.
 `within_deadline` runs a long action in a per-process thread pool and stops waiting at
 BRIDGE_ACTION_DEADLINE: the run carries on, its result lands in a job row, and the caller gets
-`ActionStillRunning` (504 with the job id).
+`ActionStillRunning` (504 with the job id). A run that sent nothing by then (it was still
+waiting for its key's rate budget) is called off instead and answers `NeverSent` (429 with
+Retry-After): there is no answer to wait for.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bridge.documents.store import DocumentMap
 from bridge.operation import Action, ActionContext
 from bridge.runs import jobs
 from bridge.runtime import Runtime
+from bridge.upstream.gate import NeverSent, SendGate
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +61,17 @@ class ActionRunner:
         Raises:
             ActionStillRunning: the deadline passed; the job will hold the result.
         """
-        run = _Run(jobs.new_job_id())
+        deadline_s = self.runtime.settings.action_deadline_s
+        run = _Run(jobs.new_job_id(), SendGate(deadline_s))
         started = self._start(self._detachable, run, action, caller, data)
         try:
-            return started.result(timeout=self.runtime.settings.action_deadline_s)
+            return started.result(timeout=deadline_s)
         except FutureTimeout:
+            if run.gate.withdraw():  # nothing left the bridge: no job, the caller retries
+                if started.done():
+                    return started.result()
+                log.info("jobs.never_sent action=%s", action.key)
+                raise NeverSent(run.gate.retry_after()) from None
             with run.lock:
                 if not started.done():
                     run.detached = True
@@ -80,7 +89,8 @@ class ActionRunner:
         self, run: _Run, action: Action, caller: Credential, data: dict[str, Any]
     ) -> Any:
         try:
-            result = self.execute(action, caller, data)
+            with run.gate.bound():
+                result = self.execute(action, caller, data)
         except Exception as exc:
             with run.lock:
                 if run.detached:
@@ -132,7 +142,8 @@ def _gevent_patched() -> bool:
 
 
 class _Run:
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, gate: SendGate) -> None:
         self.job_id = job_id
+        self.gate = gate
         self.lock = threading.Lock()
         self.detached = False

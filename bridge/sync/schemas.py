@@ -54,7 +54,7 @@ class CreateSourceIn(ToolInput):
             try:
                 netguard.check_url_shape(credentials["base_url"])
             except netguard.UnsafeTarget as exc:
-                raise ValidationError(f"base_url: {exc}", "credentials") from exc
+                raise ValidationError(str(exc), "credentials.base_url") from exc
 
 
 def source_options(data: dict[str, Any]) -> dict[str, Any]:

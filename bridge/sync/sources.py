@@ -18,7 +18,7 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from bridge.infra import crypto
+from bridge.infra import crypto, netguard
 from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
@@ -47,6 +47,19 @@ def new_secret(provider: str) -> str:
     return secrets.token_urlsafe(32)
 
 
+def check_base_url(url: str, allow_private_targets: bool) -> None:
+    """Apply the hook and callback SSRF rules to a CMS base URL (shape, then current DNS).
+
+    Raises:
+        InvalidInput: naming `credentials.base_url`.
+    """
+    try:
+        netguard.validate_target(url, allow_private_targets)
+    except netguard.UnsafeTarget as exc:
+        field = "credentials.base_url"
+        raise InvalidInput(f"{field}: {exc}", fields=[field]) from exc
+
+
 def create(
     session: Session,
     box: crypto.SecretBox,
@@ -57,7 +70,16 @@ def create(
     secret: str | None,
     config: dict[str, Any],
     credentials: dict[str, str] | None = None,
+    allow_private_targets: bool = False,
 ) -> NewSource:
+    """Store a new source; its inbound URL token and signing secret are returned once.
+
+    Raises:
+        InvalidInput: (field `credentials.base_url`) the CMS base URL is, or resolves to, an
+            address the SSRF rules refuse: checked now, before any connection, as for hooks.
+    """
+    if credentials and "base_url" in credentials:
+        check_base_url(credentials["base_url"], allow_private_targets)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     chosen = secret or new_secret(provider)
     source = Source(

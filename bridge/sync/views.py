@@ -109,6 +109,7 @@ def create_source() -> tuple[Response, int]:
         provider=data["provider"], datastore_id=data["datastore_id"],
         secret=data.get("secret"), config=source_options(data),
         credentials=data.get("credentials") or {},
+        allow_private_targets=runtime().settings.allow_private_targets,
     )  # fmt: skip
     session.commit()
     body = sources.describe(created.source, runtime().box)

@@ -41,6 +41,7 @@ from bridge.upstream.errors import (
     error_from_response,
     is_legacy_auth_denial,
 )
+from bridge.upstream.gate import NeverSent, current_gate
 from bridge.upstream.ratelimit import KeyRateLimiter
 
 log = logging.getLogger(__name__)
@@ -280,9 +281,7 @@ class UpstreamClient:
         deadline: float,
         keep_meta: bool,
     ) -> Any:
-        self._pool.limiter.acquire(
-            self._fp, self._per_minute, max_wait=max(0.0, deadline - time.monotonic())
-        )
+        self._take_budget(max(0.0, deadline - time.monotonic()))
         url = self._pool.settings.upstream_base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
         with _translate_transport_errors():
@@ -296,6 +295,27 @@ class UpstreamClient:
         if isinstance(error, UpstreamAuthError):
             log.warning("upstream.key_rejected op=%s key=%s", operation, self._fp[:8])
         raise error
+
+    def _take_budget(self, max_wait: float) -> None:
+        """Take a slot of the key's budget, within the run's deadline while nothing was sent.
+
+        Raises:
+            UpstreamRateLimited: no slot within `max_wait`; `NeverSent` when the run's
+                deadline, not the rate wait, cut the wait short.
+        """
+        gate = current_gate()
+        if gate is None:
+            self._pool.limiter.acquire(self._fp, self._per_minute, max_wait=max_wait)
+            return
+        allowed = gate.max_wait(max_wait)
+        gate.waiting(lambda: self._pool.limiter.seconds_until_free(self._fp))
+        try:
+            self._pool.limiter.acquire(self._fp, self._per_minute, max_wait=allowed)
+        except UpstreamRateLimited as exc:
+            if allowed < max_wait:
+                raise NeverSent(exc.retry_after or 1.0) from exc
+            raise
+        gate.admit()
 
     def _resolve_ambiguous_403(
         self, operation: str, error: UpstreamResponseError

@@ -47,11 +47,15 @@ class KeyRateLimiter:
             return
         wait_ms = self._factory.wait_ms(key_fingerprint)
         raise UpstreamRateLimited(
-            f"This connection's ZappWay budget ({per_minute} requests/minute) is used up; "
-            f"retry in {max(1, math.ceil(wait_ms / 1000))} s",
+            f"This connection's ZappWay budget ({per_minute} requests/minute) is used up and "
+            f"the call never left the bridge; retry in {max(1, math.ceil(wait_ms / 1000))} s",
             upstream_status=0,
             retry_after=max(1.0, wait_ms / 1000),
         )
+
+    def seconds_until_free(self, key_fingerprint: str) -> float:
+        """Seconds until the key's budget admits a request again (at least 1)."""
+        return max(1.0, self._factory.wait_ms(key_fingerprint) / 1000)
 
     def close(self) -> None:
         self._factory.close()

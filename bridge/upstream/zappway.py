@@ -80,6 +80,24 @@ class ZappWay:
             "pending_approvals": len(approvals),
         }
 
+    def get_agent(self, agent_id: str) -> dict[str, Any]:
+        """One agent's id, name and description (`GET /agents/{id}` in both profiles).
+
+        Raises:
+            UpstreamNotFound: no such agent (documented 404; the legacy `null` body).
+            UpstreamForbidden: the agent exists but this key may not read it.
+        """
+        agent = self.client.call(
+            "GET", "agent", path_params={"agent_id": agent_id}, idempotent=True
+        )
+        if not isinstance(agent, Mapping) or not agent.get("id"):
+            raise UpstreamProtocolError("ZappWay's agent answer has no id")
+        return {
+            "id": str(agent["id"]),
+            "name": str(agent.get("name") or agent["id"]),
+            "description": agent.get("description"),
+        }
+
     def list_agents(self) -> list[dict[str, Any]]:
         return [
             {

@@ -240,6 +240,21 @@ def test_a_provider_whose_cms_makes_the_secret_needs_it_pasted(client, connectio
     assert "makes the signing secret" in refused.get_data(as_text=True)
 
 
+def test_a_console_source_with_a_loopback_cms_base_url_is_refused(client, connection, seeded):
+    """The console applies the API's SSRF rule to `credentials.base_url`: 422, naming the
+    setting that would allow it, and no source is made."""
+    sign_in(client, connection["token"])
+    base = f"/console/connections/{connection['id']}/sources"
+    refused = client.post(base, data={
+        "provider": "directus", "datastore_id": seeded["datastores"][0]["id"],
+        "secret": "directus-static-token-1", "credential_token": "t",
+        "credential_base_url": "http://127.0.0.1:8055", "csrf_token": csrf_of(client, base),
+    })  # fmt: skip
+    assert refused.status_code == 422
+    assert "BRIDGE_ALLOW_PRIVATE_TARGETS" in refused.get_data(as_text=True)
+    assert client.get("/v1/sources", headers=bearer(connection["token"])).get_json() == []
+
+
 def test_every_provider_has_its_setup_steps():
     """The console's provider steps cover exactly the providers the bridge verifies."""
     assert set(SETUPS) == set(PROVIDERS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -85,35 +84,6 @@ BAD_SHAPES = [
     "http://user@93.184.216.34/hook",
     "http://93.184.216.34:99999/hook",
 ]
-
-
-@pytest.fixture
-def resolver(monkeypatch) -> Callable[[dict[str, list[str]]], None]:
-    """Patch the system resolver (not our code): the given names answer the given addresses."""
-    answers: dict[str, list[str]] = {}
-    real = socket.getaddrinfo
-
-    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host in answers:
-            return [
-                (
-                    socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                    socket.SOCK_STREAM,
-                    6,
-                    "",
-                    (ip, port, 0, 0) if ":" in ip else (ip, port),
-                )
-                for ip in answers[host]
-            ]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-
-    def answer(table: dict[str, list[str]]) -> None:
-        answers.clear()
-        answers.update(table)
-
-    return answer
 
 
 @pytest.mark.parametrize("address", NON_PUBLIC)
@@ -258,6 +228,7 @@ def test_subscribing_a_private_target_is_422_naming_target_url(client, connectio
         error = response.get_json()["error"]
         assert error["fields"] == ["target_url"]
         assert "target_url" in error["message"]
+        assert "BRIDGE_ALLOW_PRIVATE_TARGETS" in error["message"]  # the operator's switch
     listed = client.get("/v1/hooks", headers=bearer(connection["token"]))
     assert listed.get_json() == []
 

@@ -28,7 +28,7 @@ DUMMY_SECRETS = {
     "WEBFLOW_CLIENT_SECRET": "webflow-client-secret-0123456789",
     "STORYBLOK_PUBLIC_TOKEN": "storyblok-public-token",
     "DIRECTUS_STATIC_TOKEN": "directus-static-token",
-    "DIRECTUS_URL": "https://cms.example.com",
+    "DIRECTUS_URL": "http://127.0.0.1:8055",  # loopback: its check at creation asks no DNS
     "GITHUB_TOKEN": "github_pat_0123456789",
     "STRIPE_WEBHOOK_SECRET": "whsec_stripe0123456789abcdef",
 }

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bridge.infra.models import Source
 from tests.sync.providers.builders import signed
 from tests.sync.providers.samples import SAMPLES
 from tests.sync_helpers import FAST, Bridge, local_cms, upstream_documents
@@ -182,11 +183,18 @@ def test_cms_404_dead_letters_only_that_document(bridge, seeded, sim_app, cms):
     assert list(stored(sim_app, seeded, source)) == ["2"]
 
 
-def test_loopback_cms_is_refused_without_allow_private_targets(make_app, seeded, sim_admin, cms):
-    """The fetch goes through the SSRF guard: a CMS on 127.0.0.1 is refused by default."""
+def test_loopback_cms_is_refused_without_allow_private_targets(
+    make_app, seeded, sim_admin, cms, resolver
+):
+    """The fetch goes through the SSRF guard too: a CMS name that resolved publicly when the
+    source was made (creation refuses private ones) and to 127.0.0.1 since is refused."""
     cms.content[STORY] = STORY_ANSWER
     bridge = Bridge(make_app(**FAST), seeded["key"])
-    source = thin_source(bridge, seeded, "storyblok", {"token": "t", "base_url": cms.url})
+    resolver({"cms.rebind.test": ["93.184.216.34"]})  # no connection is made to it
+    port = cms.url.rsplit(":", 1)[1]
+    base_url = f"http://cms.rebind.test:{port}"
+    source = thin_source(bridge, seeded, "storyblok", {"token": "t", "base_url": base_url})
+    resolver({"cms.rebind.test": ["127.0.0.1"]})
     send(bridge, source, "storyblok")
     bridge.drain()
     assert cms.received == []
@@ -195,11 +203,21 @@ def test_loopback_cms_is_refused_without_allow_private_targets(make_app, seeded,
     assert (row.last_error or "").startswith("CMS fetch refused")
 
 
+def stored_before_the_check(bridge, source, base_url: str) -> None:
+    """Rewrite a source's stored base URL, as rows made before creation checked it may hold."""
+    box = bridge.runtime.box
+    with bridge.runtime.sessions() as session:
+        row = session.get(Source, source.id)
+        blob = json.loads(box.decrypt(row.secrets_ciphertext))
+        blob["credentials"]["base_url"] = base_url
+        row.secrets_ciphertext = box.encrypt(json.dumps(blob))
+        session.commit()
+
+
 def test_malformed_base_url_dead_letters_instead_of_breaking_the_sync(bridge, seeded, sim_app, cms):
     """A base URL httpx cannot even parse fails its documents alone; other sources still sync."""
-    broken = thin_source(
-        bridge, seeded, "directus", {"token": "t", "base_url": "http://exämple..com"}
-    )
+    broken = thin_source(bridge, seeded, "directus", {"token": "t", "base_url": cms.url})
+    stored_before_the_check(bridge, broken, "http://exämple..com")  # creation refuses it now
     cms.content[STORY] = STORY_ANSWER
     working = thin_source(bridge, seeded, "storyblok", {"token": "t", "base_url": cms.url})
     send(bridge, broken, "directus")

@@ -209,6 +209,48 @@ def test_bad_input_is_422_naming_the_field(bridge, case):
     assert bridge.client.get("/v1/sources", headers=bridge.headers()).get_json() == []
 
 
+PUBLIC_CMS = "93.184.216.34"
+PRIVATE_BASE_URLS = (
+    "http://127.0.0.1:8055",
+    "http://[::1]/api",
+    "http://169.254.169.254/latest/meta-data/",
+    "https://10.0.0.7",
+    "https://cms.internal.test",  # a name that resolves to a private address
+)
+
+
+@pytest.mark.parametrize("base_url", PRIVATE_BASE_URLS)
+def test_a_private_cms_base_url_is_422_naming_credentials_base_url(bridge, resolver, base_url):
+    """A CMS base URL that is or resolves to a private, loopback or link-local address is refused
+    at creation (as hook targets are), naming the field and the setting that would allow it."""
+    resolver({"cms.internal.test": ["10.1.2.3"]})
+    body = {
+        **source_fields("directus", bridge.datastore_id),
+        "credentials": {"token": "t", "base_url": base_url},
+    }
+    response = bridge.create(body)
+    assert response.status_code == 422, response.get_json()
+    error = response.get_json()["error"]
+    assert error["fields"] == ["credentials.base_url"]
+    assert error["message"].startswith("credentials.base_url:")
+    assert "BRIDGE_ALLOW_PRIVATE_TARGETS" in error["message"]
+    assert len(error["message"]) < 250
+    assert bridge.client.get("/v1/sources", headers=bridge.headers()).get_json() == []
+
+
+def test_a_public_or_allowed_private_cms_base_url_is_accepted(make_app, seeded, resolver):
+    """A public CMS host is accepted; with BRIDGE_ALLOW_PRIVATE_TARGETS a loopback one is too."""
+    resolver({"cms.example.test": [PUBLIC_CMS]})
+    for allow, base_url in ((False, "https://cms.example.test"), (True, "http://127.0.0.1:8055")):
+        bridge = connect(make_app, seeded, allow_private_targets=allow)
+        body = {
+            **source_fields("directus", bridge.datastore_id),
+            "credentials": {"token": "t", "base_url": base_url},
+        }
+        response = bridge.create(body)
+        assert response.status_code == 201, (base_url, response.get_json())
+
+
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b""])
 def test_body_that_is_not_a_json_object_is_400(bridge, raw):
     """A create body that is not a JSON object answers 400 `malformed_json`."""
@@ -448,9 +490,10 @@ ROTATED_SECRET = "src-secret-rotated-4f2a8e6c"
 CMS_TOKEN = "cms-read-token-9d3b7a1f5e"
 
 
-def test_secrets_never_leave_except_once(bridge, sim_admin, caplog, capsys, tmp_path):
+def test_secrets_never_leave_except_once(bridge, sim_admin, caplog, capsys, tmp_path, resolver):
     """Source secrets, CMS credentials and signatures appear in no log, listing, event or
     database byte; a secret is shown only in the answers that create it."""
+    resolver({"cms.example.com": [PUBLIC_CMS]})  # the base URL's check asks no real DNS
     caplog.set_level(logging.DEBUG)
     created = bridge.create({
         **source_fields("woocommerce", bridge.datastore_id), "secret": SOURCE_SECRET,
