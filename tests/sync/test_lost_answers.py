@@ -8,8 +8,14 @@ the copy ZappWay holds instead of trusting the empty id.
 
 from __future__ import annotations
 
-import pytest
+import signal
+import time
 
+import pytest
+from sqlalchemy import select
+
+from bridge.infra.models import DocumentMapping
+from tests.sync.test_sync_durability import start_worker, stop, wait_until, worker_env
 from tests.sync_helpers import FAST, Bridge, sim_store
 
 UPSERT = "/upsert"
@@ -115,3 +121,54 @@ def test_legacy_update_after_a_lost_create_answer_adopts_the_copy(
     row = bridge.row("p1")
     assert row.state == "delivered"
     assert row.upstream_id is not None
+
+
+@pytest.mark.slow
+def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
+    make_app, seeded, sim_admin, sim_app, sim_server, tmp_path, unlimited
+):
+    """SIGKILL a worker while its first upsert of a post is in flight (ZappWay applies it
+    anyway); the post's delete, run by a restarted worker, deletes ZappWay's copy."""
+    stale_s = 2.0
+    app = make_app(
+        transport=None,
+        upstream_base_url=f"{sim_server}/api/v1",
+        huey_immediate=False,
+        sync_stale_after_s=stale_s,
+        sync_retry_schedule=LONG_RETRY,
+        **FAST,
+    )
+    bridge = Bridge(app, seeded["key"])
+    datastore = seeded["datastores"][0]["id"]
+    source = bridge.create_source(datastore)
+    sim_admin.add_fault("latency", path=UPSERT, seconds=3, times=1)
+    env = worker_env(tmp_path, sim_server, BRIDGE_SYNC_STALE_AFTER=str(stale_s))
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log)
+    try:
+        bridge.change(source, "p1", 1, "first version")
+        bridge.kick()
+        wait_until(lambda: bridge.row("p1").upstream_id is None and leased(bridge), 30,
+                   "the upsert in flight")  # fmt: skip
+        time.sleep(0.3)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(5)
+        wait_until(lambda: copies(sim_app, datastore, "Title of p1") == ["first version"], 10,
+                   "ZappWay to apply the upsert")  # fmt: skip
+        bridge.change(source, "p1", 2, "", event="deleted")
+        worker = start_worker(env, log)
+        time.sleep(stale_s + 0.5)
+        bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
+        wait_until(lambda: bridge.row("p1").state == "delivered", 30, "the delete delivered")
+    finally:
+        stop(worker)
+    assert copies(sim_app, datastore, "Title of p1") == [], log.read_text()[-3000:]
+
+
+def leased(bridge: Bridge) -> bool:
+    with bridge.runtime.sessions() as session:
+        return bool(
+            session.scalar(
+                select(DocumentMapping.id).where(DocumentMapping.lock_token.is_not(None))
+            )
+        )
