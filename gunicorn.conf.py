@@ -45,7 +45,7 @@ if worker_class not in WORKER_CLASSES:
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))  # gevent only
 threads = int(os.environ.get("WEB_THREADS", "32"))  # gthread only
 timeout = 120  # above the action deadline, below the ~100 s upstream edge plus margin
-graceful_timeout = 30
+graceful_timeout = 25  # within the 30 s Heroku waits after SIGTERM; in-flight requests finish
 keepalive = 5
 errorlog = "-"
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "").lower() in ("1", "true", "yes") else None

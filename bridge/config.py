@@ -51,6 +51,8 @@ class Settings:
     upstream_max_connections: int = 1000
     housekeeping_minutes: int = 5
     worker_threads: int = 16
+    worker_gone_after_s: float = 60.0
+    worker_stop_timeout_s: float = 25.0
     action_deadline_s: float = 25.0
     callback_retry_delays: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
     allow_private_targets: bool = False
@@ -147,6 +149,8 @@ class Settings:
             max_body_bytes=int(reader.number("BRIDGE_MAX_BODY_BYTES", 1_000_000, 1024, 50_000_000)),
             housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
             worker_threads=int(reader.number("BRIDGE_WORKER_THREADS", 16, 1, 512)),
+            worker_gone_after_s=reader.number("BRIDGE_WORKER_GONE_AFTER", 60.0, 5, 3600),
+            worker_stop_timeout_s=reader.number("BRIDGE_WORKER_STOP_TIMEOUT", 25.0, 1, 300),
             action_deadline_s=reader.number("BRIDGE_ACTION_DEADLINE", 25.0, 1, 110),
             allow_private_targets=reader.flag("BRIDGE_ALLOW_PRIVATE_TARGETS", False),
             action_threads=int(reader.number("BRIDGE_ACTION_THREADS", 1000, 4, 10000)),

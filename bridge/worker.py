@@ -1,7 +1,9 @@
 """The worker process: `python -m bridge.worker` (the Procfile's worker line).
 
 It builds the same app as the web process, so it runs the same named tasks with the same
-settings, then consumes the queue until stopped.
+settings, then consumes the queue until stopped. SIGTERM stops it gracefully within
+`BRIDGE_WORKER_STOP_TIMEOUT` (see `bridge.infra.queue.GracefulConsumer`); a thread beats every
+quarter of `BRIDGE_WORKER_GONE_AFTER` so `/readyz` knows it is alive.
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ log = logging.getLogger(__name__)
 def main() -> None:
     app = create_app()
     huey, runtime = service_of(app, Huey), service_of(app, Runtime)
-    queue.beat(runtime.sessions, "worker")
+    settings = runtime.settings
+    beat = queue.BeatThread(runtime.sessions, "worker", settings.worker_gone_after_s / 4)
+    beat.start()
     log.info("worker.start backend=%s", type(huey.storage).__name__)
-    queue.run_consumer(huey, runtime.settings.worker_threads)
+    try:
+        queue.run_consumer(huey, settings.worker_threads, settings.worker_stop_timeout_s)
+    finally:
+        beat.stop()
+    log.info("worker.stopped")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from .pipeline import current_auth
 from .state import Store, current_store
 
 LEGACY_LIST_CAP = 100
+DATASOURCES_LIMIT = 100  # documents listed by GET /datastores/<id> unless `limit` says
 LEGACY_UPSERT_PATHS = (
     "/api/external/datastores/upsert/<datastore_id>",
     "/datastores/upsert/<datastore_id>",
@@ -87,8 +88,11 @@ def list_datastores() -> Response:
 
 
 def get_datastore(datastore_id: str) -> Response:
-    """Legacy answers a miss with 403 and leaks the datastore's API keys."""
+    """The datastore with a page of its documents (`datasources`), as the ancestor answers:
+    ``search`` (name contains, any case), ``status``, ``offset`` (pages to skip) and ``limit``
+    narrow the list, newest first. Legacy answers a miss with 403 and leaks the API keys."""
     store = current_store()
+    search, status, offset, limit = _datasource_params()
     with store.lock:
         datastore = store.datastores.get(datastore_id)
         if datastore is None:
@@ -100,8 +104,27 @@ def get_datastore(datastore_id: str) -> Response:
                 legacy_body={"error": "UNAUTHORIZED"},
             )
         require_visible(store, current_auth(), datastore.org_id, datastore.visibility)
-        nb_docs = len(store.documents_of(datastore.id))
-        return ok(render.datastore(datastore, nb_docs, leak_keys=store.legacy))
+        docs = store.documents_of(datastore.id)
+        body = render.datastore(datastore, len(docs), leak_keys=store.legacy)
+        now = store.now()
+        listed = [
+            doc
+            for doc in reversed(docs)
+            if search in doc.name.lower() and (status is None or doc.status(now) == status)
+        ]
+        page = listed[offset * limit : (offset + 1) * limit]
+        body["datasources"] = [render.document(doc, now) for doc in page]
+        return ok(body)
+
+
+def _datasource_params() -> tuple[str, str | None, int, int]:
+    try:
+        offset = int(request.args.get("offset", "0"))
+        limit = int(request.args.get("limit", str(DATASOURCES_LIMIT)))
+    except ValueError as exc:
+        raise bad_request("offset and limit must be integers.") from exc
+    search = request.args.get("search", "").strip().lower()
+    return search, request.args.get("status") or None, max(0, offset), min(100, max(1, limit))
 
 
 def query(datastore_id: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select
 
 from bridge.infra.models import Heartbeat, Job
-from bridge.infra.queue import WorkerHeartbeat
+from bridge.infra.queue import BeatThread, WorkerHeartbeat
 from bridge.runtime import Runtime
 from bridge.web import context
 from bridge.web.context import service_of
@@ -98,3 +99,61 @@ def test_housekeeping_forgets_finished_jobs_past_their_retention(app, connection
         assert sorted(session.scalars(select(Job.id))) == [
             "old-calling-back", "recent", "running"
         ]  # fmt: skip
+
+
+def _beat_at(app, name: str, at: datetime) -> None:
+    with runtime_of(app).sessions() as session:
+        session.merge(Heartbeat(name=name, beat_at=at, runs=1))
+        session.commit()
+
+
+def test_readyz_is_503_when_the_worker_is_gone(make_app):
+    """A worker last seen longer ago than BRIDGE_WORKER_GONE_AFTER makes /readyz 503 `gone`;
+    a recent beat makes it ready again."""
+    app = make_app(worker_gone_after_s=60)
+    _beat_at(app, "worker", datetime.now(UTC) - timedelta(seconds=90))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["worker"] == "gone"
+    assert response.get_json()["checks"]["worker_last_seen_s"] >= 90
+    _beat_at(app, "worker", datetime.now(UTC))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"]["worker"] == "ok"
+
+
+def test_readyz_reports_the_queue_backlog(make_app):
+    """/readyz counts the tasks waiting in the queue and those a consumer set aside for later."""
+    app = make_app(huey_immediate=False)
+    huey = service_of(app, Huey)
+    service_of(app, WorkerHeartbeat).task()
+    service_of(app, WorkerHeartbeat).task.schedule(delay=600)
+    assert app.test_client().get("/readyz").get_json()["checks"]["backlog"] == {
+        "pending": 2, "scheduled": 0,
+    }  # fmt: skip
+    huey.add_schedule(huey.dequeue())
+    backlog = app.test_client().get("/readyz").get_json()["checks"]["backlog"]
+    assert backlog == {"pending": 1, "scheduled": 1}
+
+
+def test_readyz_checks_redis_when_configured(make_app, redis_url):
+    """With REDIS_URL, /readyz pings Redis; an unreachable Redis is 503 without its URL."""
+    app = make_app(huey_immediate=False, redis_url=redis_url)
+    assert app.test_client().get("/readyz").get_json()["checks"]["redis"] == "ok"
+    down = make_app(redis_url="redis://:hunter2@127.0.0.1:9/0")
+    response = down.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["redis"] == "unreachable"
+    assert "hunter2" not in response.get_data(as_text=True)
+
+
+def test_worker_process_beats_while_it_runs(make_app, tmp_path):
+    """The worker's beat thread records it every few seconds, so /readyz sees it alive."""
+    app = make_app()
+    beat = BeatThread(runtime_of(app).sessions, "worker", every_s=0.05)
+    beat.start()
+    time.sleep(0.3)
+    beat.stop()
+    with runtime_of(app).sessions() as session:
+        assert session.get(Heartbeat, "worker").runs >= 3
+    assert app.test_client().get("/readyz").get_json()["checks"]["worker"] == "ok"

@@ -3,7 +3,9 @@
 The legacy upstream mints a new id on every upsert, so documents sent with an id of the caller's
 go through the map in `bridge.documents.store`: a known id is replaced (documented: upsert by
 id; legacy: the update route), unchanged content is skipped, and a delete finds the upstream id
-to delete. Actions reach this through `ActionContext.documents`; the CMS sync uses it too.
+to delete. A create whose answer never came (reset, timeout, killed worker) leaves its mapping
+unconfirmed: a delete, or a legacy re-send, first asks ZappWay for the copy it may hold. Actions
+reach this through `ActionContext.documents`; the CMS sync uses it too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ import json
 from typing import Any
 
 from bridge.documents.store import DocumentMap
+from bridge.infra.models import DocumentMapping
 from bridge.operation import UpsertOutcome
-from bridge.upstream.errors import UpstreamForbidden, UpstreamNotFound
+from bridge.upstream.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from bridge.upstream.zappway import ZappWay
 
 MAX_BATCH_BYTES = 900_000  # below the upstream's 1 MB JSON body cap
@@ -44,6 +54,19 @@ class DocumentService:
         return deleted
 
 
+class DocumentOutcomeUnknown(UpstreamUnavailable):
+    """Raised when a create's answer was lost and ZappWay cannot be asked now whether it holds
+    the document: deleting (or re-creating) blind could leave a copy behind for ever, so the
+    caller must try again later (the CMS sync keeps the change pending)."""
+
+    code = "document_outcome_unknown"
+    default_message = "ZappWay's copy of this document cannot be checked now; try again shortly"
+    retry_after = 30
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 def upsert_documents(
     zappway: ZappWay, documents_map: DocumentMap, datastore_id: str, documents: list[dict[str, Any]]
 ) -> list[UpsertOutcome]:
@@ -51,7 +74,9 @@ def upsert_documents(
 
     Documents without an id are always created. With an id: unchanged content is skipped,
     known ids are replaced (documented: upsert by id; legacy: the update route, re-creating
-    the document if it was deleted upstream), new ids are created and remembered.
+    the document if it was deleted upstream), new ids are created and remembered. A create is
+    marked unconfirmed in the map before it is sent; on the legacy profile an unconfirmed one
+    is looked up first and the copy ZappWay already holds is adopted instead of duplicated.
     """
     anonymous = [doc for doc in documents if not doc.get("id")]
     keyed = {doc["id"]: doc for doc in documents if doc.get("id")}  # last one wins
@@ -61,14 +86,29 @@ def upsert_documents(
         for external_id, doc in keyed.items():
             row = rows.get(external_id)
             digest = content_hash(doc)
-            if row and row.upstream_id and row.content_hash == digest:
-                results[external_id] = UpsertOutcome(external_id, row.upstream_id, "unchanged")
-            elif row and row.upstream_id and zappway.legacy:
-                upstream_id = _replace_legacy(zappway, datastore_id, row.upstream_id, doc)
+            unconfirmed = row is not None and row.unconfirmed_at is not None
+            known = row.upstream_id if row else None
+            if zappway.legacy and row is not None and unconfirmed:
+                copies = _copies(zappway, documents_map, datastore_id, row)
+                known = copies[0] if copies else known
+                for extra in copies[1:]:  # earlier lost answers left more than one
+                    zappway.delete_document(extra)
+            if known and row and row.content_hash == digest and not unconfirmed:
+                results[external_id] = UpsertOutcome(external_id, known, "unchanged")
+            elif known and zappway.legacy:
+                upstream_id = _replace_legacy(zappway, documents_map, datastore_id, known, doc)
                 documents_map.record(datastore_id, external_id, upstream_id, digest)
                 results[external_id] = UpsertOutcome(external_id, upstream_id, "updated")
             else:
                 to_send.append(doc)
+        documents_map.mark_unconfirmed(
+            datastore_id,
+            [
+                (doc["id"], zappway.document_name(doc))
+                for doc in to_send
+                if not (rows.get(doc["id"]) and rows[doc["id"]].upstream_id)
+            ],
+        )
         sent = list(zip(to_send, _send_batches(zappway, datastore_id, to_send), strict=True))
         documents_map.record_many(
             datastore_id, [(doc["id"], upstream_id, content_hash(doc)) for doc, upstream_id in sent]
@@ -82,13 +122,37 @@ def upsert_documents(
     return [results[doc["id"]] if doc.get("id") else next(anonymous_results) for doc in documents]
 
 
+def _copies(
+    zappway: ZappWay, documents_map: DocumentMap, datastore_id: str, row: DocumentMapping
+) -> list[str]:
+    """The upstream copies of a mapping whose create answer was never seen (never another
+    external id's document).
+
+    Raises:
+        DocumentOutcomeUnknown: ZappWay could not be asked.
+    """
+    try:
+        found = zappway.find_documents(
+            datastore_id, external_id=row.external_id, name=row.sent_name
+        )
+    except (UpstreamRateLimited, UpstreamAuthError):
+        raise  # the caller pauses or flags the key, as for any other call
+    except UpstreamError as exc:
+        raise DocumentOutcomeUnknown() from exc
+    others = documents_map.upstream_ids_of_others(datastore_id, row.external_id)
+    return [upstream_id for upstream_id in dict.fromkeys(found) if upstream_id not in others]
+
+
 def _replace_legacy(
-    zappway: ZappWay, datastore_id: str, upstream_id: str, doc: dict[str, Any]
-) -> str:
+    zappway: ZappWay, documents_map: DocumentMap, datastore_id: str, upstream_id: str,
+    doc: dict[str, Any],
+) -> str:  # fmt: skip
     try:
         return zappway.update_document(datastore_id, upstream_id, doc)
     except (UpstreamNotFound, UpstreamForbidden):
-        return zappway.upsert_documents(datastore_id, [doc])[0]  # deleted upstream: re-create
+        # deleted upstream: re-create, marked unconfirmed first like any create
+        documents_map.mark_unconfirmed(datastore_id, [(doc["id"], zappway.document_name(doc))])
+        return zappway.upsert_documents(datastore_id, [doc])[0]
 
 
 def _send_batches(zappway: ZappWay, datastore_id: str, docs: list[dict[str, Any]]) -> list[str]:
@@ -111,10 +175,23 @@ def _send_batches(zappway: ZappWay, datastore_id: str, docs: list[dict[str, Any]
 def delete_document(
     zappway: ZappWay, documents_map: DocumentMap, datastore_id: str, external_id: str
 ) -> tuple[str | None, bool]:
-    """Delete by external id; returns (upstream id, whether upstream had it)."""
+    """Delete by external id; returns (upstream id, whether upstream had it).
+
+    A mapping whose create answer was never seen is looked up first and every copy found is
+    deleted: an empty upstream id does not mean ZappWay holds nothing.
+
+    Raises:
+        DocumentOutcomeUnknown: the lookup could not be made; nothing was concluded.
+    """
     with documents_map.leased(datastore_id, [external_id]) as rows:
         row = rows.get(external_id)
-        upstream_id = row.upstream_id if row else None
-        existed = zappway.delete_document(upstream_id) if upstream_id else False
+        targets = [row.upstream_id] if row and row.upstream_id else []
+        if row is not None and row.unconfirmed_at is not None:
+            targets = list(
+                dict.fromkeys(targets + _copies(zappway, documents_map, datastore_id, row))
+            )
+        existed = False
+        for upstream_id in targets:
+            existed = zappway.delete_document(upstream_id) or existed
         documents_map.forget(datastore_id, external_id)
-    return upstream_id, existed
+    return (targets[0] if targets else None), existed

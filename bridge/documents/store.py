@@ -1,7 +1,8 @@
 """The external-id -> upstream-id document map: every SQL statement about it.
 
 Per connection and datastore, which upstream document each external id became, plus a hash of
-what was sent (an unchanged document costs no upstream call). Concurrent writers of one external
+what was sent (an unchanged document costs no upstream call), and whether a create was sent
+whose answer has not been seen (`unconfirmed_at`, `sent_name`). Concurrent writers of one external
 id are serialised by a short lease on its map row (an UPDATE that only one caller can win), never
 by a database lock held across the upstream call, which on SQLite would stall every other writer.
 """
@@ -198,12 +199,52 @@ class DocumentMap:
             )
             session.commit()
 
+    def mark_unconfirmed(self, datastore_id: str, sent: list[tuple[str, str | None]]) -> None:
+        """Record, before a create is sent, that ZappWay may soon hold a copy of each
+        (external id, name sent) the map cannot point at yet: if the answer is lost (reset,
+        timeout, a killed worker), a later delete or legacy re-create looks the copy up
+        instead of trusting an empty upstream id. Committed before the call on purpose."""
+        if not sent:
+            return
+        table = cast(Table, DocumentMapping.__table__)
+        statement = (
+            update(table)
+            .where(table.c.connection_id == self._connection_id)
+            .where(table.c.datastore_id == datastore_id)
+            .where(table.c.external_id == bindparam("b_external_id"))
+            .values(unconfirmed_at=datetime.now(UTC), sent_name=bindparam("b_name"))
+        )
+        params = [{"b_external_id": e, "b_name": (n or "")[:300] or None} for e, n in sent]
+        with self._sessions() as session:
+            session.connection().execute(statement, params)
+            session.commit()
+
+    def upstream_ids_of_others(self, datastore_id: str, external_id: str) -> set[str]:
+        """Upstream ids the map gives to other external ids of the datastore (a lookup by
+        name must never adopt or delete a document that belongs to another one)."""
+        with self._sessions() as session:
+            return set(
+                session.scalars(
+                    select(DocumentMapping.upstream_id)
+                    .where(DocumentMapping.connection_id == self._connection_id)
+                    .where(DocumentMapping.datastore_id == datastore_id)
+                    .where(DocumentMapping.external_id != external_id)
+                    .where(DocumentMapping.upstream_id.is_not(None))
+                )
+            )
+
     def record(self, datastore_id: str, external_id: str, upstream_id: str, digest: str) -> None:
         with self._sessions() as session:
             session.execute(
                 update(DocumentMapping)
                 .where(self._key(datastore_id, external_id))
-                .values(upstream_id=upstream_id, content_hash=digest, updated_at=datetime.now(UTC))
+                .values(
+                    upstream_id=upstream_id,
+                    content_hash=digest,
+                    updated_at=datetime.now(UTC),
+                    unconfirmed_at=None,
+                    sent_name=None,
+                )
             )
             session.commit()
 
@@ -221,6 +262,8 @@ class DocumentMap:
                 upstream_id=bindparam("b_upstream_id"),
                 content_hash=bindparam("b_hash"),
                 updated_at=datetime.now(UTC),
+                unconfirmed_at=None,
+                sent_name=None,
             )
         )
         params = [{"b_external_id": e, "b_upstream_id": u, "b_hash": h} for e, u, h in results]

@@ -154,6 +154,10 @@ class DocumentMapping(Base):
     lock_token: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Set before a create is sent, cleared when its answer (the upstream id) is recorded: while
+    # set, ZappWay may hold a copy the map does not know, found by `sent_name` or external id.
+    unconfirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_name: Mapped[str | None] = mapped_column(String(300))
 
 
 class Watch(Base):

@@ -8,9 +8,14 @@ The heartbeat is how `/readyz` knows a worker is alive.
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import UTC, datetime
+from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+from huey.signals import SIGNAL_INTERRUPTED
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +24,15 @@ from bridge.infra.models import Heartbeat
 from bridge.infra.storage import session_scope
 
 QUEUE_NAME = "zappway-bridge"
+log = logging.getLogger(__name__)
+# Set once this process is asked to stop (SIGTERM): per-process, like the process's own life.
+_STOPPING = threading.Event()
+
+
+def stopping() -> bool:
+    """True once this worker was told to stop: a long task ends after its current step and
+    reschedules the rest, so a restarted worker goes on at once instead of after a lease."""
+    return _STOPPING.is_set()
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -51,6 +65,55 @@ def last_beat_age_s(engine: Engine) -> float | None:
     return round((datetime.now(UTC) - latest).total_seconds(), 1)
 
 
+def backlog(huey: Huey) -> dict[str, Any]:
+    """What waits in the queue: tasks ready to run now and tasks scheduled for later. (Huey
+    stores no enqueue time, so the age of the oldest task is not known here.)"""
+    return {"pending": int(huey.pending_count()), "scheduled": int(huey.scheduled_count())}
+
+
+def redis_reachable(url: str) -> bool:
+    """One PING with a short timeout (the queue and the rate budget live there)."""
+    import redis  # imported here: a deployment without Redis never loads the client
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+class BeatThread:
+    """Beats every `every_s` seconds from a daemon thread while the worker process lives, so
+    `/readyz` tells a stopped or wedged worker within `BRIDGE_WORKER_GONE_AFTER` (the periodic
+    heartbeat task only runs every few minutes). A failed beat (database down) is logged and
+    tried again at the next tick."""
+
+    def __init__(self, sessions: sessionmaker[Session], name: str, every_s: float) -> None:
+        self._sessions = sessions
+        self._name = name
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-beat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                beat(self._sessions, self._name)
+            except Exception:  # the next tick tries again: never end the thread
+                log.warning("worker.beat_failed")
+            if self._stop.wait(self._every_s):
+                return
+
+
 class WorkerHeartbeat:
     """A periodic task that beats every `minutes`, so a live worker shows up in /readyz."""
 
@@ -64,10 +127,30 @@ class WorkerHeartbeat:
         self.task = heartbeat
 
 
-def run_consumer(huey: Huey, threads: int) -> None:
+class GracefulConsumer(Consumer):  # type: ignore[misc]  # huey is untyped
+    """Huey's consumer, with SIGTERM (what Heroku and systemd send) as the graceful signal:
+    no new task is started, the running ones get `stop_timeout_s` to finish (`stopping()`
+    tells them to wrap up), and any still running then is handed back to the queue."""
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        _STOPPING.set()
+        super()._handle_signal(signum, frame)
+
+
+def run_consumer(huey: Huey, threads: int, stop_timeout_s: float) -> None:
     """Run tasks until stopped (the Procfile's worker line)."""
+
+    @huey.signal(SIGNAL_INTERRUPTED)  # type: ignore[untyped-decorator]  # huey is untyped
+    def hand_back(_signal: str, task: Any) -> None:
+        """A task still running when the stop timeout ran out is queued again, at once: the
+        worker exits with it unfinished, and every task is safe to run twice."""
+        log.warning("worker.hand_back task=%s", task.name)
+        huey.enqueue(task)
+
     # Threads, not processes: tasks mostly wait on ZappWay, hooks and CMSs, and a tenant whose
     # upstream is slow holds only its own thread. max_delay bounds an idle SQLite consumer's sleep.
-    consumer = huey.create_consumer(workers=threads, worker_type="thread", periodic=True,
-                                    max_delay=1.0)  # fmt: skip
+    consumer = GracefulConsumer(
+        huey, workers=threads, worker_type="thread", periodic=True, max_delay=1.0,
+        graceful_signal="TERM", shutdown_timeout=stop_timeout_s,
+    )  # fmt: skip
     consumer.run()

@@ -9,7 +9,8 @@ version did not change while it was being sent. Failures follow a backoff schedu
 `dead` with the reason, until replayed. A failure of the whole call (5xx, timeout, refused key)
 ends the run: the rest of the backlog waits for the failed batch's backoff instead of spending
 calls that would fail the same way; a document ZappWay refuses (400/422/413) is isolated by
-bisection.
+bisection. A worker told to stop ends the run after the batch in flight and reschedules the
+rest for now, so the next worker goes on at once (no marker or lease left to expire).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from bridge.connections import service as connections
 from bridge.documents.service import DocumentService
 from bridge.documents.store import DocumentBusy, DocumentMap
+from bridge.infra import queue
 from bridge.infra.models import PendingDocument
 from bridge.runtime import Runtime
 from bridge.sync import cms_fetch, marker, sources
@@ -56,6 +58,9 @@ def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
     outcome = SyncOutcome()
     started = time.monotonic()
     while time.monotonic() - started < TIME_BUDGET_S:
+        if queue.stopping():  # the worker is stopping: hand the rest to the next one at once
+            outcome.come_back_in = 0.0
+            return outcome
         batch = sync_state.due_batch(runtime, connection_id)
         if not batch:
             break

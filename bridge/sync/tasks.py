@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from huey import Huey, crontab
+from huey.signals import SIGNAL_INTERRUPTED
 
 from bridge.runtime import Runtime
 from bridge.sync import drain, inbound_events, marker
@@ -55,6 +57,13 @@ class SyncTasks:
             purged = inbound_events.purge_old(runtime)
             if purged:
                 log.info("housekeeping.inbound_events purged=%d", purged)
+
+        @huey.signal(SIGNAL_INTERRUPTED)  # type: ignore[untyped-decorator]  # huey is untyped
+        def hand_back(_signal: str, task: Any) -> None:
+            """A drain still running when its worker's stop timeout ran out dies with the
+            process: free its document leases so the drain queued again runs at once."""
+            if getattr(task, "name", None) == "sync_connection" and task.args:
+                sync_state.release_leases(runtime, str(task.args[0]))
 
         self.sync_connection = sync_connection
         self.sweep_syncs = sweep_syncs

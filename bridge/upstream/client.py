@@ -56,6 +56,7 @@ PATHS: Mapping[str, Mapping[str, str]] = {
         "agent": "/agents/{agent_id}",
         "query_agent": "/agents/{agent_id}/query",
         "datastores": "/datastores",
+        "datastore": "/datastores/{datastore_id}",
         "query_datastore": "/datastores/{datastore_id}/query",
         "upsert": "/datastores/{datastore_id}/upsert",
         "datasource": "/datasources/{document_id}",
@@ -68,6 +69,7 @@ PATHS: Mapping[str, Mapping[str, str]] = {
         "agent": "/agents/{agent_id}",
         "query_agent": "/agents/{agent_id}/query",
         "datastores": "/datastores",
+        "datastore": "/datastores/{datastore_id}",
         "query_datastore": "/datastores/{datastore_id}/query",
         "upsert": "/external/datastores/upsert/{datastore_id}",
         "update": "/external/datastores/update/{datastore_id}",
@@ -346,7 +348,9 @@ def _translate_transport_errors() -> Iterator[None]:
         if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
             raise UpstreamUnavailable() from exc
         raise UpstreamTimeout() from exc
-    except httpx.RemoteProtocolError as exc:
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        # The request was sent and the connection died before the answer: ZappWay may have
+        # run it, so only idempotent calls may be retried (never "refused, nothing ran").
         raise UpstreamServerError("ZappWay closed the connection without an answer") from exc
     except httpx.TransportError as exc:
         raise UpstreamUnavailable() from exc

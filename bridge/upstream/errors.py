@@ -1,7 +1,7 @@
 """The upstream exception tree and the one place that turns a ZappWay response into an error.
 
     UpstreamError                      base; `status_code` is what we answer, `code` a slug
-    ├── UpstreamUnavailable      503   DNS failure, refused or reset connection
+    ├── UpstreamUnavailable      503   DNS failure, refused connection (nothing sent)
     │   └── UpstreamTimeout      504   no answer within the read timeout
     ├── UpstreamProtocolError    502   a 2xx whose body is not the JSON we expect
     └── UpstreamResponseError          an error status; carries `upstream_status`
@@ -12,7 +12,8 @@
         ├── UpstreamRejected     422   upstream refused the input (400); `fields` names the culprits
         ├── UpstreamPayloadTooLarge 413  body over the upstream cap; callers split and retry
         ├── UpstreamRateLimited  429   `retry_after` seconds (None when the upstream sent none)
-        └── UpstreamServerError  502   5xx, HTML error pages, edge timeouts (524)
+        └── UpstreamServerError  502   5xx, HTML pages, edge timeouts (524), connection lost
+                                       after sending (may have run: retried if idempotent)
 
 Messages never quote more than 250 characters of an upstream body, and never the key.
 """

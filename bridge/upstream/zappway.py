@@ -174,6 +174,50 @@ class ZappWay:
         new_id = answer.get("id") if isinstance(answer, Mapping) else None
         return str(new_id or upstream_id)
 
+    def find_documents(self, datastore_id: str, *, external_id: str, name: str | None) -> list[str]:
+        """Upstream ids of the copies of one of the bridge's documents, found by listing the
+        datastore's documents (`GET /datastores/{id}` with `search`, `offset` in pages,
+        `limit`: the ancestor's datasource listing). Documented profile: the copy carries the
+        bridge's id (`config.custom_id` / `metadata.custom_id`); legacy: ids are ignored, so
+        the copy is the one named exactly `name`. For a create whose answer was lost.
+
+        Raises:
+            UpstreamError: the listing failed; nothing can be concluded.
+        """
+        if self.legacy and not name:
+            return []  # nothing to recognise a legacy copy by
+        found: list[str] = []
+        for page in range(MAX_PAGES):
+            params: dict[str, Any] = {"offset": page, "limit": PAGE_SIZE}
+            if name:
+                params["search"] = name
+            answer = self.client.call(
+                "GET", "datastore", path_params={"datastore_id": datastore_id}, params=params,
+                idempotent=True,
+            )  # fmt: skip
+            listed = answer.get("datasources") if isinstance(answer, Mapping) else None
+            if not isinstance(listed, list):
+                raise UpstreamProtocolError("ZappWay's datastore answer lists no documents")
+            found.extend(
+                str(item["id"])
+                for item in listed
+                if isinstance(item, Mapping) and item.get("id") and self._is_copy(
+                    item, external_id, name
+                )
+            )  # fmt: skip
+            if len(listed) < PAGE_SIZE:
+                break
+        return found
+
+    def _is_copy(self, item: Mapping[str, Any], external_id: str, name: str | None) -> bool:
+        if self.legacy:
+            return item.get("name") == name
+        tags = (
+            pick(item.get("config"), ("custom_id",)),
+            pick(item.get("metadata"), ("custom_id",)),
+        )
+        return any(tag.get("custom_id") == external_id for tag in tags)
+
     def delete_document(self, upstream_id: str) -> bool:
         """Delete one document; False when it was already gone."""
         try:
@@ -188,12 +232,23 @@ class ZappWay:
             raise
         return True
 
+    def document_name(self, document: Mapping[str, Any]) -> str | None:
+        """The name a document is sent under: its title; on the legacy profile, an untitled
+        document of the caller's is named by its id, the one thing `find_documents` can
+        recognise it by there (legacy ignores ids and refuses free-form metadata)."""
+        if document.get("title"):
+            return str(document["title"])
+        if self.legacy and document.get("id"):
+            return str(document["id"])
+        return None
+
     def _document_body(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """Shape one document for the profile: the legacy API refuses free-form metadata and
         ignores ids (it mints a new one on every upsert)."""
         body: dict[str, Any] = {"text": document["text"]}
-        if document.get("title"):
-            body["name"] = document["title"]
+        name = self.document_name(document)
+        if name:
+            body["name"] = name
         if self.legacy:
             return body
         if document.get("id"):

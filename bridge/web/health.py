@@ -1,4 +1,5 @@
-"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: database, queue)."""
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: database, Redis, the
+queue's backlog, the worker's heartbeat)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,14 @@ def healthz() -> Response:
 @endpoint(Endpoint("Readiness", PROBE, secured=False))
 def readyz() -> tuple[Response, int]:
     """Check every dependency; 503 names the one that is down or, for a database without the
-    bridge's tables, `not_migrated` (no connection strings shown)."""
+    bridge's tables, `not_migrated` (no connection strings shown).
+
+    Reports the database, Redis (when configured), the queue's backlog and when a worker was
+    last seen; a worker not seen for `BRIDGE_WORKER_GONE_AFTER` makes the bridge not ready
+    (queued work would wait for ever). A worker never seen yet is reported, not failed: the
+    web process may start first, and the immediate queue of tests has none.
+    """
+    settings = runtime().settings
     checks: dict[str, Any] = {}
     engine = runtime().engine
     try:
@@ -35,8 +43,10 @@ def readyz() -> tuple[Response, int]:
         checks["database"] = "ok"
     except Exception:
         checks["database"] = "unreachable"
+    if settings.redis_url:
+        checks["redis"] = "ok" if queue.redis_reachable(settings.redis_url) else "unreachable"
     try:
-        service(Huey).pending_count()
+        checks["backlog"] = queue.backlog(service(Huey))
         checks["queue"] = "ok"
     except Exception:
         checks["queue"] = "unreachable"
@@ -47,7 +57,12 @@ def readyz() -> tuple[Response, int]:
         except Exception:  # reachable but without our tables: `flask --app bridge migrate`
             checks["database"] = "not_migrated"
     database_up = checks["database"] == "ok"
-    ready = database_up and checks["queue"] == "ok"
+    age = checks["worker_last_seen_s"]
+    gone = age is not None and age > settings.worker_gone_after_s
+    checks["worker"] = "never_seen" if age is None else ("gone" if gone else "ok")
+    ready = (
+        database_up and checks["queue"] == "ok" and checks.get("redis", "ok") == "ok" and not gone
+    )
     return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), (
         200 if ready else 503
     )

@@ -1,5 +1,6 @@
 """Upsert semantics per profile, the indexing lifecycle, datastore queries and body limits."""
 
+import httpx
 import pytest
 
 DOC = {"id": "wp-post-42", "text": "Blue widgets ship in two days.", "metadata": {"source": "cms"}}
@@ -177,3 +178,47 @@ def test_max_documents_per_upsert(client, admin, headers, datastore_id):
     admin.settings(max_documents_per_upsert=1)
     response = _upsert(client, headers, datastore_id, [{"text": "a"}, {"text": "b"}])
     assert response.status_code == 400
+
+
+def test_datastore_lists_its_documents_newest_first_with_search_and_pages(
+    client, headers, datastore_id
+):
+    """GET /datastores/<id> lists the documents (`datasources`), narrowed by `search` on the
+    name (any case) and paged by `offset` (pages) and `limit`, as the ancestor does."""
+    docs = [{"id": f"k{n}", "text": f"text {n}", "name": f"Post {n}"} for n in range(3)]
+    ids = _upsert(client, headers, datastore_id, docs).json()["data"]["ids"]
+    url = f"/api/v1/datastores/{datastore_id}"
+    found = client.get(url, headers=headers, params={"search": "post"}).json()["data"]
+    assert [d["id"] for d in found["datasources"]] == list(reversed(ids))
+    assert found["datasources"][0]["config"]["custom_id"] == "k2"
+    one = client.get(url, headers=headers, params={"search": "POST 1"}).json()["data"]
+    assert [d["name"] for d in one["datasources"]] == ["Post 1"]
+    paged = client.get(url, headers=headers, params={"search": "post", "offset": 1, "limit": 2})
+    assert [d["id"] for d in paged.json()["data"]["datasources"]] == [ids[0]]
+
+
+def test_legacy_datastore_lists_documents_by_name(client, headers, datastore_id, legacy):
+    """The legacy datastore answer lists the documents too (a bare body), found by name."""
+    path = f"/api/external/datastores/upsert/{datastore_id}"
+    client.post(path, headers=headers, json={"documents": [{"text": "x", "name": "Only me"}]})
+    body = client.get(
+        f"/api/datastores/{datastore_id}", headers=headers, params={"search": "only me"}
+    ).json()
+    assert [d["name"] for d in body["datasources"]] == ["Only me"]
+
+
+def test_reset_after_headers_on_upsert_still_stores_the_document(
+    admin, served, headers, datastore_id
+):
+    """A `reset` fault after the headers drops the connection mid-answer over real HTTP, but
+    the upsert has run: the document is stored though the client saw no answer."""
+    admin.add_fault("reset", path="/upsert$", times=1, after_headers=True)
+    with httpx.Client(base_url=served) as http:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            http.post(
+                f"/api/v1/datastores/{datastore_id}/upsert",
+                headers=headers,
+                json={"documents": [{"id": "lost", "text": "applied anyway"}]},
+            )
+        listed = http.get(f"/api/v1/datastores/{datastore_id}", headers=headers).json()["data"]
+    assert [d["config"]["custom_id"] for d in listed["datasources"]].count("lost") == 1

@@ -273,6 +273,25 @@ def test_connection_reset_is_a_server_error(make_pool, seeded, sim_admin, sim_se
     assert "closed the connection" in caught.value.message
 
 
+def test_read_error_after_sending_is_never_retried_when_not_idempotent(make_pool):
+    """A connection that dies after the request went out (ReadError) may have run upstream:
+    an upsert is not sent again (no duplicate), only idempotent calls are retried."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    pool = make_pool(transport=httpx.MockTransport(handler), upstream_max_retries=2)
+    client = pool.client("key123", 600)
+    with pytest.raises(UpstreamServerError):
+        client.call("POST", "upsert", path_params={"datastore_id": "ds"}, json={"documents": []})
+    assert len(sent) == 1
+    with pytest.raises(UpstreamServerError):
+        client.call("GET", "me", idempotent=True)
+    assert len(sent) == 1 + 3
+
+
 def test_authorization_header_is_exactly_bearer_space_key(make_pool):
     """The key is sent as `Bearer <key>` with one space, trimmed, with a JSON content type."""
     seen = {}
