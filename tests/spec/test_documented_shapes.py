@@ -124,6 +124,17 @@ def _receive(w: World) -> tuple[Calls, Calls]:
     return [stored], [unsigned, w.client.post("/in/" + "x" * 40, data=b"{}")]
 
 
+def _receive_event(w: World) -> tuple[Calls, Calls]:
+    """The per-trigger inbound URL (WP Webhooks, Ghost: one URL per event)."""
+    source = w.source()
+    signed = signed_for(source, "ghost")
+    path = source["inbound_path"]
+    stored = w.client.post(f"{path}/post.deleted", data=signed.body, headers=signed.headers)
+    bad_suffix = w.client.post(f"{path}/Not%20an%20event", data=signed.body, headers=signed.headers)
+    unknown = w.client.post("/in/" + "x" * 40 + "/post.deleted", data=b"{}")
+    return [stored], [bad_suffix, unknown]
+
+
 def _job(w: World) -> tuple[Calls, Calls]:
     w.sim_admin.add_fault("latency", path="/query$", seconds=1.0, times=1)
     late = w.post("/v1/actions/query_agent", {"agent_id": w.agent, "query": "Hi"})
@@ -231,6 +242,7 @@ EXAMPLES: dict[str, Example] = {
         ],
     ),
     "POST /in/{token}": _receive,
+    "POST /in/{token}/{event}": _receive_event,
     "POST /v1/actions/query_agent": _query_agent,
     "POST /v1/actions/upsert_document": _upsert,
     "POST /v1/actions/delete_document": _delete_document,
