@@ -11,7 +11,7 @@ import logging
 from huey import Huey
 
 from bridge import create_app
-from bridge.infra import queue
+from bridge.infra import metrics, queue
 from bridge.runtime import Runtime
 from bridge.web.context import service_of
 
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     app = create_app()
     huey, runtime = service_of(app, Huey), service_of(app, Runtime)
+    metrics.enable_multiprocess(runtime.settings.metrics_path)  # summed with the web's figures
     queue.beat(runtime.sessions, "worker")
     log.info("worker.start backend=%s", type(huey.storage).__name__)
     queue.run_consumer(huey, runtime.settings.worker_threads)

@@ -8,9 +8,14 @@ The heartbeat is how `/readyz` knows a worker is alive.
 
 from __future__ import annotations
 
+import struct
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.registry import Message
+from huey.serializer import Serializer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,9 +31,51 @@ def make_huey(settings: Settings) -> Huey:
     if settings.huey_immediate:
         return MemoryHuey(QUEUE_NAME, immediate=True)
     if settings.redis_url:
-        return RedisHuey(QUEUE_NAME, url=settings.redis_url)
+        return RedisHuey(QUEUE_NAME, url=settings.redis_url, serializer=StampedSerializer())
     settings.sqlite_queue_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path))
+    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path),
+                      serializer=StampedSerializer())  # fmt: skip
+
+
+class StampedSerializer(Serializer):  # type: ignore[misc]  # huey is untyped
+    """huey's pickle serializer, with the time a task entered the queue in front of it.
+
+    huey's messages carry no such time, and the age of the oldest waiting task is what tells an
+    operator the workers are behind. Data without the stamp (results, tasks queued before this
+    format) reads as before; pickles never start with the mark.
+    """
+
+    MARK = b"\x00zq1"
+    STAMP = struct.Struct("!d")
+
+    def serialize(self, data: Any) -> bytes:
+        raw: bytes = super().serialize(data)
+        if isinstance(data, Message):
+            return self.MARK + self.STAMP.pack(time.time()) + raw
+        return raw
+
+    def deserialize(self, data: bytes) -> Any:
+        return super().deserialize(self.split(data)[1])
+
+    @classmethod
+    def split(cls, data: bytes) -> tuple[float | None, bytes]:
+        """(the enqueue time, or None when unstamped; the serialized message)."""
+        data = bytes(data)
+        if not data.startswith(cls.MARK):
+            return None, data
+        start = len(cls.MARK)
+        (stamp,) = cls.STAMP.unpack_from(data, start)
+        return stamp, data[start + cls.STAMP.size :]
+
+
+def backlog(huey: Huey) -> tuple[int, float | None]:
+    """(tasks waiting in the queue, seconds the next one to run has waited, or None)."""
+    depth = int(huey.pending_count())
+    if not depth:
+        return 0, None
+    head = huey.storage.enqueued_items(1)
+    stamp = StampedSerializer.split(head[0])[0] if head else None
+    return depth, None if stamp is None else max(0.0, time.time() - stamp)
 
 
 def beat(sessions: sessionmaker[Session], name: str) -> None:
@@ -38,6 +85,13 @@ def beat(sessions: sessionmaker[Session], name: str) -> None:
         row.beat_at = datetime.now(UTC)
         row.runs += 1
         session.add(row)
+
+
+def last_beats(engine: Engine) -> dict[str, datetime]:
+    """When each background process (by its role's name) last beat."""
+    with engine.connect() as db:
+        rows = db.execute(select(Heartbeat.name, Heartbeat.beat_at)).all()
+    return {name: at if at.tzinfo else at.replace(tzinfo=UTC) for name, at in rows}
 
 
 def last_beat_age_s(engine: Engine) -> float | None:
