@@ -27,6 +27,8 @@ from bridge.config import Settings
 from bridge.infra import metrics, queue
 from bridge.infra.models import PendingDocument
 from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, runtime_of
+from tests.hooks.test_hooks import connect, deliveries_of, detect, drive, hook_app, subscribe, talk
+from tests.receivers import receiver
 from tests.sources_helpers import signed_for, source_fields, token_of
 from tests.test_web_server import GUNICORN, ROOT, gunicorn
 
@@ -136,6 +138,70 @@ def test_refused_actions_are_timed_with_their_error_code(client, connection, sim
     assert value(after, "bridge_upstream_calls_total", **calls) > value(
         before, "bridge_upstream_calls_total", **calls
     )
+
+
+def test_budget_and_upstream_429s_are_counted_per_plan(make_app, seeded, sim_admin):
+    """A key past its plan's budget is refused by us (source=budget); ZappWay's own 429 counts
+    as source=upstream; both under the plan's requests/minute."""
+    app = make_app(plan_limits={"free": 2, "pro": 300}, upstream_rate_wait_s=0.0,
+                   upstream_max_retries=0)  # fmt: skip
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    before = scrape(client)
+    body = {"agent_id": seeded["agents"][0]["id"], "query": "hi"}
+    sim_admin.add_fault("rate_limit", path="/query$", retry_after=1, times=1)
+    first = client.post("/v1/actions/query_agent", json=body, headers=bearer(token))
+    second = client.post("/v1/actions/query_agent", json=body, headers=bearer(token))
+    assert (first.status_code, second.status_code) == (429, 429)
+    after = scrape(client)
+    for source in ("upstream", "budget"):
+        labels = {"plan_rpm": "2", "source": source}
+        counted = value(after, "bridge_rate_limited_total", **labels)
+        assert counted - value(before, "bridge_rate_limited_total", **labels) == 1, source
+
+
+def test_refused_webhooks_are_counted_by_provider_and_result(make_app, seeded):
+    """A webhook with a wrong signature counts as rejected, never as accepted."""
+    app = make_app(sync_debounce_s=0)
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    body = source_fields("standard_webhooks", seeded["datastores"][0]["id"])
+    source = client.post("/v1/sources", json=body, headers=bearer(token)).get_json()
+    before = scrape(client)
+    signed = signed_for(
+        source, "standard_webhooks", body=_article(1), secrets=["whsec_" + "A" * 32]
+    )
+    answer = client.post(source["inbound_path"], data=signed.body, headers=signed.headers)
+    assert answer.status_code == 401
+    after = scrape(client)
+    for result, added in (("rejected", 1), ("accepted", 0)):
+        labels = {"provider": "standard_webhooks", "result": result}
+        counted = value(after, "bridge_inbound_events_total", **labels)
+        assert counted - value(before, "bridge_inbound_events_total", **labels) == added
+
+
+def test_hook_attempts_are_counted_by_outcome_with_the_delivery_lag(make_app, seeded, sim_admin):
+    """A receiver that fails once then accepts: one retry, one delivered, one lag observed."""
+    agent = seeded["agents"][0]["id"]
+    with receiver([500], then=200) as rec:
+        app = hook_app(make_app, hook_retry_schedule=(0, 0.05, 0.05))
+        client = app.test_client()
+        before = scrape(client)
+        hook = subscribe(app, connect(app, seeded["key"]), rec.url, agent)
+        talk(sim_admin, agent)
+        detect(app)
+        rec.wait_for(1)
+        (delivery,) = deliveries_of(app, hook["id"])
+        assert drive(app, delivery.id, {"delivered", "failed"}) == "delivered"
+    after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("bridge_hook_deliveries_total", outcome="retry") == 1
+    assert delta("bridge_hook_deliveries_total", outcome="delivered") == 1
+    assert delta("bridge_hook_delivery_lag_seconds_count") == 1
+    assert 0 < delta("bridge_hook_delivery_lag_seconds_sum") < 10
 
 
 def test_pending_documents_queue_and_heartbeat_are_read_at_scrape(make_app, seeded):
