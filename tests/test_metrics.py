@@ -230,10 +230,19 @@ def test_pending_documents_queue_and_heartbeat_are_read_at_scrape(make_app, seed
         assert session.query(PendingDocument).count() == 2
 
 
-def test_queue_messages_carry_the_time_they_were_queued(tmp_path):
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def queue_settings(request, tmp_path) -> Settings:
+    """Settings for the embedded (SQLite) queue, then for the Redis one."""
+    fields = {"var_dir": tmp_path, "secret_key": TEST_SECRET}
+    if request.param == "redis":
+        fields["redis_url"] = request.getfixturevalue("redis_url")
+    return Settings.for_tests(fields)
+
+
+def test_queue_messages_carry_the_time_they_were_queued(queue_settings):
     """A task's message is stamped when queued and reads back unchanged; unstamped data (a
     result, a task queued by an older release) still reads."""
-    settings = Settings.for_tests({"var_dir": tmp_path, "secret_key": TEST_SECRET})
+    settings = queue_settings
     huey = queue.make_huey(settings)
 
     @huey.task()
