@@ -334,8 +334,6 @@ def test_counts_add_up_over_two_web_processes_and_a_worker(
         "BRIDGE_METRICS_TOKEN": METRICS_TOKEN,
         "BRIDGE_FREE_RPM": "100000",
         "BRIDGE_SYNC_DEBOUNCE": "0",
-        "WEB_WORKER_CLASS": "gthread",
-        "WEB_THREADS": "4",
     }
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,16 @@ class Series:
 REGISTRY = CollectorRegistry()  # this process's series (single-process mode: what is shown)
 _series: Series | None = None
 _directory: Path | None = None
+_creating = threading.Lock()
 
 
 def get() -> Series:
-    """The process's series, created on first use."""
+    """The process's series, created on first use (once, whichever thread comes first)."""
     global _series
     if _series is None:
-        _series = _create(REGISTRY)
+        with _creating:
+            if _series is None:
+                _series = _create(REGISTRY)
     return _series
 
 
