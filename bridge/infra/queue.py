@@ -38,34 +38,31 @@ def make_huey(settings: Settings) -> Huey:
 
 
 class StampedSerializer(Serializer):  # type: ignore[misc]  # huey is untyped
-    """huey's pickle serializer, with the time a task entered the queue in front of it.
+    """huey's pickle serializer, with the time a task entered the queue after its pickle.
 
     huey's messages carry no such time, and the age of the oldest waiting task is what tells an
-    operator the workers are behind. Data without the stamp (results, tasks queued before this
-    format) reads as before; pickles never start with the mark.
+    operator the workers are behind. `pickle.loads` ignores bytes past the end of a pickle, so
+    the format does not change for a reader: a worker of an older release reads a stamped
+    message as before, and unstamped data (results, older tasks) reads here as before.
     """
 
-    MARK = b"\x00zq1"
+    MARK = b"\x00bridge-queued-at:"
     STAMP = struct.Struct("!d")
 
     def serialize(self, data: Any) -> bytes:
         raw: bytes = super().serialize(data)
         if isinstance(data, Message):
-            return self.MARK + self.STAMP.pack(time.time()) + raw
+            return raw + self.MARK + self.STAMP.pack(time.time())
         return raw
 
-    def deserialize(self, data: bytes) -> Any:
-        return super().deserialize(self.split(data)[1])
-
     @classmethod
-    def split(cls, data: bytes) -> tuple[float | None, bytes]:
-        """(the enqueue time, or None when unstamped; the serialized message)."""
-        data = bytes(data)
-        if not data.startswith(cls.MARK):
-            return None, data
-        start = len(cls.MARK)
-        (stamp,) = cls.STAMP.unpack_from(data, start)
-        return stamp, data[start + cls.STAMP.size :]
+    def queued_at(cls, data: bytes) -> float | None:
+        """When a serialized task was queued (Unix time), or None when it carries no stamp."""
+        data, size = bytes(data), cls.STAMP.size
+        if data[-size - len(cls.MARK) : -size] != cls.MARK:
+            return None
+        (stamp,) = cls.STAMP.unpack(data[-size:])
+        return float(stamp)
 
 
 def backlog(huey: Huey) -> tuple[int, float | None]:
@@ -74,7 +71,7 @@ def backlog(huey: Huey) -> tuple[int, float | None]:
     if not depth:
         return 0, None
     head = huey.storage.enqueued_items(1)
-    stamp = StampedSerializer.split(head[0])[0] if head else None
+    stamp = StampedSerializer.queued_at(head[0]) if head else None
     return depth, None if stamp is None else max(0.0, time.time() - stamp)
 
 
