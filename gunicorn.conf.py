@@ -66,3 +66,20 @@ class RedactingLogger(Logger):
 
 logger_class = RedactingLogger
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Before the workers fork: share one Prometheus directory (`bridge.infra.metrics`)."""
+    from bridge.config import Settings
+    from bridge.infra import metrics
+
+    directory = Settings.from_process_env().metrics_path
+    metrics.prepare_directory(directory)
+    metrics.enable_multiprocess(directory)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker exited: its live gauges go, its counts stay in the sums."""
+    from bridge.infra import metrics
+
+    metrics.process_exited(worker.pid)

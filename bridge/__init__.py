@@ -42,7 +42,7 @@ def create_app(
     from bridge.spec import views as spec_views
     from bridge.sync import views as sync_views
     from bridge.sync.tasks import SyncTasks
-    from bridge.web import cli, context, errors, health
+    from bridge.web import cli, context, errors, health, metrics
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
     logs.configure(settings.log_level)
@@ -70,6 +70,7 @@ def create_app(
         SignInLimiter: SignInLimiter(settings),
     })  # fmt: skip
     errors.init_app(app)
+    metrics.init_app(app)
     for blueprint in (
         health.bp, connections_views.bp, spec_views.bp, sync_views.bp, console_views.bp,
     ):  # fmt: skip

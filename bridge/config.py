@@ -35,7 +35,9 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     old_secret_keys: tuple[str, ...] = field(default=(), repr=False)
     admin_token: str = field(default="", repr=False)
+    metrics_token: str = field(default="", repr=False)
     var_dir: Path = Path("var")
+    metrics_dir: Path | None = None  # None: <var_dir>/metrics
     database_url: str = ""
     redis_url: str = ""
     upstream_base_url: str = DEFAULT_BASE_URL
@@ -80,6 +82,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where the processes of one machine share their Prometheus figures (multiprocess)."""
+        return self.var_dir / "metrics" if self.metrics_dir is None else Path(self.metrics_dir)
 
     @property
     def sqlite_queue_path(self) -> Path:
@@ -128,7 +135,9 @@ class Settings:
             secret_key=reader.text("BRIDGE_SECRET_KEY", ""),
             old_secret_keys=reader.csv("BRIDGE_OLD_SECRET_KEYS"),
             admin_token=reader.text("BRIDGE_ADMIN_TOKEN", ""),
+            metrics_token=reader.text("BRIDGE_METRICS_TOKEN", ""),
             var_dir=var_dir,
+            metrics_dir=Path(reader.text("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics"))),
             database_url=normalise_database_url(
                 reader.text("DATABASE_URL", f"sqlite:///{var_dir / 'bridge.sqlite3'}")
             ),

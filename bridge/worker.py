@@ -13,7 +13,7 @@ import logging
 from huey import Huey
 
 from bridge import create_app
-from bridge.infra import queue
+from bridge.infra import metrics, queue
 from bridge.runtime import Runtime
 from bridge.web.context import service_of
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 def main() -> None:
     app = create_app()
     huey, runtime = service_of(app, Huey), service_of(app, Runtime)
+    metrics.enable_multiprocess(runtime.settings.metrics_path)  # summed with the web's figures
     settings = runtime.settings
     beat = queue.BeatThread(runtime.sessions, "worker", settings.worker_gone_after_s / 4)
     beat.start()

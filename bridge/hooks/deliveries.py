@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bridge.infra import metrics
 from bridge.infra.backoff import Backoff
 from bridge.infra.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.infra.outbound import PostOutcome
@@ -33,6 +34,7 @@ LEASE = timedelta(seconds=60)
 JITTER = 0.2
 POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
 RECORD_WINDOW_S = 0.05  # answers this close together are recorded in one commit
+OUTCOMES = {"delivered": "delivered", "cancelled": "gone", "failed": "failed"}  # else: retry
 
 
 def message_id(delivery: Delivery) -> str:
@@ -185,7 +187,19 @@ def _record(
     )
     delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
     delivery.lease_until = None  # as `_still_held` wrote it (its bulk UPDATE skips the session)
-    return _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
+    delay = _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
+    _observe(delivery)
+    return delay
+
+
+def _observe(delivery: Delivery) -> None:
+    """Count an attempt by what it led to; a delivered one's lag since the event's fan-out."""
+    outcome = OUTCOMES.get(delivery.state, "retry")
+    series = metrics.get()
+    series.hook_deliveries.labels(outcome).inc()
+    if outcome == "delivered" and delivery.delivered_at is not None:
+        lag = (delivery.delivered_at - delivery.created_at).total_seconds()
+        series.hook_delivery_lag_seconds.observe(lag)
 
 
 def _after_attempt(

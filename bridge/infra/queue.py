@@ -9,12 +9,16 @@ The heartbeat is how `/readyz` knows a worker is alive.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from huey.registry import Message
+from huey.serializer import Serializer
 from huey.signals import SIGNAL_INTERRUPTED
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,9 +44,38 @@ def make_huey(settings: Settings) -> Huey:
     if settings.huey_immediate:
         return MemoryHuey(QUEUE_NAME, immediate=True)
     if settings.redis_url:
-        return RedisHuey(QUEUE_NAME, url=settings.redis_url)
+        return RedisHuey(QUEUE_NAME, url=settings.redis_url, serializer=StampedSerializer())
     settings.sqlite_queue_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path))
+    return SqliteHuey(QUEUE_NAME, filename=str(settings.sqlite_queue_path),
+                      serializer=StampedSerializer())  # fmt: skip
+
+
+class StampedSerializer(Serializer):  # type: ignore[misc]  # huey is untyped
+    """huey's pickle serializer, with the time a task entered the queue after its pickle.
+
+    huey's messages carry no such time, and the age of the oldest waiting task is what tells an
+    operator the workers are behind. `pickle.loads` ignores bytes past the end of a pickle, so
+    the format does not change for a reader: a worker of an older release reads a stamped
+    message as before, and unstamped data (results, older tasks) reads here as before.
+    """
+
+    MARK = b"\x00bridge-queued-at:"
+    STAMP = struct.Struct("!d")
+
+    def serialize(self, data: Any) -> bytes:
+        raw: bytes = super().serialize(data)
+        if isinstance(data, Message):
+            return raw + self.MARK + self.STAMP.pack(time.time())
+        return raw
+
+    @classmethod
+    def queued_at(cls, data: bytes) -> float | None:
+        """When a serialized task was queued (Unix time), or None when it carries no stamp."""
+        data, size = bytes(data), cls.STAMP.size
+        if data[-size - len(cls.MARK) : -size] != cls.MARK:
+            return None
+        (stamp,) = cls.STAMP.unpack(data[-size:])
+        return float(stamp)
 
 
 def beat(sessions: sessionmaker[Session], name: str) -> None:
@@ -52,6 +85,13 @@ def beat(sessions: sessionmaker[Session], name: str) -> None:
         row.beat_at = datetime.now(UTC)
         row.runs += 1
         session.add(row)
+
+
+def last_beats(engine: Engine) -> dict[str, datetime]:
+    """When each background process (by its role's name) last beat."""
+    with engine.connect() as db:
+        rows = db.execute(select(Heartbeat.name, Heartbeat.beat_at)).all()
+    return {name: at if at.tzinfo else at.replace(tzinfo=UTC) for name, at in rows}
 
 
 def last_beat_age_s(engine: Engine) -> float | None:
@@ -66,9 +106,16 @@ def last_beat_age_s(engine: Engine) -> float | None:
 
 
 def backlog(huey: Huey) -> dict[str, Any]:
-    """What waits in the queue: tasks ready to run now and tasks scheduled for later. (Huey
-    stores no enqueue time, so the age of the oldest task is not known here.)"""
-    return {"pending": int(huey.pending_count()), "scheduled": int(huey.scheduled_count())}
+    """What waits in the queue: tasks ready to run now, tasks scheduled for later, and how long
+    the next one to run has waited (from the time `StampedSerializer` appends; None when the
+    queue is empty or its head predates the stamp)."""
+    pending = int(huey.pending_count())
+    waited = None
+    if pending:
+        head = huey.storage.enqueued_items(1)
+        stamp = StampedSerializer.queued_at(head[0]) if head else None
+        waited = None if stamp is None else round(max(0.0, time.time() - stamp), 3)
+    return {"pending": pending, "scheduled": int(huey.scheduled_count()), "oldest_wait_s": waited}
 
 
 def redis_reachable(url: str) -> bool:

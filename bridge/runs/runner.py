@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -23,6 +24,8 @@ from bridge.connections import service as connections
 from bridge.connections.service import Credential
 from bridge.documents.service import DocumentService
 from bridge.documents.store import DocumentMap
+from bridge.infra import metrics
+from bridge.infra.errors import BridgeError
 from bridge.operation import Action, ActionContext
 from bridge.runs import jobs
 from bridge.runtime import Runtime
@@ -53,7 +56,17 @@ class ActionRunner:
 
     def execute(self, action: Action, caller: Credential, data: dict[str, Any]) -> Any:
         """Run an action's perform and dump its output (the one place actions are executed)."""
-        return action.dump(action.perform(self.context(caller), data))
+        started, outcome = time.monotonic(), "internal_error"
+        try:
+            result = action.dump(action.perform(self.context(caller), data))
+            outcome = "ok"
+            return result
+        except BridgeError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            metrics.get().action_seconds.labels(action.key, outcome).observe(seconds)
 
     def within_deadline(self, action: Action, caller: Credential, data: dict[str, Any]) -> Any:
         """Return the action's output, or hand the run to a job once the deadline passes.

@@ -176,7 +176,7 @@ def _answer(answer: Answer) -> dict[str, Any]:
     described: dict[str, Any] = {"description": answer.description}
     if answer.schema is not None:
         schema: Any = {"type": "array", "items": answer.schema} if answer.many else answer.schema
-        described["content"] = {"application/json": {"schema": schema}}
+        described["content"] = {answer.media_type: {"schema": schema}}
     if answer.headers:
         described["headers"] = {
             name: {"description": header.description, "required": header.required,

@@ -24,7 +24,7 @@ from typing import Any
 from bridge.connections import service as connections
 from bridge.documents.service import DocumentService
 from bridge.documents.store import DocumentBusy, DocumentMap
-from bridge.infra import queue
+from bridge.infra import metrics, queue
 from bridge.infra.models import PendingDocument
 from bridge.runtime import Runtime
 from bridge.sync import cms_fetch, marker, sources
@@ -64,6 +64,7 @@ def sync(runtime: Runtime, connection_id: str) -> SyncOutcome:
         batch = sync_state.due_batch(runtime, connection_id)
         if not batch:
             break
+        metrics.get().sync_batch_documents.observe(len(batch))
         marker.touch(runtime, connection_id)
         try:
             # Never waits for the key's budget (max_wait 0): a spent budget reschedules the run.

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection as DBConnection
 
+from bridge.infra import metrics
 from bridge.infra.crypto import SecretBox
 from bridge.infra.errors import ClientError
 from bridge.sync.marker import STALE_MARKER
@@ -95,9 +96,12 @@ def ingest(
     written = write_event(db, source, key=key, status="accepted", reason=None, changes=changes,
                           debounce_s=debounce_s, stale_after=stale_after)  # fmt: skip
     if written.event_id is None:
-        return IngestResult("duplicate", None, 0, False)
-    status = "accepted" if changes else "ignored"
-    return IngestResult(status, written.event_id, len(changes), written.sync_claimed)
+        result = IngestResult("duplicate", None, 0, False)
+    else:
+        status = "accepted" if changes else "ignored"
+        result = IngestResult(status, written.event_id, len(changes), written.sync_claimed)
+    metrics.get().inbound_events.labels(source.provider, result.status).inc()
+    return result
 
 
 def _newest_per_document(changes: list[Change]) -> list[Change]:
@@ -114,6 +118,7 @@ def _newest_per_document(changes: list[Change]) -> list[Change]:
 def _reject(db: DBConnection, source: InboundTarget, status: str, reason: str) -> None:
     """Record a refused request for the source's events; nothing is queued for it."""
     write_event(db, source, key=None, status=status, reason=reason, changes=[], debounce_s=0)
+    metrics.get().inbound_events.labels(source.provider, status).inc()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from bridge.config import Settings
+from bridge.infra import metrics
 from bridge.infra.backoff import Backoff
 from bridge.infra.crypto import fingerprint
 from bridge.upstream.errors import (
@@ -286,8 +287,14 @@ class UpstreamClient:
         self._take_budget(max(0.0, deadline - time.monotonic()))
         url = self._pool.settings.upstream_base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
-        with _translate_transport_errors():
-            response = self._pool.send(method, url, params, json, headers)
+        started = time.monotonic()
+        try:
+            with _translate_transport_errors():
+                response = self._pool.send(method, url, params, json, headers)
+        except UpstreamError as exc:
+            self._observe(operation, exc.code, started)
+            raise
+        self._observe(operation, str(response.status_code), started)
         log.debug("upstream.response op=%s status=%d", operation, response.status_code)
         if response.is_success:
             return _unwrap(response, keep_meta)
@@ -318,6 +325,14 @@ class UpstreamClient:
                 raise NeverSent(exc.retry_after or 1.0) from exc
             raise
         gate.admit()
+
+    def _observe(self, operation: str, status: str, started: float) -> None:
+        """Count one request in the metrics (a 429 also against the key's plan)."""
+        series = metrics.get()
+        series.upstream_calls.labels(operation, status).inc()
+        series.upstream_seconds.labels(operation).observe(time.monotonic() - started)
+        if status == "429":
+            series.rate_limited.labels(str(self._per_minute), "upstream").inc()
 
     def _resolve_ambiguous_403(
         self, operation: str, error: UpstreamResponseError

@@ -19,6 +19,7 @@ from typing import Any
 from pyrate_limiter import AbstractBucket, BucketFactory, Limiter, Rate, RateItem
 
 from bridge.config import Settings
+from bridge.infra import metrics
 from bridge.upstream.errors import UpstreamRateLimited
 
 WINDOW_MS = 61_000
@@ -39,12 +40,16 @@ class KeyRateLimiter:
                 `retry_after` says when it will.
         """
         self._factory.set_limit(key_fingerprint, per_minute)
+        started = time.monotonic()
         if max_wait > 0:
             admitted = self._limiter.try_acquire(key_fingerprint, blocking=True, timeout=max_wait)
         else:
             admitted = self._limiter.try_acquire(key_fingerprint, blocking=False)
+        series, plan = metrics.get(), str(per_minute)
+        series.rate_wait_seconds.labels(plan).observe(time.monotonic() - started)
         if admitted:
             return
+        series.rate_limited.labels(plan, "budget").inc()
         wait_ms = self._factory.wait_ms(key_fingerprint)
         raise UpstreamRateLimited(
             f"This connection's ZappWay budget ({per_minute} requests/minute) is used up and "

@@ -65,13 +65,15 @@ class ResponseHeader:
 
 @dataclass(frozen=True)
 class Answer:
-    """One success status: its body (a schema class, a JSON schema, or None for no body) and
-    the response headers it carries."""
+    """One success status: its body (a schema class, a JSON schema, or None for no body), its
+    media type (JSON unless said otherwise: `/metrics` answers Prometheus text) and the response
+    headers it carries."""
 
     schema: Any = None
     description: str = "OK"
     many: bool = False
     headers: Mapping[str, ResponseHeader] = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 @dataclass(frozen=True)

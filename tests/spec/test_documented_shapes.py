@@ -184,6 +184,10 @@ EXAMPLES: dict[str, Example] = {
     "GET /healthz": lambda w: ([w.client.get("/healthz")], []),
     "GET /readyz": lambda w: ([w.client.get("/readyz")], [_unready(w)]),
     "GET /openapi.json": lambda w: ([w.client.get("/openapi.json")], []),
+    "GET /metrics": lambda w: (
+        [w.client.get("/metrics", headers=_admin())],
+        [w.client.get("/metrics"), w.client.get("/metrics", headers=w.auth)],
+    ),
     "GET /manifest.json": lambda w: ([w.client.get("/manifest.json")], []),
     "POST /v1/connections": lambda w: (
         [w.post("/v1/connections", {"api_key": w.seeded["key"], "label": "Again"}, headers={})],
@@ -319,8 +323,12 @@ def _check(spec: dict[str, Any], key: str, response: TestResponse) -> list[str]:
     if documented is None:
         return [f"{key}: status {response.status_code} is not documented ({sorted(answers)})"]
     problems = []
-    schema = documented.get("content", {}).get("application/json", {}).get("schema")
-    if schema is not None:
+    content = documented.get("content", {})
+    schema = content.get("application/json", {}).get("schema")
+    if content and schema is None:  # another media type (Prometheus text): that type, a body
+        if response.mimetype not in content or not response.get_data():
+            problems.append(f"{key} {response.status_code}: not a {sorted(content)} body")
+    elif schema is not None:
         body = json.loads(response.get_data() or b"null")
         problems += [
             f"{key} {response.status_code}: {error.message[:200]}"
