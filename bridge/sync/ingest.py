@@ -23,6 +23,7 @@ from sqlalchemy import Connection as DBConnection
 
 from bridge.infra.crypto import SecretBox
 from bridge.infra.errors import ClientError
+from bridge.infra.jsontext import INBOUND_DEPTH, JsonTooDeep, check_depth
 from bridge.sync.marker import STALE_MARKER
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.generic import GenericConfig
@@ -50,8 +51,8 @@ class IngestRejected(ClientError):
     """Raised when a request fails verification (400/401) or its verified payload is unusable
     (422); the event is recorded either way, with nothing queued. `code` is the reason slug."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status, reason, f"Webhook rejected: {reason}")
+    def __init__(self, status: int, reason: str, detail: str | None = None) -> None:
+        super().__init__(status, reason, f"Webhook rejected: {detail or reason}")
 
 
 def ingest(
@@ -81,8 +82,13 @@ def ingest(
         _reject(db, source, "rejected", exc.reason)
         raise IngestRejected(exc.status, exc.reason) from exc
     try:
+        check_depth(raw_body, INBOUND_DEPTH)  # before the parser's recursion can fail
         payload = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
+    except JsonTooDeep as exc:
+        _reject(db, source, "rejected", "json-too-deep")
+        detail = f"JSON nested deeper than {INBOUND_DEPTH} levels"
+        raise IngestRejected(400, "json-too-deep", detail) from exc
+    except ValueError as exc:  # not UTF-8, or not JSON
         _reject(db, source, "rejected", "malformed-json")
         raise IngestRejected(400, "malformed-json") from exc
     try:
