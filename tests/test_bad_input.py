@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import time
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from bridge.infra.jsontext import (
 from bridge.registry import ACTIONS
 from bridge.schemas import SQL_INT_MAX
 from tests.console.test_console_pages import sign_in
-from tests.sources_helpers import Bridge, connect, signed_for, source_fields
+from tests.sources_helpers import Bridge, connect, served, signed_for, source_fields
 
 JSON = {"Content-Type": "application/json"}
 SURROGATE = "\ud800"
@@ -218,6 +220,27 @@ def test_the_console_events_page_bounds_before_too(bridge):
     response = bridge.client.get(f"{path}?before=9223372036854775808")
     assert response.status_code == 422
     assert "before" in response.get_data(as_text=True)
+
+
+# --- 4. a body cut short (under gunicorn: tests/test_web_server.py) ---------------------------
+
+
+def test_a_stalled_body_is_a_400_on_the_development_server_too(make_app):
+    """Served by werkzeug (`make run`'s server, the tests' real sockets), a body that stops
+    short of its Content-Length is a JSON 400 `incomplete_body` after WEB_BODY_TIMEOUT."""
+    app = make_app(body_timeout_s=0.5)
+    with served(app) as base:
+        host, port = base.removeprefix("http://").split(":")
+        started = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=20) as sock:
+            sock.sendall(b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n"
+                         b"Content-Type: application/json\r\n\r\n{")  # fmt: skip
+            answer = sock.recv(65536)
+        took = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert json.loads(body)["error"]["code"] == "incomplete_body"
+    assert took < 15  # a bound on correctness (no hang), not a timing goal
 
 
 # --- 5. methods and content types ----------------------------------------------------------------

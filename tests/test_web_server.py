@@ -162,11 +162,13 @@ def parsed(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
     return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, json.loads(body)
 
 
-def test_a_body_cut_short_is_answered_at_once_with_a_json_400(tmp_path):
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_body_cut_short_is_answered_at_once_with_a_json_400(tmp_path, worker_class):
     """A request announcing more body than it sends gets a JSON 400 `incomplete_body` once
     WEB_BODY_TIMEOUT (1 s here) passes with nothing arriving, instead of holding the worker's
     connection until the client gives up; the worker then serves the next request."""
-    with gunicorn(tmp_path, WEB_BODY_TIMEOUT="1") as (base, _log):
+    settings = {"WEB_BODY_TIMEOUT": "1", "WEB_WORKER_CLASS": worker_class}
+    with gunicorn(tmp_path, **settings) as (base, _log):
         short = (b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                  b"\r\nContent-Length: 100\r\n\r\n" + b'{"api_key": "zw_')  # fmt: skip
         answer, took = raw_exchange(base, short)
