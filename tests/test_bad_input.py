@@ -28,7 +28,11 @@ from bridge.infra.jsontext import (
 from bridge.registry import ACTIONS
 from bridge.schemas import SQL_INT_MAX
 from tests.console.test_console_pages import sign_in
-from tests.sources_helpers import Bridge, connect, served, signed_for, source_fields
+from tests.sources_helpers import Bridge, connect, served, signed_for, source_fields, upserted
+from tests.sync.providers.builders import signed
+from tests.sync.providers.samples import SAMPLES
+from tests.sync_helpers import FAST, local_cms
+from tests.sync_helpers import Bridge as SyncBridge
 
 JSON = {"Content-Type": "application/json"}
 SURROGATE = "\ud800"
@@ -176,6 +180,45 @@ def test_a_surrogate_pair_is_text_and_a_lone_one_in_a_key_is_named_escaped():
     path = first_unencodable(json.loads('{"a": [{"\\udc00": 1}]}'))
     assert path == "a.0.\\udc00"
     path.encode("utf-8")
+
+
+def test_a_lone_surrogate_in_a_cms_webhook_becomes_a_replacement_character(bridge, sim_admin):
+    """A CMS's payload is not the user's to fix: a lone surrogate in it becomes U+FFFD, and the
+    document still reaches ZappWay (it used to crash the upsert, leaving it pending)."""
+    source = bridge.source("woocommerce")
+    sample = json.loads(signed_for(source, "woocommerce").body)
+    sample["name"] = f"Bread {SURROGATE}loaf"
+    answer = bridge.post(
+        source, signed_for(source, "woocommerce", body=json.dumps(sample).encode())
+    )
+    assert answer.status_code == 202, answer.get_json()
+    sent = upserted(sim_admin, bridge.datastore_id)
+    assert len(sent) == 1
+    assert "Bread \ufffdloaf" in json.dumps(sent[0], ensure_ascii=False)
+
+
+def test_a_lone_surrogate_in_fetched_cms_content_is_replaced_too(make_app, seeded, sim_admin):
+    """The same for content the worker fetches for a thin payload (a Storyblok story)."""
+    sim_admin.settings(rate_limit_enabled=False)
+    app = make_app(**FAST, allow_private_targets=True, sync_retry_schedule=(0.1, 0.1, 0.1))
+    bridge = SyncBridge(app, seeded["key"])
+    with local_cms() as cms:
+        cms.content["/v2/cdn/stories/7"] = {"story": {
+            "id": 7, "name": f"Home {SURROGATE}", "published_at": "2024-05-01T10:00:00.000Z",
+            "content": {"body": [{"text": f"Fresh {SURROGATE}bread"}]},
+        }}  # fmt: skip
+        source = bridge.create_source(
+            seeded["datastores"][0]["id"], provider="storyblok",
+            secret=SAMPLES["storyblok"].secret,
+            credentials={"token": "t", "base_url": cms.url},
+        )  # fmt: skip
+        payload = {**json.loads(SAMPLES["storyblok"].body), "story_id": 7}
+        request = signed("storyblok", body=json.dumps(payload).encode(), signed_at=time.time())
+        assert bridge.post(source, request.body, request.headers).status_code == 202
+        bridge.drain()
+    assert bridge.row("7").state == "delivered", bridge.row("7").last_error
+    sent = upserted(sim_admin, seeded["datastores"][0]["id"])
+    assert "Fresh \ufffdbread" in json.dumps(sent, ensure_ascii=False)
 
 
 # --- 3. integers in range ------------------------------------------------------------------------

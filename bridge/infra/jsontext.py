@@ -12,7 +12,9 @@ Two things parse fine with `json.loads` yet fail later, as a 500:
   box). `first_unencodable` finds the first such string (or key) and its path, so the caller
   is told which field to fix (a 422) instead of a traceback.
 
-`loads` does both around `json.loads`, which is how every JSON body of the API is read.
+`loads` does both around `json.loads`, which is how every JSON body of the API is read. What
+a CMS sends or answers (inbound webhooks, fetched content) is parsed with `repair=True`: its
+lone surrogates become U+FFFD instead of a refusal, since the user cannot fix them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 _QUOTE, _OPENERS = ord('"'), frozenset(b"[{")
 # Only a \uD800-\uDFFF escape can produce a surrogate: raw bytes must be valid UTF-8.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonTooDeep(ClientError):
@@ -93,22 +96,58 @@ def first_unencodable(value: Any) -> str | None:
     return None
 
 
-def loads(text: bytes | str, *, max_depth: int = API_DEPTH) -> Any:
+def loads(text: bytes | str, *, max_depth: int = API_DEPTH, repair: bool = False) -> Any:
     """Parse JSON text from a caller after checking its depth, then check its strings.
+
+    `repair` replaces lone surrogates with U+FFFD instead of refusing them: for what a CMS
+    sends or answers, where one broken character should not keep a document out of ZappWay.
 
     Raises:
         JsonTooDeep: nested deeper than `max_depth`.
         ValueError: not JSON (or not UTF-8); the caller says which input it was.
-        NotUnicode: a string or key holds a lone surrogate; names its path.
+        NotUnicode: a string or key holds a lone surrogate (unless `repair`); names its path.
     """
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     check_depth(data, max_depth)
     value = json.loads(data)
-    if _SURROGATE_ESCAPE.search(data):
-        path = first_unencodable(value)
-        if path is not None:
-            raise NotUnicode(path)
+    if not _SURROGATE_ESCAPE.search(data):
+        return value
+    if repair:
+        return replace_lone_surrogates(value)
+    path = first_unencodable(value)
+    if path is not None:
+        raise NotUnicode(path)
     return value
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """The parsed JSON with each lone surrogate in a string or key replaced by U+FFFD (the
+    replacement character, as any UTF-8 decoder does with broken bytes); containers are
+    fixed in place, iteratively."""
+    if isinstance(value, str):
+        return _repaired(value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in [k for k in item if not _encodable(k)]:
+                item[_repaired(key)] = item.pop(key)
+            for key, child in item.items():
+                if isinstance(child, str):
+                    item[key] = _repaired(child)
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+        elif isinstance(item, list):
+            for index, child in enumerate(item):
+                if isinstance(child, str):
+                    item[index] = _repaired(child)
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+    return value
+
+
+def _repaired(text: str) -> str:
+    return text if _encodable(text) else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _encodable(text: str) -> bool:

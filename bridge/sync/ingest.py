@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlalchemy import Connection as DBConnection
 
+from bridge.infra import jsontext
 from bridge.infra.crypto import SecretBox
 from bridge.infra.errors import ClientError
-from bridge.infra.jsontext import INBOUND_DEPTH, JsonTooDeep, check_depth
+from bridge.infra.jsontext import INBOUND_DEPTH, JsonTooDeep
 from bridge.sync.marker import STALE_MARKER
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.generic import GenericConfig
@@ -82,8 +83,10 @@ def ingest(
         _reject(db, source, "rejected", exc.reason)
         raise IngestRejected(exc.status, exc.reason) from exc
     try:
-        check_depth(raw_body, INBOUND_DEPTH)  # before the parser's recursion can fail
-        payload = json.loads(raw_body)
+        # Depth checked before the parser's recursion can fail; a lone surrogate becomes U+FFFD
+        # (it could never be encoded for ZappWay, and one broken character should not cost the
+        # document).
+        payload = jsontext.loads(raw_body, max_depth=INBOUND_DEPTH, repair=True)
     except JsonTooDeep as exc:
         _reject(db, source, "rejected", "json-too-deep")
         detail = f"JSON nested deeper than {INBOUND_DEPTH} levels"
