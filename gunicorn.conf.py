@@ -69,9 +69,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn's own refusals as `{"error": {"code", "message"}}` (code: the reason's slug)."""
+    """gunicorn's own refusals as `{"error": {"code", "message"}}` (code: the reason's slug;
+    `internal_error` for a 500, as the app names its own)."""
     message = " ".join((mesg or reason).split())[:250]
     code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
+    code = "internal_error" if status_int == 500 else code
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.sync.providers.builders import signed
 from tests.sync.providers.samples import SAMPLES
 from tests.sync_helpers import FAST, local_cms
 from tests.sync_helpers import Bridge as SyncBridge
+from tests.test_web_server import raw_exchange
 
 JSON = {"Content-Type": "application/json"}
 SURROGATE = "\ud800"
@@ -272,14 +272,10 @@ def test_a_stalled_body_is_a_400_on_the_development_server_too(make_app):
     """Served by werkzeug (`make run`'s server, the tests' real sockets), a body that stops
     short of its Content-Length is a JSON 400 `incomplete_body` after WEB_BODY_TIMEOUT."""
     app = make_app(body_timeout_s=0.5)
+    short = (b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n"
+             b"Content-Type: application/json\r\n\r\n{")  # fmt: skip
     with served(app) as base:
-        host, port = base.removeprefix("http://").split(":")
-        started = time.monotonic()
-        with socket.create_connection((host, int(port)), timeout=20) as sock:
-            sock.sendall(b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n"
-                         b"Content-Type: application/json\r\n\r\n{")  # fmt: skip
-            answer = sock.recv(65536)
-        took = time.monotonic() - started
+        answer, took = raw_exchange(base, short, wait=20)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), answer
     assert json.loads(body)["error"]["code"] == "incomplete_body"
