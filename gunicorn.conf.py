@@ -15,13 +15,24 @@ The access log is off unless `WEB_ACCESS_LOG=true`: the platform's router (Herok
 reverse proxy in front already logs every request, and a log line per webhook cost 7 % of the
 CPU of an inbound acknowledgement (`bench/ingest.py`). When on, inbound URL tokens are redacted.
 
+Requests gunicorn refuses before the app sees them (a malformed request line, a line over 4094
+bytes: 414, headers over gunicorn's limits: 431 or 400) are answered in the bridge's JSON error
+envelope instead of gunicorn's HTML page: gunicorn writes them all through one function,
+`gunicorn.util.write_error`, which `json_error` replaces (gunicorn offers no setting for it;
+a worker subclass would have to copy all of `Worker.handle_error`). The status and reason stay
+gunicorn's. A request body that stalls is bounded by the app itself (`WEB_BODY_TIMEOUT`, read
+by `bridge.config`; see `bridge/web/body_timeout.py`), so it works the same under any server.
+
 This file reads PORT / WEB_CONCURRENCY / WEB_WORKER_CLASS / WEB_WORKER_CONNECTIONS / WEB_THREADS /
 WEB_ACCESS_LOG because gunicorn starts before the app; everything else is read by `bridge.config`.
 """
 
+import json
 import os
 import re
+import socket
 
+import gunicorn.util
 from gunicorn.glogging import Logger
 
 WORKER_CLASSES = ("gevent", "gthread")
@@ -83,3 +94,20 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from bridge.infra import metrics
 
     metrics.process_exited(worker.pid)
+
+
+def json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own refusals as `{"error": {"code", "message"}}` (code: the reason's slug;
+    `internal_error` for a 500, as the app names its own)."""
+    message = " ".join((mesg or reason).split())[:250]
+    code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
+    code = "internal_error" if status_int == 500 else code
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+gunicorn.util.write_error = json_error

@@ -43,6 +43,7 @@ def create_app(
     from bridge.sync import views as sync_views
     from bridge.sync.tasks import SyncTasks
     from bridge.web import cli, context, errors, health, metrics
+    from bridge.web.body_timeout import BodyTimeout
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
     logs.configure(settings.log_level)
@@ -52,7 +53,8 @@ def create_app(
     activity_log = ActivityLog(runtime.engine, settings.activity_flush_s, settings.activity_buffer)
 
     app = Flask(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # also makes a stalled read a 400
+    app.wsgi_app = BodyTimeout(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.register(app, {
         Runtime: runtime,

@@ -50,6 +50,7 @@ class Settings:
     default_plan: str = "free"
     allow_self_registration: bool = True
     max_body_bytes: int = 1_000_000
+    body_timeout_s: float = 10.0
     upstream_max_connections: int = 1000
     housekeeping_minutes: int = 5
     worker_threads: int = 16
@@ -156,6 +157,7 @@ class Settings:
             default_plan=reader.text("BRIDGE_DEFAULT_PLAN", "free"),
             allow_self_registration=reader.flag("BRIDGE_SELF_REGISTRATION", True),
             max_body_bytes=int(reader.number("BRIDGE_MAX_BODY_BYTES", 1_000_000, 1024, 50_000_000)),
+            body_timeout_s=reader.number("WEB_BODY_TIMEOUT", 10.0, 0.1, 120),
             housekeeping_minutes=int(reader.number("BRIDGE_HOUSEKEEPING_MINUTES", 5, 1, 59)),
             worker_threads=int(reader.number("BRIDGE_WORKER_THREADS", 16, 1, 512)),
             worker_gone_after_s=reader.number("BRIDGE_WORKER_GONE_AFTER", 60.0, 5, 3600),

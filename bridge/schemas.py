@@ -1,4 +1,4 @@
-"""Base schema for inputs sent by no-code tools.
+"""Base schema for inputs sent by no-code tools, and the fields every input shares.
 
 Zapier, Make and n8n send empty strings (or nulls) for optional fields the user left blank;
 those are dropped before validation so they mean "not given" instead of failing a type check.
@@ -17,6 +17,10 @@ from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+SQL_INT_MAX = 2**31 - 1
+"""The largest INTEGER (PostgreSQL's int4, the type of every integer id column): the top of
+every integer a URL may carry, since one past SQLite's or PostgreSQL's range fails the query."""
+
 UPSTREAM_ID = validate.Regexp(
     r"^[A-Za-z0-9@_.:-]{1,100}$", error="must be a ZappWay id (letters, digits, - _ . : @)"
 )
@@ -25,6 +29,14 @@ UPSTREAM_ID = validate.Regexp(
 def zappway_id(**kwargs: Any) -> fields.String:
     """A field holding a ZappWay id: it ends up in an upstream URL, so its alphabet is checked."""
     return fields.String(validate=UPSTREAM_ID, **kwargs)
+
+
+def integer(minimum: int, maximum: int = SQL_INT_MAX, **kwargs: Any) -> fields.Integer:
+    """An integer within `[minimum, maximum]`: every integer query parameter is one, so a value
+    out of range is a 422 naming it, never an overflow in the query it feeds."""
+    if maximum > SQL_INT_MAX:
+        raise ValueError(f"an integer parameter is at most {SQL_INT_MAX}")
+    return fields.Integer(validate=validate.Range(min=minimum, max=maximum), **kwargs)
 
 
 class ToolInput(Schema):

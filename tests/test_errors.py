@@ -19,6 +19,7 @@ import bridge
 from bridge.connections.service import ConnectionAuthError, InvalidApiKey
 from bridge.console.signin import SignInRefused, TooManySignIns
 from bridge.infra.errors import MAX_MESSAGE, BridgeError, ClientError, as_bridge_error
+from bridge.infra.jsontext import API_DEPTH, JsonTooDeep, NotUnicode
 from bridge.runs.idempotency import IdempotencyConflict
 from bridge.runs.jobs import ActionStillRunning
 from bridge.sync.ingest import IngestRejected
@@ -41,6 +42,8 @@ EXAMPLES: dict[type[BridgeError], Callable[[], BridgeError]] = {
     UpstreamRejected: lambda: UpstreamRejected("ZappWay rejected it", fields=("query",)),
     SignInRefused: lambda: SignInRefused("Unknown connection token"),
     TooManySignIns: lambda: TooManySignIns(retry_after=12.5),
+    JsonTooDeep: lambda: JsonTooDeep(API_DEPTH),
+    NotUnicode: lambda: NotUnicode("documents.0.title"),
 }
 
 

@@ -1,12 +1,15 @@
 """The production web server as deployed: gunicorn with `gunicorn.conf.py` (gevent workers).
 
 Started for real in a subprocess, the way the Procfile starts it, so the config file itself is
-under test: it boots, serves, and its access log never shows an inbound URL's secret token.
+under test: it boots, serves, its access log never shows an inbound URL's secret token, a
+stalled body is cut short, and what gunicorn itself refuses is answered as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -15,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -128,3 +132,70 @@ def test_a_run_past_the_deadline_becomes_a_job_under_gevent(tmp_path, sim_server
             time.sleep(0.2)
         assert job["status"] == "succeeded", job
         assert job["result"]["answer"]
+
+
+def raw_exchange(base: str, request: bytes, wait: float = 40) -> tuple[bytes, float]:
+    """Send raw bytes and keep the connection open; return (answer, seconds until it came)."""
+    host, port = base.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer, time.monotonic() - started
+
+
+def _length(answer: bytes) -> int:
+    found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", answer)
+    return int(found.group(1)) if found else 1 << 30
+
+
+def parsed(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """(status, headers with lower-case names, JSON body) of a raw HTTP/1.1 answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, json.loads(body)
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_body_cut_short_is_answered_at_once_with_a_json_400(tmp_path, worker_class):
+    """A request announcing more body than it sends gets a JSON 400 `incomplete_body` once
+    WEB_BODY_TIMEOUT (1 s here) passes with nothing arriving, instead of holding the worker's
+    connection until the client gives up; the worker then serves the next request."""
+    settings = {"WEB_BODY_TIMEOUT": "1", "WEB_WORKER_CLASS": worker_class}
+    with gunicorn(tmp_path, **settings) as (base, _log):
+        short = (b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                 b"\r\nContent-Length: 100\r\n\r\n" + b'{"api_key": "zw_')  # fmt: skip
+        answer, took = raw_exchange(base, short)
+        status, headers, body = parsed(answer)
+        assert (status, body["error"]["code"]) == (400, "incomplete_body"), answer
+        assert headers["content-type"] == "application/json"
+        assert "WEB_BODY_TIMEOUT" in body["error"]["message"]
+        assert took < 30  # a bound on correctness (no 90 s hang), not a timing goal
+        assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_requests_gunicorn_refuses_are_answered_as_json(tmp_path):
+    """A malformed request line (400), a request line over gunicorn's limit (414) and a header
+    over its limit (431) come back in the JSON error envelope, not gunicorn's HTML page; a
+    wrong method is a JSON 405 with `Allow`."""
+    cases = [
+        (b"NOT A REQUEST\r\n\r\n", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    ]
+    with gunicorn(tmp_path) as (base, _log):
+        for request, expected in cases:
+            status, headers, body = parsed(raw_exchange(base, request)[0])
+            assert status == expected, (request[:20], status)
+            assert headers["content-type"] == "application/json"
+            assert body["error"]["code"] and len(body["error"]["message"]) <= 250
+        wrong = httpx.put(f"{base}/v1/connections")
+        assert wrong.status_code == 405
+        assert wrong.json()["error"]["code"] == "method_not_allowed"
+        assert "POST" in wrong.headers["Allow"]

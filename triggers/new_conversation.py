@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from bridge.operation import Detected
-from bridge.schemas import ToolInput, zappway_id
+from bridge.schemas import ToolInput, integer, zappway_id
 
 if TYPE_CHECKING:
     from bridge.upstream.conversations import Conversation, Message
@@ -40,7 +40,7 @@ class Params(ToolInput):
     """Query parameters of the polling endpoint."""
 
     agent_id = zappway_id(required=True, metadata={"description": "The agent to watch."})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    limit = integer(1, 100, load_default=50)
     since = fields.AwareDateTime(metadata={"description": "Only conversations created after this."})
     after_id = zappway_id(metadata={"description": "Only conversations newer than this id."})
     sample = fields.Boolean(load_default=False)

@@ -11,7 +11,6 @@ Content-Security-Policy (scripts and styles from /console/static only).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
 
 from bridge.connections import service as connections
 from bridge.console import activity, service, signin
@@ -38,8 +38,9 @@ from bridge.console.session import COOKIE, MAX_AGE_S, Session, SessionCodec
 from bridge.console.signin import SignInLimiter
 from bridge.hooks import subscriptions as hooks
 from bridge.hooks.tasks import HookTasks
-from bridge.infra import crypto
+from bridge.infra import crypto, jsontext
 from bridge.infra.errors import BridgeError, ClientError, InvalidInput
+from bridge.schemas import integer
 from bridge.sync import inbound_events, sources
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.setup import SETUPS
@@ -55,6 +56,7 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"console.css": "text/css", "console.js": "text/javascript"}
 PLANS = ("free", "pro")
+EVENTS_BEFORE = integer(1)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -476,7 +478,11 @@ def _json_options(config: str, mapping: str) -> dict[str, Any]:
     for name, text in (("config", config), ("mapping", mapping)):
         if text.strip():
             try:
-                options[name] = json.loads(text)
+                options[name] = jsontext.loads(text)
+            except jsontext.JsonTooDeep as exc:
+                raise InvalidInput(f"{name}: {exc.message}", fields=[name]) from exc
+            except jsontext.NotUnicode as exc:
+                raise jsontext.NotUnicode(f"{name}.{exc.fields[0]}") from exc
             except ValueError as exc:
                 raise InvalidInput(f"{name} is not valid JSON", fields=[name]) from exc
     return options
@@ -491,7 +497,7 @@ def source_page(cid: str, sid: str) -> str:
     status = request.args.get("status") or None
     if status is not None and status not in inbound_events.STATUSES:
         raise InvalidInput("status is accepted, rejected or unmappable", fields=["status"])
-    before = request.args.get("before", type=int)
+    before = _events_before(request.args.get("before") or None)
     events = service.events_page(get_session(), runtime(), source, status=status, before=before)
     template = "_events.html" if request.args.get("partial") == "events" else "source.html"
     return _page(
@@ -499,6 +505,18 @@ def source_page(cid: str, sid: str) -> str:
         provider=PROVIDERS[source.provider], setup=SETUPS[source.provider],
         inbound_url=_base_url() + events.inbound_path, statuses=inbound_events.STATUSES,
     )  # fmt: skip
+
+
+def _events_before(text: str | None) -> int | None:
+    """The page link's `before` event id, bounded as the API's (422 naming it when out of
+    range: never an overflow in the query)."""
+    if text is None:
+        return None
+    try:
+        before: int = EVENTS_BEFORE.deserialize(text)
+    except ValidationError as exc:
+        raise InvalidInput(f"before: {exc.messages[0]}", fields=["before"]) from exc
+    return before
 
 
 @bp.post("/connections/<cid>/sources/<sid>/replay")

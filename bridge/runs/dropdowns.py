@@ -9,10 +9,12 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from bridge.schemas import integer
+
 
 class ListQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    page = integer(1, 10_000, load_default=1)
+    limit = integer(1, 500, load_default=100)
     format = fields.String(load_default="items", validate=validate.OneOf(("items", "options")))
 
 

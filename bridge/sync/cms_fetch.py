@@ -13,12 +13,11 @@ the user's own host: a regional Storyblok API or a GitHub Enterprise server (`..
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bridge.infra import netguard
+from bridge.infra import jsontext, netguard
 from bridge.infra.backoff import parse_retry_after
 from bridge.infra.outbound import (
     DeadlinePassed,
@@ -110,7 +109,10 @@ def _document(content_type: str, body: bytes) -> Fetched:
     if "json" not in kind or RAW_MARK in kind:  # Markdown or code: `<T>` is text, not a tag
         return Fetched(None, normalise(text), None)
     try:
-        payload = json.loads(text)
+        payload = jsontext.loads(text, max_depth=jsontext.INBOUND_DEPTH, repair=True)
+    except jsontext.JsonTooDeep as exc:
+        detail = f"CMS answered JSON nested deeper than {jsontext.INBOUND_DEPTH} levels"
+        raise FetchFailed(detail, final=True) from exc
     except ValueError as exc:
         raise FetchFailed("CMS answered malformed JSON", final=True) from exc
     item = payload

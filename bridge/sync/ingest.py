@@ -21,9 +21,10 @@ from typing import Any
 
 from sqlalchemy import Connection as DBConnection
 
-from bridge.infra import metrics
+from bridge.infra import jsontext, metrics
 from bridge.infra.crypto import SecretBox
 from bridge.infra.errors import ClientError
+from bridge.infra.jsontext import INBOUND_DEPTH, JsonTooDeep
 from bridge.sync.marker import STALE_MARKER
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.generic import GenericConfig
@@ -51,8 +52,8 @@ class IngestRejected(ClientError):
     """Raised when a request fails verification (400/401) or its verified payload is unusable
     (422); the event is recorded either way, with nothing queued. `code` is the reason slug."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(status, reason, f"Webhook rejected: {reason}")
+    def __init__(self, status: int, reason: str, detail: str | None = None) -> None:
+        super().__init__(status, reason, f"Webhook rejected: {detail or reason}")
 
 
 def ingest(
@@ -84,8 +85,15 @@ def ingest(
         _reject(db, source, "rejected", exc.reason)
         raise IngestRejected(exc.status, exc.reason) from exc
     try:
-        payload = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested too deep
+        # Depth checked before the parser's recursion can fail; a lone surrogate becomes U+FFFD
+        # (it could never be encoded for ZappWay, and one broken character should not cost the
+        # document).
+        payload = jsontext.loads(raw_body, max_depth=INBOUND_DEPTH, repair=True)
+    except JsonTooDeep as exc:
+        _reject(db, source, "rejected", "json-too-deep")
+        detail = f"JSON nested deeper than {INBOUND_DEPTH} levels"
+        raise IngestRejected(400, "json-too-deep", detail) from exc
+    except ValueError as exc:  # not UTF-8, or not JSON
         _reject(db, source, "rejected", "malformed-json")
         raise IngestRejected(400, "malformed-json") from exc
     try:

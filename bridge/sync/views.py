@@ -16,7 +16,7 @@ from marshmallow import Schema, fields, validate
 
 from bridge.infra import storage
 from bridge.infra.errors import ClientError, NotFound
-from bridge.schemas import ToolInput
+from bridge.schemas import ToolInput, integer
 from bridge.sync import inbound_events, sources
 from bridge.sync.ingest import IngestRejected, ingest
 from bridge.sync.schemas import CreateSourceIn, source_options
@@ -32,13 +32,11 @@ EVENT_SUFFIX = re.compile(r"[a-z0-9_.-]{1,64}")
 
 
 class EventsQuery(ToolInput):
-    before = fields.Integer(validate=validate.Range(min=1), metadata={
+    before = integer(1, metadata={
         "description": "Only events older than this event id: the next page starts before "
         "the last id of this one."
     })  # fmt: skip
-    limit = fields.Integer(
-        load_default=inbound_events.PAGE, validate=validate.Range(1, inbound_events.PAGE)
-    )
+    limit = integer(1, inbound_events.PAGE, load_default=inbound_events.PAGE)
     status = fields.String(validate=validate.OneOf(inbound_events.STATUSES))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, has_request_context, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from bridge.infra.errors import BridgeError, ClientError, as_bridge_error
 from bridge.web.context import absolute_url
@@ -26,10 +26,16 @@ HTTP_MESSAGES = {
     405: "Method not allowed on this endpoint",
     413: "Request body too large",
 }
+INCOMPLETE_BODY = (
+    "The request body stopped before its Content-Length was reached (nothing arrived for "
+    "WEB_BODY_TIMEOUT seconds, or the connection closed); send the whole body"
+)
 
 
 def from_http(exc: HTTPException) -> BridgeError:
     """werkzeug's routing and body errors in the bridge's envelope."""
+    if isinstance(exc, ClientDisconnected):  # the body stalled (`BodyTimeout`) or was cut off
+        return ClientError(400, "incomplete_body", INCOMPLETE_BODY)
     status = exc.code or 500
     code = (exc.name or "error").lower().replace(" ", "_")
     return ClientError(status, code, HTTP_MESSAGES.get(status, exc.description or exc.name))
