@@ -28,6 +28,7 @@ from bridge.upstream.errors import (
     UpstreamRejected,
     UpstreamResponseError,
 )
+from bridge.upstream.gate import CallWithdrawn, NeverSent
 from bridge.web.errors import render
 
 # Errors whose constructor needs arguments: how to build a typical one.
@@ -44,6 +45,8 @@ EXAMPLES: dict[type[BridgeError], Callable[[], BridgeError]] = {
     TooManySignIns: lambda: TooManySignIns(retry_after=12.5),
     JsonTooDeep: lambda: JsonTooDeep(API_DEPTH),
     NotUnicode: lambda: NotUnicode("documents.0.title"),
+    NeverSent: lambda: NeverSent(2.0),
+    CallWithdrawn: lambda: CallWithdrawn(2.0),
 }
 
 
