@@ -84,7 +84,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     from bridge.config import Settings
     from bridge.infra import metrics
 
-    directory = Settings.from_process_env().metrics_path
+    directory = Settings.metrics_directory()
     metrics.prepare_directory(directory)
     metrics.enable_multiprocess(directory)
 

@@ -116,6 +116,16 @@ class Settings:
         """Build settings from this process's environment (the only read of os.environ)."""
         return cls.from_environ(os.environ)
 
+    @staticmethod
+    def metrics_directory(environ: Mapping[str, str] = os.environ) -> Path:
+        """Where this machine's processes keep their Prometheus files, read on its own: the
+        gunicorn master prepares the directory before any app exists, so a server whose other
+        settings are refused still starts and says why (`PROMETHEUS_MULTIPROC_DIR`, else
+        `<BRIDGE_VAR_DIR>/metrics`)."""
+        reader = _Reader(environ)
+        var_dir = Path(reader.text("BRIDGE_VAR_DIR", "var"))
+        return Path(reader.text("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics")))
+
     @classmethod
     def for_tests(cls, overrides: Mapping[str, Any]) -> Settings:
         """Build settings from explicit values only (tests and tools never touch the env)."""
@@ -138,7 +148,7 @@ class Settings:
             admin_token=reader.text("BRIDGE_ADMIN_TOKEN", ""),
             metrics_token=reader.text("BRIDGE_METRICS_TOKEN", ""),
             var_dir=var_dir,
-            metrics_dir=Path(reader.text("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics"))),
+            metrics_dir=cls.metrics_directory(environ),
             database_url=normalise_database_url(
                 reader.text("DATABASE_URL", f"sqlite:///{var_dir / 'bridge.sqlite3'}")
             ),

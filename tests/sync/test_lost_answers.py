@@ -159,7 +159,7 @@ def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
         worker = start_worker(env, log)
         time.sleep(stale_s + 0.5)
         bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
-        wait_until(lambda: bridge.row("p1").state == "delivered", 30, "the delete delivered")
+        wait_until(lambda: bridge.row("p1").state == "delivered", 90, "the delete delivered")
     finally:
         stop(worker)
     assert copies(sim_app, datastore, "Title of p1") == [], log.read_text()[-3000:]
