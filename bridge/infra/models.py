@@ -343,3 +343,14 @@ class ApiRequest(Base):
     path: Mapped[str] = mapped_column(String(300))
     status: Mapped[int] = mapped_column(Integer)
     address: Mapped[str] = mapped_column(String(64))
+
+
+class DurableMark(Base):
+    """A small fact the bridge must remember when Redis forgets everything (one row per name):
+    today the rate limiter's Redis epoch, which tells a flushed Redis from a first start."""
+
+    __tablename__ = "durable_marks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

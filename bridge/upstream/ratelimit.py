@@ -7,6 +7,11 @@ Each key gets one bucket named by the key's fingerprint, never the key itself.
 The window is a little longer than a minute (`WINDOW_MS`): the upstream counts arrivals in its own
 fixed minute windows, and a request admitted here reaches it a few milliseconds later, so a
 61-second sliding window guarantees no upstream minute ever sees more than the limit.
+
+On Redis, which may forget the windows (a restart without persistence, a FLUSHDB), the buckets
+notice it and hold every key for one window (`bridge.upstream.redis_budget`). The SQLite and
+PostgreSQL backends keep their windows durably. A store that cannot be reached is an honest 503
+(`UpstreamUnavailable`, the call never left the bridge), never a 500 or a call let through.
 """
 
 from __future__ import annotations
@@ -17,19 +22,25 @@ import time
 from typing import Any
 
 from pyrate_limiter import AbstractBucket, BucketFactory, Limiter, Rate, RateItem
+from redis import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.config import Settings
 from bridge.infra import metrics
-from bridge.upstream.errors import UpstreamRateLimited
+from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
+from bridge.upstream.redis_budget import GuardedRedisBucket, RedisLossGuard
 
 WINDOW_MS = 61_000
+# What a budget store raises when it cannot be reached (the SQL database holds Redis's epoch).
+STORE_ERRORS = (RedisError, SQLAlchemyError)
 
 
 class KeyRateLimiter:
     """Admit or delay upstream calls so no key exceeds its requests-per-minute."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._factory = SharedBuckets(settings, WINDOW_MS)
+    def __init__(self, settings: Settings, window_ms: int = WINDOW_MS) -> None:
+        """`window_ms` is shorter only in tests; the plan is per minute everywhere else."""
+        self._factory = SharedBuckets(settings, window_ms, guard_loss=True)
         self._limiter = Limiter(self._factory, buffer_ms=20)
 
     def acquire(self, key_fingerprint: str, per_minute: int, max_wait: float) -> None:
@@ -38,13 +49,23 @@ class KeyRateLimiter:
         Raises:
             UpstreamRateLimited: when the budget will not free up within `max_wait`;
                 `retry_after` says when it will.
+            UpstreamUnavailable: the shared budget store is unreachable (the client retries
+                it with backoff like a refused connection: nothing was sent).
         """
         self._factory.set_limit(key_fingerprint, per_minute)
         started = time.monotonic()
-        if max_wait > 0:
-            admitted = self._limiter.try_acquire(key_fingerprint, blocking=True, timeout=max_wait)
-        else:
-            admitted = self._limiter.try_acquire(key_fingerprint, blocking=False)
+        try:
+            if max_wait > 0:
+                admitted = self._limiter.try_acquire(
+                    key_fingerprint, blocking=True, timeout=max_wait
+                )
+            else:
+                admitted = self._limiter.try_acquire(key_fingerprint, blocking=False)
+        except STORE_ERRORS as exc:
+            raise UpstreamUnavailable(
+                "The bridge's shared rate-budget store is unreachable, so the call never left "
+                "the bridge; retry in a few seconds"
+            ) from exc
         series, plan = metrics.get(), str(per_minute)
         series.rate_wait_seconds.labels(plan).observe(time.monotonic() - started)
         if admitted:
@@ -60,7 +81,10 @@ class KeyRateLimiter:
 
     def seconds_until_free(self, key_fingerprint: str) -> float:
         """Seconds until the key's budget admits a request again (at least 1)."""
-        return max(1.0, self._factory.wait_ms(key_fingerprint) / 1000)
+        try:
+            return max(1.0, self._factory.wait_ms(key_fingerprint) / 1000)
+        except STORE_ERRORS:
+            return 1.0
 
     def close(self) -> None:
         self._factory.close()
@@ -70,13 +94,16 @@ class SharedBuckets(BucketFactory):
     """One bucket per name (each with its own per-window limit), created on first use in the
     configured shared backend. The console's sign-in limiter uses it too."""
 
-    def __init__(self, settings: Settings, window_ms: int) -> None:
+    def __init__(self, settings: Settings, window_ms: int, *, guard_loss: bool = False) -> None:
+        """`guard_loss`: on Redis, hold every bucket for a window after Redis loses its data
+        (the upstream budgets need it; the console's sign-in limiter does not)."""
         self._settings = settings
         self._window_ms = window_ms
         self._buckets: dict[str, AbstractBucket] = {}
         self._limits: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._backend = _make_backend(settings)
+        self._guard: RedisLossGuard | None = None
+        self._backend = self._make_backend(settings, guard_loss)
 
     def set_limit(self, name: str, per_minute: int) -> None:
         with self._lock:
@@ -113,16 +140,24 @@ class SharedBuckets(BucketFactory):
         super().close()
         with self._lock:
             self._buckets.clear()
+        if self._guard is not None:
+            self._guard.close()
 
-
-def _make_backend(settings: Settings) -> Any:
-    """Return a function (name, rates) -> bucket for the configured shared store."""
-    if settings.redis_url:
+    def _make_backend(self, settings: Settings, guard_loss: bool) -> Any:
+        """Return a function (name, rates) -> bucket for the configured shared store."""
+        if not settings.redis_url:
+            return _make_sql_backend(settings)
         import redis
-        from pyrate_limiter import RedisBucket
 
         client = redis.Redis.from_url(settings.redis_url)
-        return lambda name, rates: RedisBucket.init(rates, client, f"zwb:ratelimit:{name}")
+        if guard_loss:
+            self._guard = RedisLossGuard(client, settings.database_url, self._window_ms)
+        guard = self._guard
+        return lambda name, rates: GuardedRedisBucket(rates, client, f"zwb:ratelimit:{name}", guard)
+
+
+def _make_sql_backend(settings: Settings) -> Any:
+    """Return a function (name, rates) -> bucket for PostgreSQL or the local SQLite file."""
     if settings.database_url.startswith("postgresql"):
         from psycopg_pool import ConnectionPool
         from pyrate_limiter import PostgresBucket

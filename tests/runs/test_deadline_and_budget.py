@@ -65,3 +65,27 @@ def test_a_call_called_off_at_the_deadline_leaves_no_job(full_budget):
     assert response.status_code == 429
     with runtime_of(full_budget["app"]).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_call_whose_budget_store_is_unreachable_answers_503_never_sent(
+    make_app, seeded, sim_admin
+):
+    """Redis (the shared rate budget) refusing connections: an action answers an honest 503
+    saying the call never left the bridge, never a 500, and ZappWay is not called."""
+    registered = (
+        make_app()
+        .test_client()
+        .post("/v1/connections", json={"api_key": seeded["key"], "label": "No Redis"})
+    )
+    assert registered.status_code == 201, registered.get_json()
+    cut_off = make_app(redis_url="redis://127.0.0.1:1/0")  # same database; nothing on port 1
+    agent = seeded["agents"][0]["id"]
+    response = act(
+        cut_off.test_client(), registered.get_json()["token"], "query_agent",
+        {"agent_id": agent, "query": "one"},
+    )  # fmt: skip
+    error = response.get_json()["error"]
+    assert response.status_code == 503, error
+    assert error["code"] == "upstream_unavailable"
+    assert "never left the bridge" in error["message"]
+    assert calls(sim_admin, "/query", "POST") == []

@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from bridge.config import Settings
-from bridge.upstream.errors import UpstreamRateLimited
+from bridge.infra.marks import read_mark
+from bridge.infra.storage import make_engine, migrate
+from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from bridge.upstream.ratelimit import KeyRateLimiter
+from bridge.upstream.redis_budget import EPOCH_MARK
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +92,9 @@ def test_two_processes_never_exceed_the_key_limit(
         settings["database_url"] = request.getfixturevalue("pg_url")
     if backend == "redis":
         settings["redis_url"] = request.getfixturevalue("redis_url")
+        engine = make_engine(settings["database_url"])  # remembers Redis's epoch
+        migrate(engine)
+        engine.dispose()
     sim_admin.clear_requests()
     results = run_two_processes(settings, seeded["key"], per_minute, each)
     upstream = [r for r in sim_admin.requests() if r["path"].endswith("/me")]
@@ -95,3 +102,79 @@ def test_two_processes_never_exceed_the_key_limit(
     assert sum(r["limited"] for r in results) == 2 * each - per_minute
     assert len(upstream) == per_minute
     assert all(r["status"] == 200 for r in upstream)
+
+
+SHORT_WINDOW_MS = 2_000
+
+
+def redis_settings(tmp_path: Path, redis_url: str) -> dict:
+    """Settings for a Redis budget whose epoch is remembered in a migrated SQLite database."""
+    database_url = f"sqlite:///{tmp_path / 'marks.sqlite3'}"
+    engine = make_engine(database_url)
+    migrate(engine)
+    engine.dispose()
+    return {
+        "secret_key": TEST_SECRET,
+        "var_dir": tmp_path / "var",
+        "database_url": database_url,
+        "redis_url": redis_url,
+    }
+
+
+def test_flushed_redis_holds_every_key_for_one_window(tmp_path, redis_url):
+    """After FLUSHDB, two processes' limiters hold every key until one window has passed."""
+    settings = Settings.for_tests(redis_settings(tmp_path, redis_url))
+    first = KeyRateLimiter(settings, window_ms=SHORT_WINDOW_MS)
+    second = KeyRateLimiter(settings, window_ms=SHORT_WINDOW_MS)
+    try:
+        for _ in range(3):
+            first.acquire("fp-busy", 3, max_wait=0)
+        redis.Redis.from_url(redis_url).flushdb()  # Redis forgets every window
+        flushed_at = time.monotonic()
+        with pytest.raises(UpstreamRateLimited) as caught:
+            second.acquire("fp-busy", 3, max_wait=0)
+        assert 1 <= caught.value.retry_after <= SHORT_WINDOW_MS / 1000
+        with pytest.raises(UpstreamRateLimited):
+            first.acquire("fp-never-used", 3, max_wait=0)  # the quarantine covers every key
+        second.acquire("fp-busy", 3, max_wait=SHORT_WINDOW_MS / 1000 + 1)
+        assert time.monotonic() - flushed_at >= SHORT_WINDOW_MS / 1000 - 0.1
+        first.acquire("fp-never-used", 3, max_wait=0)  # after the window, budgets are back
+    finally:
+        first.close()
+        second.close()
+
+
+def test_first_start_with_empty_redis_and_database_is_not_held(tmp_path, redis_url):
+    """Nothing anywhere is a first start: calls pass at once and the epoch is remembered."""
+    raw = redis_settings(tmp_path, redis_url)
+    limiter = KeyRateLimiter(Settings.for_tests(raw), window_ms=SHORT_WINDOW_MS)
+    try:
+        limiter.acquire("fp-new", 2, max_wait=0)
+        limiter.acquire("fp-new", 2, max_wait=0)
+        limiter.acquire("fp-other", 2, max_wait=0)
+    finally:
+        limiter.close()
+    engine = make_engine(raw["database_url"])
+    try:
+        remembered = read_mark(engine, EPOCH_MARK)
+    finally:
+        engine.dispose()
+    assert remembered == redis.Redis.from_url(redis_url).get("zwb:ratelimit:epoch").decode()
+
+
+def test_unreachable_redis_is_an_honest_503(tmp_path):
+    """A budget store that refuses connections raises UpstreamUnavailable (503), never a 500."""
+    settings = {
+        "secret_key": TEST_SECRET,
+        "var_dir": tmp_path / "var",
+        "database_url": f"sqlite:///{tmp_path / 'marks.sqlite3'}",
+        "redis_url": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+    }
+    limiter = KeyRateLimiter(Settings.for_tests(settings))
+    try:
+        with pytest.raises(UpstreamUnavailable) as caught:
+            limiter.acquire("fp-a", 3, max_wait=0)
+        assert caught.value.status_code == 503
+        assert limiter.seconds_until_free("fp-a") >= 1
+    finally:
+        limiter.close()
