@@ -3,7 +3,9 @@
 Polling requests and the worker both call `refresh`. A watch row per (connection, trigger, agent)
 holds the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent
 cost one upstream call per interval) and a lease, so concurrent callers in any process never read
-the same agent twice at once. What is read and how items look is the trigger module's business
+the same agent twice at once. A worker told to stop gives a read up before its per-item lookups,
+and a read cut short by the stop timeout frees its lease (`release_for_restart`), so the poll
+queued again runs at once. What is read and how items look is the trigger module's business
 (`detect`, `render`); this module only keeps the cursor and the log.
 
 A new watch is seeded with the agent's most recent events from before the watch was created,
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
 from bridge.hooks import event_log
+from bridge.infra import queue
 from bridge.infra.models import Connection, Subscription, Watch
 from bridge.operation import Detected, Trigger
 from bridge.registry import trigger_for
@@ -42,6 +45,11 @@ AGENT_CHECK_POLLS = 40  # legacy profile: ask whether the agent still exists eve
 class RefreshResult:
     refreshed: bool
     delivery_ids: list[int]
+    handed_back: bool = False  # a stopping worker gave the read up before its lookups: poll again
+
+
+class _Stopping(Exception):
+    """The worker was told to stop between a read's list and its lookups."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ def refresh(
         if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
             zappway.get_agent(agent_id)
         found = trigger.detect(zappway, agent_id, cursor)
+        if queue.stopping():  # a safe point: nothing stored yet, the next worker reads again
+            raise _Stopping
         past: list[Detected] = []
         if seeding:
             # Events from before the watch existed are history (polls only); any since (say
@@ -168,6 +178,9 @@ def refresh(
             event_log.NewEvent(d.object_id, d.occurred_at, payload)
             for d, payload in zip(detected, payloads, strict=True)
         ]
+    except _Stopping:
+        release_for_restart(runtime, watch.id)
+        return RefreshResult(False, [], handed_back=True)
     except Exception as exc:
         _release(runtime, watch.id, error=_describe(exc))
         if isinstance(exc, UpstreamNotFound):  # the agent itself is gone
@@ -229,6 +242,19 @@ def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:
     ).rowcount
     session.commit()
     return bool(won)
+
+
+def release_for_restart(runtime: Runtime, watch_id: int) -> None:
+    """Free the lease of a poll its worker abandons at the stop timeout (the read's result is
+    never stored, so the cursor has not moved) and forget that read, so the poll queued again
+    reads at once instead of waiting for `LEASE` and the watch's interval."""
+    with runtime.sessions() as session:
+        session.execute(
+            update(Watch)
+            .where(Watch.id == watch_id, Watch.lease_until.is_not(None))
+            .values(lease_until=None, polled_at=None)
+        )
+        session.commit()
 
 
 def _release(runtime: Runtime, watch_id: int, error: str) -> None:
