@@ -39,6 +39,7 @@ LEASE = timedelta(seconds=60)
 JITTER = 0.2
 POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
 RECORD_WINDOW_S = 0.05  # answers this close together are recorded in one commit
+HELD = queue.HeldLeases()  # this process's delivery leases, for `release`
 OUTCOMES = {"delivered": "delivered", "cancelled": "gone", "failed": "failed"}  # else: retry
 
 
@@ -87,6 +88,18 @@ def attempt_batch(runtime: Runtime, delivery_ids: Sequence[int]) -> Attempts:
     result = Attempts({}, [])
     if not lease.won:
         return result
+    HELD.hold(lease.won, lease.until)
+    try:
+        _attempt_leased(runtime, lease, result)
+    finally:
+        HELD.drop(lease.won)
+    if result.handed_back:
+        log.info("hooks.handed_back deliveries=%d", len(result.handed_back))
+    return result
+
+
+def _attempt_leased(runtime: Runtime, lease: Lease, result: Attempts) -> None:
+    """POST the leased deliveries and record each answer into `result` as it arrives."""
     with runtime.sessions() as session:
         rows = session.execute(
             select(Delivery, Subscription, Event)
@@ -116,24 +129,23 @@ def attempt_batch(runtime: Runtime, delivery_ids: Sequence[int]) -> Attempts:
                     if delay is not None:
                         result.retry[delivery.id] = delay
                 session.commit()
-    if result.handed_back:
-        log.info("hooks.handed_back deliveries=%d", len(result.handed_back))
-    return result
 
 
 def release(runtime: Runtime, delivery_ids: Sequence[int]) -> int:
-    """Free the leases of a batch whose worker is exiting mid-POST (the stop timeout ran out);
-    returns how many. The task is queued again, so a restarted worker re-sends them at once
-    (same `webhook-id`) instead of after the lease: at-least-once, as after a kill."""
+    """Free the leases this process holds on a batch it abandons mid-POST (the stop timeout ran
+    out); returns how many. The task is queued again, so a restarted worker re-sends them at
+    once (same `webhook-id`) instead of after the lease: at-least-once, as after a kill. A
+    delivery of the batch another worker leased is left to it."""
+    freed = 0
     with runtime.sessions() as session:
-        freed = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-            update(Delivery)
-            .where(Delivery.id.in_(list(delivery_ids)), Delivery.state == "pending")
-            .where(Delivery.lease_until.is_not(None))
-            .values(lease_until=None)
-        ).rowcount
+        for delivery_id, until in HELD.held(delivery_ids).items():
+            freed += session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.lease_until == until)
+                .values(lease_until=None)
+            ).rowcount
         session.commit()
-    return int(freed)
+    return freed
 
 
 def _post_as_answered(

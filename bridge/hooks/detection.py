@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SEED_COUNT = 50
 LEASE = timedelta(seconds=60)
 AGENT_CHECK_POLLS = 40  # legacy profile: ask whether the agent still exists every 40 intervals
+HELD = queue.HeldLeases()  # this process's watch leases, for `release_for_restart`
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,14 @@ def refresh(
     with runtime.sessions() as session:
         watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
         last_read = _aware(watch.polled_at)  # before the claim moves it
-        if not _claim(session, watch.id, max_age_s):
+        lease_until = _claim(session, watch.id, max_age_s)
+        if lease_until is None:
             return RefreshResult(False, [])
         cursor = _aware(watch.cursor_created_at)
         seeding = watch.seeded_at is None
         watched_since = _aware(watch.created_at)
+    # Never dropped: one entry per watch, and `release_for_restart` frees only this very lease.
+    HELD.hold([watch.id], lease_until)
     try:
         zappway = connections.open_zappway(runtime, connection_id)
         if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
@@ -229,8 +233,9 @@ def _agent_check_due(zappway: ZappWay, last_read: datetime | None, interval_s: f
     return last_read.timestamp() // slot != datetime.now(UTC).timestamp() // slot
 
 
-def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:
-    """Take the watch's lease if its last read is older than `max_age_s` and nobody holds it."""
+def _claim(session: Session, watch_id: int, max_age_s: float) -> datetime | None:
+    """Take the watch's lease if its last read is older than `max_age_s` and nobody holds it;
+    the lease's end, or None when not taken."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=max_age_s)
     won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
@@ -241,17 +246,21 @@ def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:
         .values(lease_until=now + LEASE, polled_at=now)
     ).rowcount
     session.commit()
-    return bool(won)
+    return now + LEASE if won else None
 
 
 def release_for_restart(runtime: Runtime, watch_id: int) -> None:
-    """Free the lease of a poll its worker abandons at the stop timeout (the read's result is
-    never stored, so the cursor has not moved) and forget that read, so the poll queued again
-    reads at once instead of waiting for `LEASE` and the watch's interval."""
+    """Free the lease this process holds for a poll it abandons (told to stop, or cut at the
+    stop timeout: the read's result is never stored, so the cursor has not moved) and forget
+    that read, so the poll queued again reads at once instead of waiting for `LEASE` and the
+    watch's interval. A lease another process took since is left alone."""
+    until = HELD.held([watch_id]).get(watch_id)
+    if until is None:
+        return
     with runtime.sessions() as session:
         session.execute(
             update(Watch)
-            .where(Watch.id == watch_id, Watch.lease_until.is_not(None))
+            .where(Watch.id == watch_id, Watch.lease_until == until)
             .values(lease_until=None, polled_at=None)
         )
         session.commit()

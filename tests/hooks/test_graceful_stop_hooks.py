@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bridge.hooks import deliveries, detection
 from bridge.infra.models import Delivery, Watch
+from bridge.registry import trigger_for
 from tests.conftest import TEST_SECRET, bearer, runtime_of
 from tests.hooks.test_detection_restart import SETTINGS, talk
 from tests.receivers import HANG, receiver
@@ -30,6 +32,7 @@ from tests.receivers import HANG, receiver
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 LOOKUP = re.compile(r"/conversations/[^/]+$")  # one conversation's messages (`render`)
+NEW_CONVERSATION = trigger_for("new_conversation")
 PROMPT_S = 12  # a restarted worker's delivery of everything; the leases are 60 s
 
 
@@ -230,3 +233,28 @@ def test_sigterm_mid_poll_frees_the_watch_and_a_restart_polls_at_once(
         counts = collections.Counter(rec.ids())
     assert len(counts) == len(created), log.read_text()[-3000:]
     assert set(counts.values()) == {1}
+
+
+def test_a_hand_back_frees_only_the_leases_this_process_holds(hooked, sim_admin):
+    """The stop timeout's hand-back frees a delivery or watch lease only where it is this
+    process's own: one another worker took (here, a claim made outside any running task) is
+    left to it, so two workers never send one delivery or read one agent at once."""
+    app, token, agent = hooked
+    runtime = runtime_of(app)
+    with receiver() as rec:
+        subscribe(app, token, agent, rec.url)
+    talk(sim_admin, agent)
+    time.sleep(0.1)
+    with runtime.sessions() as session:
+        (watch_id,) = session.scalars(select(Watch.id))
+        watch = session.get(Watch, watch_id)
+        connection_id = watch.connection_id
+    detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
+    with runtime.sessions() as session:
+        (delivery_id,) = session.scalars(select(Delivery.id))
+    assert deliveries._claim(runtime, [delivery_id]).won == [delivery_id]  # another worker's
+    with runtime.sessions() as session:
+        assert detection._claim(session, watch_id, max_age_s=0) is not None  # another worker's
+    assert deliveries.release(runtime, [delivery_id]) == 0
+    detection.release_for_restart(runtime, watch_id)
+    assert leases_held(app) == 2
