@@ -3,12 +3,16 @@
 It builds the same app as the web process, so it runs the same named tasks with the same
 settings, then consumes the queue until stopped. SIGTERM stops it gracefully within
 `BRIDGE_WORKER_STOP_TIMEOUT` (see `bridge.infra.queue.GracefulConsumer`); a thread beats every
-quarter of `BRIDGE_WORKER_GONE_AFTER` so `/readyz` knows it is alive.
+quarter of `BRIDGE_WORKER_GONE_AFTER` so `/readyz` knows it is alive. Once the consumer is done
+the process ends at once: threads a task started (a hook batch's parallel POSTs, not daemons)
+would otherwise hold it past the stop timeout, though their task was already handed back.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 
 from huey import Huey
 
@@ -33,6 +37,9 @@ def main() -> None:
     finally:
         beat.stop()
     log.info("worker.stopped")
+    atexit._run_exitfuncs()  # what a normal exit runs (buffers flushed), without joining threads
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 Real processes: a worker (`python -m bridge.worker`) stopped while a sync upsert is in flight
 (simulator latency) finishes that batch, hands the rest back at once and leaves no lease or
 marker to expire, so a restarted worker goes on straight away; a gunicorn web process stopped
-mid-request still answers that request.
+mid-request still answers that request; a queued job cut by the stop timeout runs again and
+shows it (`runs`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -22,8 +24,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bridge.infra.models import DocumentMapping
-from tests.conftest import TEST_SECRET
+from bridge.infra.models import DocumentMapping, Job
+from tests.conftest import TEST_SECRET, runtime_of
+from tests.receivers import receiver
 from tests.sync_helpers import FAST, Bridge, upsert_calls
 from tests.test_web_server import GUNICORN, free_port, wait_healthy
 
@@ -202,3 +205,67 @@ def test_sigterm_to_gunicorn_lets_the_in_flight_request_finish(
     assert answer.status_code == 200, log_path.read_text()[-2000:]
     assert answer.json()["answer"]
     assert server.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("latency", "stop_timeout", "runs"),
+    [pytest.param(8, 2, 2, id="handed-back-runs-again-and-says-so"),
+     pytest.param(1.5, 10, 1, id="finished-within-the-stop-timeout")],
+)  # fmt: skip
+def test_sigterm_mid_job_finishes_it_or_shows_the_second_run(
+    make_app, seeded, sim_admin, sim_server, tmp_path, latency, stop_timeout, runs
+):
+    """A queued job whose ZappWay call is in flight at SIGTERM either finishes within the stop
+    timeout (one call, no `runs` shown) or is handed back and run again by the next worker,
+    which may ask ZappWay twice: then its status and callback show `runs: 2`, never silently."""
+    sim_admin.settings(rate_limit_enabled=False)
+    app = make_app(transport=None, upstream_base_url=f"{sim_server}/api/v1",
+                   huey_immediate=False, allow_private_targets=True)  # fmt: skip
+    client = app.test_client()
+    created = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    sim_admin.add_fault("latency", path="/query$", seconds=latency)
+    sim_admin.clear_requests()
+    env = worker_env(tmp_path, sim_server, BRIDGE_WORKER_STOP_TIMEOUT=str(stop_timeout),
+                     BRIDGE_ALLOW_PRIVATE_TARGETS="true")  # fmt: skip
+    log = tmp_path / "worker.log"
+
+    def queries() -> int:
+        return len([r for r in sim_admin.requests() if r["path"].endswith("/query")])
+
+    with receiver() as rec:
+        body = {"agent_id": seeded["agents"][0]["id"], "query": "Hi", "callback_url": rec.url}
+        accepted = client.post("/v1/actions/query_agent", json=body, headers=headers)
+        assert accepted.status_code == 202, accepted.get_json()
+        job_id = accepted.get_json()["job_id"]
+        worker = start_worker(env, log)
+        try:
+            wait_until(lambda: job_state(app, job_id) == "running", 30, "the job running")
+            time.sleep(0.5)  # its query is in flight
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        assert worker.returncode == 0, log.read_text()[-3000:]
+        sim_admin.clear_faults()
+        restarted = start_worker(env, log)
+        try:
+            (callback,) = rec.wait_for(1, timeout=15)
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            restarted.wait(30)
+    payload = json.loads(callback.body)
+    assert payload["status"] == "succeeded", payload
+    shown = client.get(f"/v1/jobs/{job_id}", headers=headers).get_json()
+    if runs == 1:
+        assert "runs" not in payload and "runs" not in shown
+    else:
+        assert payload["runs"] == shown["runs"] == 2
+    wait_until(lambda: queries() == runs, 15, f"{runs} query calls")  # as many as it shows
+
+
+def job_state(app, job_id: str) -> str | None:
+    with runtime_of(app).sessions() as session:
+        job = session.get(Job, job_id)
+        return None if job is None else job.state

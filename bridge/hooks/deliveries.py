@@ -8,6 +8,11 @@ Retry-After). A delivery that exhausts the schedule is marked failed and disable
 subscription. `webhook-id` is stable per (event, subscription); each attempt has a fresh
 timestamp and signature. Delivery is at-least-once: a worker killed between the receiver's 2xx
 and our record sends that event once more, with the same id.
+
+A worker told to stop (`queue.stopping()`) starts no new POST: the ones in flight are answered
+and recorded, the rest of the batch is released at once and handed back (`Attempts.handed_back`)
+so a restarted worker sends it without waiting for the lease; `release` frees a batch the stop
+timeout cut short.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bridge.infra import metrics
+from bridge.infra import metrics, queue
 from bridge.infra.backoff import Backoff
 from bridge.infra.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.infra.outbound import PostOutcome
@@ -34,6 +39,7 @@ LEASE = timedelta(seconds=60)
 JITTER = 0.2
 POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
 RECORD_WINDOW_S = 0.05  # answers this close together are recorded in one commit
+HELD = queue.HeldLeases()  # this process's delivery leases, for `release`
 OUTCOMES = {"delivered": "delivered", "cancelled": "gone", "failed": "failed"}  # else: retry
 
 
@@ -55,7 +61,22 @@ def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
 
 def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[int, float]:
     """One attempt for each due delivery among `delivery_ids`; {id: seconds to its next attempt}
-    for those to retry.
+    for those to retry (those a stopping worker did not send are due now: see `attempt_batch`)."""
+    attempts = attempt_batch(runtime, delivery_ids)
+    return {**attempts.retry, **dict.fromkeys(attempts.handed_back, 0.0)}
+
+
+@dataclass
+class Attempts:
+    """What one batch leaves to do: retries by delay, and those a stopping worker never sent
+    (unleased, due now: the caller queues them again at once, as one batch)."""
+
+    retry: dict[int, float]
+    handed_back: list[int]
+
+
+def attempt_batch(runtime: Runtime, delivery_ids: Sequence[int]) -> Attempts:
+    """One attempt for each due delivery among `delivery_ids`.
 
     Batched because fan-out is many deliveries at once (one conversation to 100 hooks): one
     claim and one read for the batch instead of per delivery, and the POSTs go out in parallel.
@@ -64,8 +85,21 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
     only what was not recorded).
     """
     lease = _claim(runtime, delivery_ids)
+    result = Attempts({}, [])
     if not lease.won:
-        return {}
+        return result
+    HELD.hold(lease.won, lease.until)
+    try:
+        _attempt_leased(runtime, lease, result)
+    finally:
+        HELD.drop(lease.won)
+    if result.handed_back:
+        log.info("hooks.handed_back deliveries=%d", len(result.handed_back))
+    return result
+
+
+def _attempt_leased(runtime: Runtime, lease: Lease, result: Attempts) -> None:
+    """POST the leased deliveries and record each answer into `result` as it arrives."""
     with runtime.sessions() as session:
         rows = session.execute(
             select(Delivery, Subscription, Event)
@@ -80,7 +114,6 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
             else:
                 outbound.append((delivery, subscription, event))
         session.commit()  # no transaction stays open while receivers answer
-        delays = {}
         with closing(_post_as_answered(runtime, outbound)) as answers:  # cancels on error
             for finished in answers:
                 held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
@@ -89,11 +122,30 @@ def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[in
                         log.warning("hooks.lease-lost delivery=%s status=%s", delivery.id,
                                     attempt.status)  # fmt: skip
                         continue
+                    if attempt is NOT_SENT:  # the worker is stopping: its lease is freed above
+                        result.handed_back.append(delivery.id)
+                        continue
                     delay = _record(runtime, session, delivery, subscription, attempt)
                     if delay is not None:
-                        delays[delivery.id] = delay
+                        result.retry[delivery.id] = delay
                 session.commit()
-    return delays
+
+
+def release(runtime: Runtime, delivery_ids: Sequence[int]) -> int:
+    """Free the leases this process holds on a batch it abandons mid-POST (the stop timeout ran
+    out); returns how many. The task is queued again, so a restarted worker re-sends them at
+    once (same `webhook-id`) instead of after the lease: at-least-once, as after a kill. A
+    delivery of the batch another worker leased is left to it."""
+    freed = 0
+    with runtime.sessions() as session:
+        for delivery_id, until in HELD.held(delivery_ids).items():
+            freed += session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.lease_until == until)
+                .values(lease_until=None)
+            ).rowcount
+        session.commit()
+    return freed
 
 
 def _post_as_answered(
@@ -160,7 +212,14 @@ def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[
     return set(held)
 
 
+NOT_SENT = PostOutcome(0, 0, "not sent: the worker is stopping")
+
+
 def _post(runtime: Runtime, request: _Outgoing) -> PostOutcome:
+    """POST one delivery, unless the worker was told to stop (checked as each POST starts, so
+    a stopping worker begins no new round and only waits for the answers in flight)."""
+    if queue.stopping():
+        return NOT_SENT
     try:
         secret = runtime.box.decrypt(request.secret_ciphertext)
         payload = json.loads(request.payload_json)

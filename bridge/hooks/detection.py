@@ -3,7 +3,9 @@
 Polling requests and the worker both call `refresh`. A watch row per (connection, trigger, agent)
 holds the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent
 cost one upstream call per interval) and a lease, so concurrent callers in any process never read
-the same agent twice at once. What is read and how items look is the trigger module's business
+the same agent twice at once. A worker told to stop gives a read up before its per-item lookups,
+and a read cut short by the stop timeout frees its lease (`release_for_restart`), so the poll
+queued again runs at once. What is read and how items look is the trigger module's business
 (`detect`, `render`); this module only keeps the cursor and the log.
 
 A new watch is seeded with the agent's most recent events from before the watch was created,
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
 from bridge.hooks import event_log
+from bridge.infra import queue
 from bridge.infra.models import Connection, Subscription, Watch
 from bridge.operation import Detected, Trigger
 from bridge.registry import trigger_for
@@ -36,12 +39,18 @@ log = logging.getLogger(__name__)
 SEED_COUNT = 50
 LEASE = timedelta(seconds=60)
 AGENT_CHECK_POLLS = 40  # legacy profile: ask whether the agent still exists every 40 intervals
+HELD = queue.HeldLeases()  # this process's watch leases, for `release_for_restart`
 
 
 @dataclass(frozen=True)
 class RefreshResult:
     refreshed: bool
     delivery_ids: list[int]
+    handed_back: bool = False  # a stopping worker gave the read up before its lookups: poll again
+
+
+class _Stopping(Exception):
+    """The worker was told to stop between a read's list and its lookups."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +154,21 @@ def refresh(
     with runtime.sessions() as session:
         watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
         last_read = _aware(watch.polled_at)  # before the claim moves it
-        if not _claim(session, watch.id, max_age_s):
+        lease_until = _claim(session, watch.id, max_age_s)
+        if lease_until is None:
             return RefreshResult(False, [])
         cursor = _aware(watch.cursor_created_at)
         seeding = watch.seeded_at is None
         watched_since = _aware(watch.created_at)
+    # Never dropped: one entry per watch, and `release_for_restart` frees only this very lease.
+    HELD.hold([watch.id], lease_until)
     try:
         zappway = connections.open_zappway(runtime, connection_id)
         if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
             zappway.get_agent(agent_id)
         found = trigger.detect(zappway, agent_id, cursor)
+        if queue.stopping():  # a safe point: nothing stored yet, the next worker reads again
+            raise _Stopping
         past: list[Detected] = []
         if seeding:
             # Events from before the watch existed are history (polls only); any since (say
@@ -168,6 +182,9 @@ def refresh(
             event_log.NewEvent(d.object_id, d.occurred_at, payload)
             for d, payload in zip(detected, payloads, strict=True)
         ]
+    except _Stopping:
+        release_for_restart(runtime, watch.id)
+        return RefreshResult(False, [], handed_back=True)
     except Exception as exc:
         _release(runtime, watch.id, error=_describe(exc))
         if isinstance(exc, UpstreamNotFound):  # the agent itself is gone
@@ -216,8 +233,9 @@ def _agent_check_due(zappway: ZappWay, last_read: datetime | None, interval_s: f
     return last_read.timestamp() // slot != datetime.now(UTC).timestamp() // slot
 
 
-def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:
-    """Take the watch's lease if its last read is older than `max_age_s` and nobody holds it."""
+def _claim(session: Session, watch_id: int, max_age_s: float) -> datetime | None:
+    """Take the watch's lease if its last read is older than `max_age_s` and nobody holds it;
+    the lease's end, or None when not taken."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=max_age_s)
     won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
@@ -228,7 +246,24 @@ def _claim(session: Session, watch_id: int, max_age_s: float) -> bool:
         .values(lease_until=now + LEASE, polled_at=now)
     ).rowcount
     session.commit()
-    return bool(won)
+    return now + LEASE if won else None
+
+
+def release_for_restart(runtime: Runtime, watch_id: int) -> None:
+    """Free the lease this process holds for a poll it abandons (told to stop, or cut at the
+    stop timeout: the read's result is never stored, so the cursor has not moved) and forget
+    that read, so the poll queued again reads at once instead of waiting for `LEASE` and the
+    watch's interval. A lease another process took since is left alone."""
+    until = HELD.held([watch_id]).get(watch_id)
+    if until is None:
+        return
+    with runtime.sessions() as session:
+        session.execute(
+            update(Watch)
+            .where(Watch.id == watch_id, Watch.lease_until == until)
+            .values(lease_until=None, polled_at=None)
+        )
+        session.commit()
 
 
 def _release(runtime: Runtime, watch_id: int, error: str) -> None:

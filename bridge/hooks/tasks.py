@@ -6,14 +6,18 @@ the watch's own phase so watches do not all poll at once; a new hook's watch get
 (`poll_soon`), so it is not left unpolled until the next minute. The watch lease turns duplicates
 from several workers into no-ops. `deliver_batch` makes the first attempts of a fan-out together
 and `deliver` each retry; `sweep_deliveries` re-enqueues due deliveries whose task was lost (a
-killed worker).
+killed worker). A worker told to stop hands its batch or poll back at once: what it did not
+send is queued again unleased, and a task the stop timeout cuts short frees its leases as it
+is handed back, so a restarted worker goes on without waiting for a lease to expire.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from huey import Huey, crontab
+from huey.signals import SIGNAL_INTERRUPTED
 
 from bridge.connections.service import ConnectionRevoked
 from bridge.hooks import deliveries, detection
@@ -48,9 +52,13 @@ class HookTasks:
 
         @huey.task(name="deliver_batch")  # type: ignore[untyped-decorator]  # huey is untyped
         def deliver_batch(delivery_ids: list[int]) -> None:
-            """First attempts of a fan-out; each delivery that must retry is scheduled alone."""
-            for delivery_id, delay in deliveries.attempt_deliveries(runtime, delivery_ids).items():
+            """First attempts of a fan-out; each delivery that must retry is scheduled alone,
+            those a stopping worker did not send go back to the queue together, due now."""
+            attempts = deliveries.attempt_batch(runtime, delivery_ids)
+            for delivery_id, delay in attempts.retry.items():
                 deliver.schedule((delivery_id,), delay=delay)
+            if attempts.handed_back:
+                deliver_batch(attempts.handed_back)
 
         @huey.task(name="poll_watch")  # type: ignore[untyped-decorator]  # huey is untyped
         def poll_watch(watch_id: int) -> None:
@@ -64,7 +72,25 @@ class HookTasks:
                     "detection.failed agent=%s error=%s", watch.agent_id, type(exc).__name__
                 )
                 return
+            if result.handed_back:  # the worker is stopping: the next one polls at once
+                poll_watch(watch_id)
+                return
             self.deliver(result.delivery_ids)
+
+        @huey.signal(SIGNAL_INTERRUPTED)  # type: ignore[untyped-decorator]  # huey is untyped
+        def hand_back(_signal: str, task: Any) -> None:
+            """A batch or poll still running when its worker's stop timeout ran out dies with
+            the process (the consumer queues it again): free its leases now, so the restarted
+            worker's run of it is not turned away for `LEASE`."""
+            name, args = getattr(task, "name", None), getattr(task, "args", None)
+            if not args:
+                return
+            if name == "deliver_batch":
+                deliveries.release(runtime, [int(i) for i in args[0]])
+            elif name == "deliver":
+                deliveries.release(runtime, [int(args[0])])
+            elif name == "poll_watch":
+                detection.release_for_restart(runtime, int(args[0]))
 
         offsets = list(range(0, 60, max(1, int(interval))))
 

@@ -116,6 +116,8 @@ class Job(Base):
     callback_state: Mapped[str | None] = mapped_column(String(20))
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_last_status: Mapped[int | None] = mapped_column(Integer)
+    # Worker runs started: a job a stopping worker handed back runs again (shown when > 1).
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 

@@ -5,8 +5,11 @@ runs the action, then POSTs the signed result to the callback (retried on a sche
 it, the request runs the action in a thread and waits up to the deadline; past it, the request
 answers 504 with a job id, the run carries on, and its result lands in the same table
 (`GET /v1/jobs/<id>`). The job row is only written when needed, so the common fast path costs
-no extra database writes. Finished jobs are purged after BRIDGE_JOB_RETENTION_DAYS, except
-while their callback is still being retried.
+no extra database writes. A queued job still running when its worker's stop timeout ran out is
+run again by the next worker, which may ask ZappWay a second time: the job counts its runs and
+shows `runs` (2 or more) in its status and callback, so the repeat is never silent. Finished
+jobs are purged after BRIDGE_JOB_RETENTION_DAYS, except while their callback is still being
+retried.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def start(runtime: Runtime, job_id: str) -> PendingRun | None:
         if job is None or job.state not in ("pending", "running"):
             return None
         job.state = "running"
+        job.runs = (job.runs or 0) + 1  # a second run: a stopping worker handed this one back
         session.commit()
         return PendingRun(job.id, job.connection_id, job.action, json.loads(job.input_json))
 
@@ -132,6 +136,8 @@ def view(job: Job) -> dict[str, Any]:
         body["result"] = json.loads(job.result_json)
     if job.error_json is not None:
         body["error"] = json.loads(job.error_json)
+    if (job.runs or 0) > 1:  # ran again after a stop: ZappWay may have been asked more than once
+        body["runs"] = job.runs
     if job.callback_url:
         body["callback"] = {"state": job.callback_state, "attempts": job.callback_attempts}
     return body

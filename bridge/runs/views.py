@@ -46,6 +46,10 @@ class JobOut(Schema):
     status = fields.String(required=True)
     result = fields.Raw()
     error = fields.Dict()
+    runs = fields.Integer(
+        metadata={"description": "Present when a queued job ran more than once (its worker "
+                  "stopped mid-run): ZappWay may have been asked, and billed, once per run"}
+    )  # fmt: skip
     callback = fields.Dict()
 
 
