@@ -22,6 +22,7 @@ from bridge.infra import crypto, netguard
 from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
+from bridge.infra.prepared import Prepared
 from bridge.runtime import Runtime
 from bridge.sync import marker
 from bridge.sync import state as sync_state
@@ -117,17 +118,24 @@ class InboundTarget:
 def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
     """The source whose inbound URL ends in `token`, with what it needs of its connection."""
     digest = crypto.hash_token(token)
-    row = db.execute(_BY_TOKEN, {"digest": digest}).first()
-    if row is None or not crypto.same_secret(row.path_token_hash, digest):
+    parameters = {"digest": digest}
+    if db.dialect.name == "sqlite":  # the sqlite3 cursor itself (`bridge.infra.prepared`)
+        row = _by_token_on_sqlite().run(db, parameters).fetchone()
+    else:
+        row = db.execute(_BY_TOKEN, parameters).first()
+    if row is None:
+        return None
+    id_, connection_id, provider, config_json, ciphertext, state, token_hash, revoked_at = row
+    if not crypto.same_secret(token_hash, digest):
         return None
     return InboundTarget(
-        id=row.id,
-        connection_id=row.connection_id,
-        provider=row.provider,
-        config_json=row.config_json,
-        secrets_ciphertext=row.secrets_ciphertext,
-        state=row.state,
-        connection_revoked=row.revoked_at is not None,
+        id=id_,
+        connection_id=connection_id,
+        provider=provider,
+        config_json=config_json,
+        secrets_ciphertext=ciphertext,
+        state=state,
+        connection_revoked=revoked_at is not None,
     )
 
 
@@ -142,6 +150,11 @@ _BY_TOKEN = (
     .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
     .where(_SOURCES.c.path_token_hash == bindparam("digest"))
 )  # fmt: skip
+
+
+@functools.cache
+def _by_token_on_sqlite() -> Prepared:
+    return Prepared(_BY_TOKEN)
 
 
 class SourceSecrets(Protocol):

@@ -219,6 +219,10 @@ def receive_event(token: str, event: str) -> tuple[Response, int]:
 
 def _receive(token: str, event: str | None) -> tuple[Response, int]:
     config = settings()
+    # The body is read before a database connection is taken: reading it waits on the sender's
+    # socket (a greenlet switch under gevent), and a connection held across that wait made
+    # the pool open and close overflow connections under a burst of webhooks.
+    raw_body = request.get_data(cache=False)
     with storage.autocommit(runtime().engine) as db:  # Core only: the hot path
         source = sources.find_by_token(db, token)
         if source is None:
@@ -233,7 +237,7 @@ def _receive(token: str, event: str | None) -> tuple[Response, int]:
         try:
             result = ingest(
                 db, runtime().box, source,
-                raw_body=request.get_data(cache=False), headers=dict(request.headers),
+                raw_body=raw_body, headers=dict(request.headers),
                 method=request.method, path=request.full_path.rstrip("?"),
                 debounce_s=config.sync_debounce_s,
                 stale_after=timedelta(seconds=config.sync_stale_after_s),

@@ -167,3 +167,16 @@ def test_readme_carries_the_latest_bench_table() -> None:
     readme = block(make_bench.README_MD)
     assert "| work | bridge | reference" in readme
     assert readme == block(make_bench.RESULTS_MD)
+
+
+def test_ack_path_smoke() -> None:
+    """`bench.ack_path`: the in-process ack beside /healthz, and its CPU profile, in seconds."""
+    argv = [sys.executable, "-m", "bench.ack_path", "--requests", "20", "--rounds", "1",
+            "--profile", "5"]  # fmt: skip
+    before = tree_status()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "database: sqlite; provider: wordpress; 1 rounds of 20" in done.stdout
+    assert "ms CPU per ack" in done.stdout and "ms CPU per request" in done.stdout
+    assert "function calls" in done.stdout  # the profile was printed
+    assert tree_status() == before, "the benchmark left files in the repository"

@@ -9,13 +9,15 @@ simulator by the time the webhook is answered.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from bridge.infra.models import Connection
 from bridge.infra.storage import autocommit
@@ -263,6 +265,40 @@ def test_event_suffix_on_an_unknown_token_is_404(bridge):
     """The suffix route keeps the bare URL's answers: an unknown token is 404."""
     answer = bridge.client.post("/in/not-a-token/post_delete", data=b"{}")
     assert answer.status_code == 404
+
+
+def test_the_body_is_read_before_a_database_connection_is_taken(bridge):
+    """Reading the body waits on the sender's socket (a greenlet switch under gevent): a pooled
+    connection held across that wait made a burst of webhooks open and close overflow
+    connections (bench/PROFILE.md, "after"). The ack's database work starts once it is read."""
+    source = bridge.source("wordpress")
+    request = signed_for(source, "wordpress")
+    order: list[str] = []
+
+    class Socket(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            order.append("read")
+            return super().read(size)
+
+        def readinto(self, buffer: Any) -> int:
+            order.append("read")
+            return super().readinto(buffer)
+
+    def checkout(*_: Any) -> None:
+        order.append("checkout")
+
+    engine = runtime_of(bridge.app).engine
+    event.listen(engine, "checkout", checkout)
+    try:
+        answer = bridge.client.post(
+            source["inbound_path"], input_stream=Socket(request.body),
+            headers={**request.headers, "Content-Length": str(len(request.body))},
+        )  # fmt: skip
+    finally:
+        event.remove(engine, "checkout", checkout)
+    assert answer.status_code == 202, answer.get_json()
+    assert "checkout" in order
+    assert order[0] == "read", order
 
 
 def sanity_projection(**fields):

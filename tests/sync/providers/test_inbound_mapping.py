@@ -678,3 +678,31 @@ def test_no_text_reason_names_the_data_fields_of_a_standard_webhook():
     assert '{"text": "data.abstract"}' in change.no_text
     assert "fields present: id, title, abstract, field_00" in change.no_text
     assert len(change.no_text) < 250
+
+
+LOOKUP_PAYLOADS = [
+    {"post": {"ID": 7, "post_status": "publish", "meta": {"a": [1, 2]}}, "post_id": 7},
+    {"post": [1, 2], "post_id": None},
+    {"post": "text", "data": {"id": 0, "object": {"id": False}}},
+    {"sys": {"id": "x", "contentType": {"sys": {"id": "post"}}}},
+    [{"post": {"ID": 1}}],
+    "not an object",
+    None,
+]
+LOOKUP_PATHS = [
+    "post_id", "post.ID", "post.post_status", "post.meta.a", "post.missing.deeper", "data.id",
+    "data.object.id", "sys.contentType.sys.id", "_id", "post.meta.a[0]", "data.object || post",
+    "[0].post.ID", "\"post\".ID",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", LOOKUP_PAYLOADS)
+def test_lookup_returns_what_jmespath_returns(payload):
+    """Plain dotted paths are walked without JMESPath (they run several times per webhook);
+    every path, plain or not, still reads exactly what JMESPath reads."""
+    import jmespath
+
+    from bridge.sync.providers.values import lookup
+
+    for path in LOOKUP_PATHS:
+        assert lookup(path, payload, {}) == jmespath.search(path, payload), path
