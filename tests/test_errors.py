@@ -112,3 +112,40 @@ def test_validation_errors_name_their_fields():
     error = as_bridge_error(ValidationError({"query": ["Missing"], "contact": {"email": ["Bad"]}}))
     assert error.status_code == 422
     assert error.body()["error"]["fields"] == ["query", "contact.email"]
+
+
+def test_a_database_connection_cut_mid_request_is_a_503_then_recovers(make_app, pg_url, seeded):
+    """PostgreSQL ends the bridge's pooled connections (`pg_terminate_backend`, as a restart or
+    a failover does): the request that meets the dead connection answers 503
+    `storage_unavailable` with Retry-After (it used to be a 500), and the next one succeeds on a
+    fresh connection. Only this test's own backends are ended (by application_name)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_BASE
+
+    name = f"zwb_cut_{uuid.uuid4().hex[:10]}"
+    app = make_app(database_url=f"{pg_url}&application_name={name}")
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/me", headers=me).status_code == 200
+    admin = sa.create_engine(PG_BASE)
+    try:
+        with admin.begin() as db:
+            ended = db.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar()
+    finally:
+        admin.dispose()
+    assert ended and ended >= 1
+    cut = client.get("/v1/me", headers=me)
+    assert cut.status_code == 503, cut.get_json()
+    assert cut.get_json()["error"]["code"] == "storage_unavailable"
+    assert cut.headers["Retry-After"] == "1"
+    assert client.get("/v1/me", headers=me).status_code == 200

@@ -5,6 +5,7 @@
     ├── NotFound          404   no such thing for this caller (another tenant's id included)
     ├── Conflict          409   busy or in progress: retry shortly (Retry-After)
     ├── ClientError       4xx   any other refusal whose status and code the raiser picks
+    ├── StorageUnavailable 503  the database dropped or refused the connection: retry shortly
     └── InternalError     500   our own bug, or a state only an operator can fix
 
 Domain and upstream errors subclass these (`bridge.upstream.errors`, the connections, runs,
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 MAX_MESSAGE = 250
 
@@ -114,16 +116,36 @@ class ClientError(BridgeError):
         return dict(self._details)
 
 
+class StorageUnavailable(BridgeError):
+    """Raised (by translation) when the database cut or refused the connection mid-request, as
+    a PostgreSQL restart or `pg_terminate_backend` does. The pool drops the dead connection, so
+    a retry a moment later gets a fresh one; the request's transaction did not commit, and
+    what callers retry (webhooks, Idempotency-Key actions) is deduplicated."""
+
+    status_code = 503
+    code = "storage_unavailable"
+    default_message = "The bridge's database dropped the connection; retry shortly"
+    retry_after: ClassVar[int] = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class InternalError(BridgeError):
     """Raised for our own failures; the message says nothing about internals."""
 
 
 def as_bridge_error(exc: BaseException) -> BridgeError:
-    """The error as callers see it: itself, a 422 for marshmallow's, a 500 for anything else."""
+    """The error as callers see it: itself, a 422 for marshmallow's, a 503 when the database
+    connection was cut or refused, a 500 for anything else."""
     if isinstance(exc, BridgeError):
         return exc
     if isinstance(exc, ValidationError):
         return InvalidInput.from_validation(exc)
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return StorageUnavailable()
     return InternalError()
 
 
