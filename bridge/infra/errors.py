@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 MAX_MESSAGE = 250
 
@@ -117,7 +116,7 @@ class ClientError(BridgeError):
 
 
 class StorageUnavailable(BridgeError):
-    """Raised (by translation) when the database cut or refused the connection mid-request, as
+    """Answered (`storage.unavailable`) when the database cut or refused the connection, as
     a PostgreSQL restart or `pg_terminate_backend` does. The pool drops the dead connection, so
     a retry a moment later gets a fresh one; the request's transaction did not commit, and
     what callers retry (webhooks, Idempotency-Key actions) is deduplicated."""
@@ -136,16 +135,13 @@ class InternalError(BridgeError):
 
 
 def as_bridge_error(exc: BaseException) -> BridgeError:
-    """The error as callers see it: itself, a 422 for marshmallow's, a 503 when the database
-    connection was cut or refused, a 500 for anything else."""
+    """The error as callers see it: itself, a 422 for marshmallow's, a 500 for anything else
+    (the web layer first asks `storage.unavailable` whether the database cut the connection:
+    this module stays free of SQLAlchemy, which actions may not import)."""
     if isinstance(exc, BridgeError):
         return exc
     if isinstance(exc, ValidationError):
         return InvalidInput.from_validation(exc)
-    if isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return StorageUnavailable()
     return InternalError()
 
 

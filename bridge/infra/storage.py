@@ -28,8 +28,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.infra.errors import StorageUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -158,3 +160,13 @@ def ping(engine: Engine) -> None:
     """Run a trivial query; raises when the database is unreachable."""
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def unavailable(exc: BaseException) -> StorageUnavailable | None:
+    """The 503 for a database that cut or refused the connection (a restart, a failover,
+    `pg_terminate_backend` on a pooled connection the idle-ping skipped), else None."""
+    if isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return StorageUnavailable()
+    return None

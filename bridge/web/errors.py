@@ -17,6 +17,7 @@ import logging
 from flask import Flask, Response, has_request_context, jsonify
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
+from bridge.infra import storage
 from bridge.infra.errors import BridgeError, ClientError, as_bridge_error
 from bridge.web.context import absolute_url
 
@@ -44,7 +45,10 @@ def from_http(exc: HTTPException) -> BridgeError:
 def classify(exc: BaseException) -> BridgeError:
     """The error an exception is answered as, logged when it is ours to fix (the console's
     HTML pages answer the same status and message as the API)."""
-    error = from_http(exc) if isinstance(exc, HTTPException) else as_bridge_error(exc)
+    if isinstance(exc, HTTPException):
+        error = from_http(exc)
+    else:
+        error = storage.unavailable(exc) or as_bridge_error(exc)
     if error is not exc and not isinstance(exc, HTTPException) and error.status_code >= 500:
         log.error("bridge.unhandled_error type=%s", type(exc).__name__, exc_info=exc)
     elif error.status_code >= 500 and error.status_code not in (502, 503, 504):
