@@ -73,55 +73,34 @@ class Profile:
     conversation_every_s: float
     action_every_s: float
     senders: int
-    fault_times: tuple[tuple[float, str], ...]
+    faults: tuple[str, ...]  # in order, each `fault_gap_s` after the previous one ended
+    fault_gap_s: float
     max_seconds: float
 
 
-GENERIC_FAULTS = ("kill_web", "flush_redis", "pg_terminate", "kill_worker")
+WINDOWS = ("window_kill_mid_hook", "window_kill_mid_upsert", "window_reset_then_delete")
+GENERIC = ("kill_web", "flush_redis", "pg_terminate", "kill_worker")
 PROFILES = {
     "short": Profile(
         docs=40,
-        load_s=85,
-        settle_s=95,
+        load_s=100,
+        settle_s=100,
         conversation_every_s=6,
-        action_every_s=0.8,
+        action_every_s=0.5,
         senders=4,
-        fault_times=(
-            (6, "window_reset_then_delete"),
-            (16, "window_kill_mid_upsert"),
-            (30, "window_kill_mid_hook"),
-            (38, "revoke_key"),
-            (42, "kill_web"),
-            (50, "flush_redis"),
-            (57, "pg_terminate"),
-            (64, "kill_worker"),
-        ),
-        max_seconds=330,
+        faults=(*WINDOWS, "revoke_key", *GENERIC),
+        fault_gap_s=6,
+        max_seconds=360,
     ),
     "full": Profile(
         docs=400,
-        load_s=420,
+        load_s=450,
         settle_s=240,
         conversation_every_s=5,
-        action_every_s=0.5,
+        action_every_s=0.3,
         senders=6,
-        fault_times=(
-            (10, "window_reset_then_delete"),
-            (30, "window_kill_mid_upsert"),
-            (60, "window_kill_mid_hook"),
-            (90, "revoke_key"),
-            (110, "kill_web"),
-            (150, "flush_redis"),
-            (190, "pg_terminate"),
-            (230, "kill_worker"),
-            (260, "window_reset_then_delete"),
-            (290, "window_kill_mid_upsert"),
-            (320, "kill_web"),
-            (340, "flush_redis"),
-            (360, "pg_terminate"),
-            (380, "kill_worker"),
-            (395, "window_kill_mid_hook"),
-        ),
+        faults=(*WINDOWS, "revoke_key", *GENERIC, *WINDOWS, *GENERIC),
+        fault_gap_s=25,
         max_seconds=900,
     ),
 }
@@ -258,7 +237,7 @@ class Receivers:
 
     def __init__(self) -> None:
         self.arrivals: list[checks.HookArrival] = []
-        self.times: list[tuple[float, str, str]] = []  # (at, hook, webhook-id)
+        self.times: list[tuple[float, str, str]] = []  # (at, hook, conversation)
         self.lock = threading.Lock()
         self.hold_armed = threading.Event()
         self.hold_arrived = threading.Event()
@@ -284,7 +263,7 @@ class Receivers:
                 webhook_id = self.headers.get("webhook-id", "")
                 with receivers.lock:
                     receivers.arrivals.append(checks.HookArrival(name, webhook_id, conversation))
-                    receivers.times.append((now_s(), name, webhook_id))
+                    receivers.times.append((now_s(), name, conversation))
                 self.send_response(204)
                 self.end_headers()
 
@@ -368,7 +347,11 @@ class State:
     sent: list[checks.SentEvent] = field(default_factory=list)
     attempts: int = 0
     unacknowledged: int = 0
-    statuses: Counter[str] = field(default_factory=Counter)  # every bridge answer
+    statuses: Counter[str] = field(default_factory=Counter)  # every answer to a CMS webhook
+    action_statuses: Counter[str] = field(default_factory=Counter)
+    revoked_at: float | None = None
+    first_refusal: float | None = None  # the revoked connection's first 401 after it
+    hook_latency: list[float] = field(default_factory=list)
     answers: list[int | str] = field(default_factory=list)
     conversations: list[tuple[str, str, float]] = field(default_factory=list)  # (id, agent, at)
     answered: int = 0
@@ -386,10 +369,10 @@ class State:
     def t(self) -> float:
         return round(now_s() - self.started, 1)
 
-    def record(self, status: int | str) -> None:
+    def record(self, status: int | str, action: bool = False) -> None:
         with self.lock:
             self.answers.append(status)
-            self.statuses[str(status)] += 1
+            (self.action_statuses if action else self.statuses)[str(status)] += 1
 
 
 class Soak:
@@ -419,7 +402,8 @@ class Soak:
         self.parties: dict[str, Party] = {}
         for name, plan in (
             ("sync", "free"),
-            ("window", "free"),
+            ("window_reset", "free"),
+            ("window_kill", "free"),
             ("hooks", "pro"),
             ("actions", "pro"),
             ("revoked", "free"),
@@ -432,7 +416,8 @@ class Soak:
         self.sources: dict[str, dict[str, Any]] = {}
         for provider in PROVIDER_KEYS:
             self.sources[provider] = self.make_source("sync", provider, provider)
-        self.sources["window"] = self.make_source("window", "standard_webhooks", "window")
+        for window in ("window_reset", "window_kill"):
+            self.sources[window] = self.make_source(window, "standard_webhooks", window)
         self.agents = [
             admin.create_agent(self.parties["hooks"].org, f"Agent {i}")["id"] for i in (1, 2)
         ]
@@ -545,9 +530,9 @@ class Soak:
                 timeout=40,
             )
         except httpx.HTTPError as exc:
-            self.state.record(type(exc).__name__)
+            self.state.record(type(exc).__name__, action=True)
             return checks.Answer(type(exc).__name__)
-        self.state.record(answer.status_code)
+        self.state.record(answer.status_code, action=True)
         replayed = answer.headers.get("Idempotent-Replayed", "").lower() == "true"
         return checks.Answer(answer.status_code, answer.content, replayed)
 
@@ -560,6 +545,9 @@ class Soak:
                 answer = self.action(revoked, self.revoked_agent, None)
                 with self.state.lock:
                     self.state.revoked_statuses[str(answer.status)] += 1
+                    revoked_at = self.state.revoked_at
+                    if revoked_at and answer.status == 401 and not self.state.first_refusal:
+                        self.state.first_refusal = now_s()
                 continue
             if index % 2:
                 self.action(actions, self.action_agent, None)
@@ -577,17 +565,21 @@ class Soak:
                     self.state.mismatched.append(f"{key}: {first.status} then {replay.status}")
 
     def upstream_faults(self) -> None:
-        """~30 % 5xx throughout; a 429 burst every 25 s; 5 s stalls every 20 s."""
+        """~30 % 5xx throughout; a 429 burst every 25 s; 5 s stalls every 20 s. On every key
+        but the windows', whose faults are the aimed ones alone (so that they hit)."""
         admin = self.sim.admin
-        for status, share in ((500, 0.1), (502, 0.1), (503, 0.12)):
-            admin.add_fault("status", path="^/api/", status=status, probability=share)
+        keys = [p.key for name, p in self.parties.items() if not name.startswith("window")]
+        for key in keys:
+            for status, share in ((500, 0.1), (502, 0.1), (503, 0.12)):
+                admin.add_fault("status", path="^/api/", key=key, status=status, probability=share)
         beat = 0
         while not self.stop.wait(5):
             beat += 5
+            key = self.rng.choice(keys)
             if beat % 25 == 0:
-                admin.add_fault("rate_limit", path="^/api/", retry_after=3, times=12)
+                admin.add_fault("rate_limit", path="^/api/", key=key, retry_after=3, times=12)
             if beat % 20 == 0:
-                admin.add_fault("stall", path="^/api/", seconds=5, times=3)
+                admin.add_fault("stall", path="^/api/", key=key, seconds=5, times=3)
 
     def collect_log(self) -> None:
         """Keep a slim copy of the simulator's request log (it grows; we read it in steps)."""
@@ -620,12 +612,13 @@ class Soak:
 
     # -- faults --
 
-    def canary(self, fault: FaultRecord, web: int | None = None) -> None:
+    def canary(self, fault: FaultRecord, source: str, web: int | None = None) -> None:
+        """A new document right after the fault: its arrival in ZappWay is the recovery."""
         key = f"canary{len(self.state.faults)}"
         event = CmsEvent("standard_webhooks", key, key, "upsert", 1, self.base + 60, key)
         fault.canary = key
         threading.Thread(
-            target=self.send, args=(self.sources["standard_webhooks"], event, web), daemon=True
+            target=self.send, args=(self.sources[source], event, web), daemon=True
         ).start()
 
     def fault(self, name: str) -> None:
@@ -633,8 +626,12 @@ class Soak:
         print(f"  fault    : t={record.at_s:6.1f} s {name}", flush=True)
         getattr(self, f"fault_{name}")(record)
         self.state.faults.append(record)
-        if name != "revoke_key":
-            self.canary(record, 0 if name == "kill_web" else None)
+        if name == "window_reset_then_delete":
+            self.canary(record, "window_reset")
+        elif name == "window_kill_mid_upsert":
+            self.canary(record, "window_kill")  # the stale-marker takeover
+        elif name != "revoke_key":
+            self.canary(record, "standard_webhooks", 0 if name == "kill_web" else None)
 
     def restart_worker(self, index: int) -> None:
         self.workers[index] = self.bridges[index].start_worker()
@@ -644,16 +641,14 @@ class Soak:
             self.workers[index]._kill_group(signal.SIGKILL)
             self.workers[index].popen.wait(5)
 
-    def window_doc(self, record: FaultRecord, label: str) -> CmsEvent:
-        key = f"win-{label}-{len(self.state.faults)}"
+    def window_doc(self, window: str) -> CmsEvent:
+        """Publish a new post on `window`'s source (in the background); return its delete."""
+        key = f"win-{window[7:]}-{len(self.state.faults)}"
         publish = CmsEvent("standard_webhooks", key, key, "upsert", 1, self.base + 60, f"{key}-v1")
         threading.Thread(
-            target=self.send, args=(self.sources["window"], publish), daemon=True
+            target=self.send, args=(self.sources[window], publish), daemon=True
         ).start()
         return CmsEvent("standard_webhooks", key, key, "delete", 0, self.base + 90, f"{key}-del")
-
-    def window_key(self) -> str:
-        return self.parties["window"].key
 
     def wait_rule_gone(self, rule: str, timeout: float) -> bool:
         deadline = now_s() + timeout
@@ -667,11 +662,15 @@ class Soak:
         """ZappWay applies a post's first upsert, the connection resets after the headers
         (the answer is lost), then the post's delete arrives: the post must end up absent."""
         rule = self.sim.admin.add_fault(
-            "reset", path="/upsert$", key=self.window_key(), after_headers=True, times=1
+            "reset",
+            path="/upsert$",
+            key=self.parties["window_reset"].key,
+            after_headers=True,
+            times=1,
         )
-        delete = self.window_doc(record, "reset")
-        hit = self.wait_rule_gone(rule, 40)
-        self.send(self.sources["window"], delete)
+        delete = self.window_doc("window_reset")
+        hit = self.wait_rule_gone(rule, 60)
+        self.send(self.sources["window_reset"], delete)
         record.note = f"{delete.doc_key}: reset {'hit' if hit else 'NOT hit'}, then its delete"
         self.state.windows.append(
             {
@@ -685,13 +684,13 @@ class Soak:
         """Both workers SIGKILLed while a first upsert is in flight (8 s latency) and holding
         the connection's sync marker; the delete arrives; the workers come back."""
         rule = self.sim.admin.add_fault(
-            "latency", path="/upsert$", key=self.window_key(), seconds=8, times=1
+            "latency", path="/upsert$", key=self.parties["window_kill"].key, seconds=8, times=1
         )
-        delete = self.window_doc(record, "kill")
-        hit = self.wait_rule_gone(rule, 40)
+        delete = self.window_doc("window_kill")
+        hit = self.wait_rule_gone(rule, 60)
         time.sleep(1)
         self.kill_workers((0, 1))
-        self.send(self.sources["window"], delete)
+        self.send(self.sources["window_kill"], delete)
         time.sleep(1)
         self.restart_worker(0)
         self.restart_worker(1)
@@ -713,7 +712,7 @@ class Soak:
         self.receivers.hold_arrived.clear()
         self.receivers.hold_armed.set()
         self.new_conversation(self.agents[0])
-        arrived = self.receivers.hold_arrived.wait(45)
+        arrived = self.receivers.hold_arrived.wait(75)
         killed = "none"
         if arrived:
             pids = [w.pid for w in self.workers]
@@ -732,7 +731,8 @@ class Soak:
 
     def fault_revoke_key(self, record: FaultRecord) -> None:
         self.sim.admin.revoke_key(self.parties["revoked"].key)
-        record.note = "the revoked connection's actions must turn into 401, never 5xx"
+        self.state.revoked_at = now_s()
+        record.note = "recovered: its connection's first 401 (actions must never turn 5xx)"
 
     def fault_kill_web(self, record: FaultRecord) -> None:
         """SIGKILL web server 1 (master and worker) while actions wait on a slow upstream."""
@@ -816,6 +816,15 @@ class Soak:
             if watched == agent
         ]
 
+    def hook_latencies(self) -> list[float]:
+        """Seconds from each conversation's creation to each subscriber's first receipt."""
+        created = {conv: at for conv, _, at in self.state.conversations}
+        first: dict[tuple[str, str], float] = {}
+        with self.receivers.lock:
+            for at, hook, conv in self.receivers.times:
+                first.setdefault((hook, conv), at)
+        return [at - created[conv] for (_, conv), at in first.items() if conv in created]
+
     def watch(self) -> None:
         while not self.stop.wait(3):
             self.observe()
@@ -838,6 +847,7 @@ class Soak:
     def run(self) -> None:
         self.wait_for_polls()
         events = plan_events(self.profile.docs, self.base, self.rng)
+        self.planned = len(events)
         self.state = State()
         print(f"  load     : {len(events)} CMS events, {self.profile.load_s:g} s", flush=True)
         threads = [
@@ -848,8 +858,8 @@ class Soak:
         log = threading.Thread(target=self.collect_log, daemon=True)
         for thread in (*threads, cms, log):
             thread.start()
-        for at, name in self.profile.fault_times:
-            time.sleep(max(0.0, at - (now_s() - self.state.started)))
+        for name in self.profile.faults:
+            time.sleep(self.profile.fault_gap_s)
             self.fault(name)
         time.sleep(max(0.0, self.profile.load_s - (now_s() - self.state.started)))
         self.stop.set()
@@ -866,7 +876,9 @@ class Soak:
         while True:
             docs, hooks = self.observe()
             canaries = all(f.canary in self.state.doc_seen for f in self.state.faults if f.canary)
-            if (docs.ok and hooks.ok and canaries) or now_s() > deadline:
+            idle = not document_states(self.store.database_url).get("pending")
+            # converged, or nothing left that could change the verdict (a loss stays a loss)
+            if ((docs.ok or idle) and hooks.ok and canaries) or now_s() > deadline:
                 break
             time.sleep(3)
         print(
@@ -878,8 +890,8 @@ class Soak:
             seen = self.state.doc_seen.get(fault.canary or "")
             if seen is not None:
                 fault.recovered_s = round(seen - self.state.started - fault.at_s, 1)
-            elif fault.name == "revoke_key" and self.state.revoked_statuses.get("401"):
-                fault.recovered_s = 0.0  # refused at once (no canary: see the note)
+            elif fault.name == "revoke_key" and self.state.first_refusal and self.state.revoked_at:
+                fault.recovered_s = round(self.state.first_refusal - self.state.revoked_at, 1)
 
     # -- report --
 
@@ -927,7 +939,7 @@ class Soak:
             ),
             "wall_s": round(wall, 1),
             "events": {
-                "planned": None,
+                "planned": self.planned,
                 "acknowledged": len(self.state.sent),
                 "attempts": self.state.attempts,
                 "unacknowledged": self.state.unacknowledged,
@@ -936,13 +948,18 @@ class Soak:
             "documents": asdict(docs),
             "bridge_pending_documents": states,
             "resends": checks.upstream_resends(upserts),
-            "hooks": {**asdict(hooks), "conversations": len(self.state.conversations)},
+            "hooks": {
+                **asdict(hooks),
+                "conversations": len(self.state.conversations),
+                "latency_s": h.spread(self.hook_latencies(), digits=1),
+            },
             "actions": {
                 "answered": self.state.answered,
                 "replayed": self.state.replayed,
                 "replays_marked_replayed": self.state.replay_marked,
                 "mismatched_replays": len(self.state.mismatched),
                 "mismatches": self.state.mismatched[:20],
+                "statuses": dict(self.state.action_statuses),
                 "revoked_key_statuses": dict(self.state.revoked_statuses),
             },
             "rate": rate,

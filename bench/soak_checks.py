@@ -250,6 +250,12 @@ def failures(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _spread(values: Mapping[str, Any] | None) -> str:
+    if not values:
+        return "-"
+    return " / ".join(str(values.get(name, "-")) for name in ("p50", "p95", "max"))
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The SOAK.md section for one run."""
     docs, hooks, actions = report["documents"], report["hooks"], report["actions"]
@@ -277,8 +283,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"| hook deliveries expected / received (by webhook-id) | {hooks['expected']} /"
         f" {hooks['received']} (repeats {hooks['repeats']}, unstable ids"
         f" {len(hooks['unstable_ids'])}) |",
+        f"| hook delivery latency p50 / p95 / max (s) | {_spread(hooks.get('latency_s'))} |",
         f"| actions answered / replayed / mismatched replays | {actions['answered']} /"
-        f" {actions['replayed']} / {actions['mismatched_replays']} |",
+        f" {actions['replayed']} / {actions['mismatched_replays']} (statuses"
+        f" {actions.get('statuses', {})}; revoked key:"
+        f" {actions.get('revoked_key_statuses', {})}) |",
+        f"| the bridge's CMS documents at the end | {report.get('bridge_pending_documents', {})} |",
         f"| bridge 5xx other than 502/503/504 | {report['bridge_5xx'] or 0} |",
     ]
     for key, seen in report["rate"].items():
