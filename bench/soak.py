@@ -351,7 +351,7 @@ class State:
     action_statuses: Counter[str] = field(default_factory=Counter)
     revoked_at: float | None = None
     first_refusal: float | None = None  # the revoked connection's first 401 after it
-    hook_latency: list[float] = field(default_factory=list)
+    odd_answers: list[str] = field(default_factory=list)  # the bridge's own 5xx, described
     answers: list[int | str] = field(default_factory=list)
     conversations: list[tuple[str, str, float]] = field(default_factory=list)  # (id, agent, at)
     answered: int = 0
@@ -369,10 +369,15 @@ class State:
     def t(self) -> float:
         return round(now_s() - self.started, 1)
 
-    def record(self, status: int | str, action: bool = False) -> None:
+    def record(self, status: int | str, action: bool = False, body: bytes = b"") -> None:
         with self.lock:
             self.answers.append(status)
             (self.action_statuses if action else self.statuses)[str(status)] += 1
+            if checks.unexpected_5xx([status]) and len(self.odd_answers) < 20:
+                what = "action" if action else "CMS webhook"
+                self.odd_answers.append(
+                    f"t={self.t()} s {what}: {status} {body[:160].decode(errors='replace')}"
+                )
 
 
 class Soak:
@@ -476,12 +481,12 @@ class Soak:
             with self.state.lock:
                 self.state.attempts += 1
             try:
-                status: int | str = httpx.post(
-                    url, content=body, headers=headers, timeout=30
-                ).status_code
+                answer = httpx.post(url, content=body, headers=headers, timeout=30)
+                status: int | str = answer.status_code
+                content = answer.content
             except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            self.state.record(status)
+                status, content = type(exc).__name__, b""
+            self.state.record(status, body=content)
             if isinstance(status, int) and 200 <= status < 300:
                 with self.state.lock:
                     self.state.sent.append(
@@ -532,7 +537,7 @@ class Soak:
         except httpx.HTTPError as exc:
             self.state.record(type(exc).__name__, action=True)
             return checks.Answer(type(exc).__name__)
-        self.state.record(answer.status_code, action=True)
+        self.state.record(answer.status_code, action=True, body=answer.content)
         replayed = answer.headers.get("Idempotent-Replayed", "").lower() == "true"
         return checks.Answer(answer.status_code, answer.content, replayed)
 
@@ -710,6 +715,7 @@ class Soak:
         """The worker posting to a subscriber is SIGKILLed before it can record the answer;
         the delivery must come again after the restart, under the same webhook-id."""
         self.receivers.hold_arrived.clear()
+        self.receivers.hold_release.clear()
         self.receivers.hold_armed.set()
         self.new_conversation(self.agents[0])
         arrived = self.receivers.hold_arrived.wait(75)
@@ -964,6 +970,7 @@ class Soak:
             },
             "rate": rate,
             "bridge_5xx": dict(checks.unexpected_5xx(self.state.answers)),
+            "bridge_5xx_examples": self.state.odd_answers,
             "faults": [asdict(f) for f in self.state.faults],
             "windows": windows,
             "upstream_calls": len(log),

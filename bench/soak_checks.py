@@ -306,4 +306,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"- {w['name']}: {w['outcome']}" for w in report["windows"]]
     lines += ["", "Failures:" if report["failures"] else "No failures.", ""]
     lines += [f"- {failure}" for failure in report["failures"]]
+    examples = report.get("bridge_5xx_examples") or []
+    if examples:
+        lines += ["", "The bridge's own 5xx (first ones):", ""]
+        lines += [f"- `{example}`" for example in examples]
     return "\n".join(lines).rstrip() + "\n"
