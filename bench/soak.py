@@ -243,24 +243,26 @@ class Receivers:
         self.hold_arrived = threading.Event()
         self.hold_release = threading.Event()
         self.hold_peer_port = 0
+        self.held: list[tuple[str, str]] = []  # (webhook-id, conversation) of each held POST
         receivers = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 name = self.path.rsplit("/", 1)[-1]
-                if name == "hold" and receivers.hold_armed.is_set():
-                    receivers.hold_armed.clear()
-                    receivers.hold_peer_port = int(self.client_address[1])
-                    receivers.hold_arrived.set()
-                    receivers.hold_release.wait(30)
-                    self.close_connection = True
-                    return  # no answer: the connection just closes
                 try:
                     conversation = str(json.loads(body)["id"])
                 except (ValueError, KeyError, TypeError):
                     conversation = "?"
                 webhook_id = self.headers.get("webhook-id", "")
+                if name == "hold" and receivers.hold_armed.is_set():
+                    receivers.hold_armed.clear()
+                    receivers.hold_peer_port = int(self.client_address[1])
+                    receivers.held.append((webhook_id, conversation))
+                    receivers.hold_arrived.set()
+                    receivers.hold_release.wait(30)
+                    self.close_connection = True
+                    return  # no answer: the connection just closes
                 with receivers.lock:
                     receivers.arrivals.append(checks.HookArrival(name, webhook_id, conversation))
                     receivers.times.append((now_s(), name, conversation))
@@ -822,6 +824,15 @@ class Soak:
             if watched == agent
         ]
 
+    def redelivery(self, arrived: bool) -> str:
+        if not arrived:
+            return "the held POST never arrived (window not hit)"
+        held_id, conversation = self.receivers.held[-1] if self.receivers.held else ("", "")
+        again = [a.webhook_id for a in self.receivers.snapshot()
+                 if (a.hook, a.conversation_id) == ("hold", conversation)]  # fmt: skip
+        same = "same webhook-id" if set(again) == {held_id} else f"ids {sorted(set(again))}"
+        return f"{held_id}: delivered again after the restart {len(again)} time(s), {same}"
+
     def hook_latencies(self) -> list[float]:
         """Seconds from each conversation's creation to each subscriber's first receipt."""
         created = {conv: at for conv, _, at in self.state.conversations}
@@ -918,7 +929,7 @@ class Soak:
                 "plan_per_min": PLANS[party.plan],
             }
         found = {parsed[0] for text in self.documents() if (parsed := checks.parse_marker(text))}
-        windows = []
+        windows: list[dict[str, Any]] = []
         for window in self.state.windows:
             doc = window["doc"]
             if doc:
@@ -928,8 +939,15 @@ class Soak:
                     f" window hit: {window['hit']}"
                 )
             else:
-                outcome = f"hold POST arrived: {window['hit']}; see the hook figures"
+                outcome = self.redelivery(window["hit"] == "True")
             windows.append({"name": window["name"], "outcome": outcome})
+        for held_id, conversation in self.receivers.held:
+            again = {a.webhook_id for a in self.receivers.snapshot()
+                     if (a.hook, a.conversation_id) == ("hold", conversation)}  # fmt: skip
+            if again != {held_id}:
+                windows.append({"name": "kill between a hook POST and its record", "outcome":
+                                f"{held_id} delivered again as {sorted(again)}",
+                                "failed": True})  # fmt: skip
         states = document_states(self.store.database_url)
         report: dict[str, Any] = {
             "profile": self.args.profile,

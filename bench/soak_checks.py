@@ -245,6 +245,9 @@ def failures(report: Mapping[str, Any]) -> list[str]:
     for fault in report["faults"]:
         if fault.get("recovered_s") is None:
             out.append(f"no recovery seen after {fault['name']}")
+    for window in report["windows"]:
+        if window.get("failed"):
+            out.append(f"window {window['name']}: {window['outcome']}")
     if report.get("incomplete"):
         out.append(f"the run did not finish: {report['incomplete']}")
     return out

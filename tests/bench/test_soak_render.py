@@ -195,6 +195,15 @@ def test_each_broken_promise_is_a_failure():
             faults=[{"name": "kill_worker", "at_s": 30.0, "recovered_s": None}]
         ),
         "did not finish": report(incomplete="3 CMS events never acknowledged"),
+        "msg_1_hold delivered again as []": report(
+            windows=[
+                {
+                    "name": "kill mid hook",
+                    "outcome": "msg_1_hold delivered again as []",
+                    "failed": True,
+                }
+            ]
+        ),
     }
     for expected, broken in cases.items():
         found = checks.failures(broken)
