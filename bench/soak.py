@@ -21,8 +21,9 @@ as ZappWay. At the same time:
   Redis flushed (FLUSHDB of our database only: the "restart" a shared server allows),
   `pg_terminate_backend` on our database's connections, a worker SIGKILLed and restarted.
 
-After each fault a canary document is sent; the time until it is in ZappWay is the recovery
-time. When the load phase ends the upstream faults are cleared and the run waits (bounded)
+After each fault a canary document is sent (on a connection of its own whose key the workload's
+upstream faults spare, so that it measures the bridge, not the backlog); the time until it is in
+ZappWay is the recovery time. When the load phase ends the upstream faults are cleared and the run waits (bounded)
 until everything converged, then compares and reports (`bench/soak_checks.py` decides), writes
 `bench/results/soak-<profile>.json` and its section of `bench/SOAK.md`, and exits 1 when
 anything was lost or a limit was crossed.
@@ -411,6 +412,7 @@ class Soak:
             ("sync", "free"),
             ("window_reset", "free"),
             ("window_kill", "free"),
+            ("canary", "free"),
             ("hooks", "pro"),
             ("actions", "pro"),
             ("revoked", "free"),
@@ -423,7 +425,7 @@ class Soak:
         self.sources: dict[str, dict[str, Any]] = {}
         for provider in PROVIDER_KEYS:
             self.sources[provider] = self.make_source("sync", provider, provider)
-        for window in ("window_reset", "window_kill"):
+        for window in ("window_reset", "window_kill", "canary"):
             self.sources[window] = self.make_source(window, "standard_webhooks", window)
         self.agents = [
             admin.create_agent(self.parties["hooks"].org, f"Agent {i}")["id"] for i in (1, 2)
@@ -573,16 +575,19 @@ class Soak:
 
     def upstream_faults(self) -> None:
         """~30 % 5xx throughout; a 429 burst every 25 s; 5 s stalls every 20 s. On every key
-        but the windows', whose faults are the aimed ones alone (so that they hit)."""
+        but the windows' (their faults are the aimed ones alone, so that they hit) and the
+        canaries' (their delay measures the bridge's recovery, not the workload's backlog)."""
         admin = self.sim.admin
-        keys = [p.key for name, p in self.parties.items() if not name.startswith("window")]
+        clean = ("window_reset", "window_kill", "canary")
+        keys = [p.key for name, p in self.parties.items() if name not in clean]
         for key in keys:
             for status, share in ((500, 0.1), (502, 0.1), (503, 0.12)):
                 admin.add_fault("status", path="^/api/", key=key, status=status, probability=share)
         beat = 0
         while not self.stop.wait(5):
             beat += 5
-            key = self.rng.choice(keys)
+            revoked = self.parties["revoked"].key if self.state.revoked_at else None
+            key = self.rng.choice([k for k in keys if k != revoked])  # let its 401s show
             if beat % 25 == 0:
                 admin.add_fault("rate_limit", path="^/api/", key=key, retry_after=3, times=12)
             if beat % 20 == 0:
@@ -638,7 +643,7 @@ class Soak:
         elif name == "window_kill_mid_upsert":
             self.canary(record, "window_kill")  # the stale-marker takeover
         elif name != "revoke_key":
-            self.canary(record, "standard_webhooks", 0 if name == "kill_web" else None)
+            self.canary(record, "canary", 0 if name == "kill_web" else None)
 
     def restart_worker(self, index: int) -> None:
         self.workers[index] = self.bridges[index].start_worker()
@@ -867,10 +872,9 @@ class Soak:
         self.planned = len(events)
         self.state = State()
         print(f"  load     : {len(events)} CMS events, {self.profile.load_s:g} s", flush=True)
-        threads = [
-            threading.Thread(target=fn, daemon=True, name=fn.__name__)
-            for fn in (self.conversation_load, self.action_load, self.upstream_faults, self.watch)
-        ]
+        loops = (self.conversation_load, self.action_load, self.action_load,
+                 self.upstream_faults, self.watch)  # fmt: skip
+        threads = [threading.Thread(target=fn, daemon=True, name=fn.__name__) for fn in loops]
         cms = threading.Thread(target=self.cms_load, args=(events,), daemon=True)
         log = threading.Thread(target=self.collect_log, daemon=True)
         for thread in (*threads, cms, log):
