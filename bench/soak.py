@@ -23,10 +23,10 @@ as ZappWay. At the same time:
 
 After each fault a canary document is sent (on a connection of its own whose key the workload's
 upstream faults spare, so that it measures the bridge, not the backlog); the time until it is in
-ZappWay is the recovery time. When the load phase ends the upstream faults are cleared and the run waits (bounded)
-until everything converged, then compares and reports (`bench/soak_checks.py` decides), writes
-`bench/results/soak-<profile>.json` and its section of `bench/SOAK.md`, and exits 1 when
-anything was lost or a limit was crossed.
+ZappWay is the recovery time. When the load phase ends the upstream faults are cleared and the
+run waits (bounded) until everything converged, then compares and reports (`soak_checks.py`
+decides), writes `bench/results/soak-<profile>.json` and its section of `bench/SOAK.md`, and
+exits 1 when anything was lost or a limit was crossed.
 
     .venv/bin/python -m bench.soak [--profile short|full] [--redis-db 7] [--keep]
 
@@ -379,7 +379,7 @@ class State:
             if checks.unexpected_5xx([status]) and len(self.odd_answers) < 20:
                 what = "action" if action else "CMS webhook"
                 self.odd_answers.append(
-                    f"t={self.t()} s {what}: {status} {body[:160].decode(errors='replace')}"
+                    f"t={self.t()} s {what}: {status} {body[:160].decode(errors='replace').strip()}"
                 )
 
 
