@@ -807,6 +807,34 @@ class Soak:
             texts += [str(d["text"]) for d in self.sim.admin.documents(datastore)]
         return texts
 
+    def diagnose(self, doc_keys: list[str]) -> dict[str, list[str]]:
+        """For each document that broke a promise: every upsert that carried it (when, which
+        version, ZappWay's status; 0 is a reset) and every DELETE of its upstream copies."""
+        upstream: dict[str, list[str]] = {}
+        for datastore in self.datastores.values():
+            for doc in self.sim.admin.documents(datastore):
+                parsed = checks.parse_marker(str(doc["text"]))
+                if parsed:
+                    upstream.setdefault(parsed[0], []).append(str(doc["id"]))
+        out: dict[str, list[str]] = {}
+        for key in doc_keys[:20]:
+            story = []
+            for entry in self.state.log:
+                at = round(entry["at"] - self.state.started, 1)
+                for text in entry["texts"]:
+                    parsed = checks.parse_marker(text)
+                    if parsed and parsed[0] == key:
+                        story.append(f"t={at} upsert V{parsed[1]} -> {entry['status']}")
+                if entry["method"] == "DELETE" and any(
+                    entry["path"].endswith(f"/{doc_id}") for doc_id in upstream.get(key, [])
+                ):
+                    story.append(f"t={at} DELETE -> {entry['status']}")
+            story.append(f"upstream copies: {upstream.get(key, [])}; no DELETE call logged"
+                         if not any("DELETE" in line for line in story) else
+                         f"upstream copies: {upstream.get(key, [])}")  # fmt: skip
+            out[key] = story
+        return out
+
     def observe(self) -> tuple[checks.DocumentCheck, checks.HookCheck]:
         texts = self.documents()
         at = now_s()
@@ -927,9 +955,11 @@ class Soak:
         rate = {}
         for party in self.parties.values():
             times = [e["at"] for e in log if e["key"] == key_hash(party.key)]
+            busiest, start = checks.busiest_window(times)
             rate[f"{party.name} ({party.plan})"] = {
                 "calls": len(times),
-                "max_calls_60s": checks.max_in_window(times),
+                "max_calls_60s": busiest,
+                "busiest_window_from_s": round(start - self.state.started, 1) if times else None,
                 "plan_per_min": PLANS[party.plan],
             }
         found = {parsed[0] for text in self.documents() if (parsed := checks.parse_marker(text))}
@@ -995,6 +1025,7 @@ class Soak:
             "bridge_5xx_examples": self.state.odd_answers,
             "faults": [asdict(f) for f in self.state.faults],
             "windows": windows,
+            "diagnosis": self.diagnose(docs.lost + docs.stale + docs.deleted_but_present),
             "upstream_calls": len(log),
             "upstream_statuses": dict(Counter(str(e["status"]) for e in log)),
         }

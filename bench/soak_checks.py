@@ -212,12 +212,18 @@ def unexpected_5xx(statuses: Iterable[int | str]) -> Counter[int]:
 
 def max_in_window(times: Sequence[float], window: float = 60.0) -> int:
     """The most events in any `window`-second interval (closed on the left)."""
-    ordered, best, low = sorted(times), 0, 0
+    return busiest_window(times, window)[0]
+
+
+def busiest_window(times: Sequence[float], window: float = 60.0) -> tuple[int, float]:
+    """The most events in any `window`-second interval, and when the first such one starts."""
+    ordered, best, start, low = sorted(times), 0, 0.0, 0
     for high, at in enumerate(ordered):
         while at - ordered[low] >= window:
             low += 1
-        best = max(best, high - low + 1)
-    return best
+        if high - low + 1 > best:
+            best, start = high - low + 1, ordered[low]
+    return best, start
 
 
 def failures(report: Mapping[str, Any]) -> list[str]:
@@ -297,7 +303,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for key, seen in report["rate"].items():
         lines.append(
             f"| most calls in any 60 s, {key} | {seen['max_calls_60s']} (plan"
-            f" {seen['plan_per_min']}/min) |"
+            f" {seen['plan_per_min']}/min; from t={seen.get('busiest_window_from_s', '-')} s) |"
         )
     lines += ["", "| fault | at (s) | recovered after (s) | note |", "|---|---|---|---|"]
     for fault in report["faults"]:
@@ -309,6 +315,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [f"- {w['name']}: {w['outcome']}" for w in report["windows"]]
     lines += ["", "Failures:" if report["failures"] else "No failures.", ""]
     lines += [f"- {failure}" for failure in report["failures"]]
+    for key, story in (report.get("diagnosis") or {}).items():
+        lines += ["", f"What happened to `{key}`:", ""]
+        lines += [f"- {line}" for line in story]
     examples = report.get("bridge_5xx_examples") or []
     if examples:
         lines += ["", "The bridge's own 5xx (first ones):", ""]

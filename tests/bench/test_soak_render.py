@@ -134,6 +134,7 @@ def test_only_5xx_that_do_not_map_upstream_faults_count():
 def test_max_in_window_counts_the_busiest_60_seconds():
     assert checks.max_in_window([0, 10, 59.9, 60, 61, 200]) == 4
     assert checks.max_in_window([]) == 0
+    assert checks.busiest_window([5, 100, 110, 150, 170]) == (3, 100)
 
 
 def report(**changes: Any) -> dict[str, Any]:
