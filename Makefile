@@ -13,7 +13,7 @@ VAR_DIR := $(or $(BRIDGE_VAR_DIR),var)
 COVERAGE_FLOOR ?= 90  # branch coverage of bridge/, actions/, triggers/, sim/ (95 % on 4 Dec)
 export BRIDGE_ENV ?= development
 
-.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations bench clean
+.PHONY: install run demo test test-deps test-n8n check fmt manifest integrations bench soak soak-short clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,15 @@ check: install  ## format check, lint, types, layering contracts
 
 bench: install  ## every benchmark beside its reference, on SQLite then PostgreSQL + Redis (~25 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)   # BENCH_ARGS="--full --py-spy --backends sqlite"
+
+# The fault-injection soak (issue 16): 2 web servers + 2 workers on PostgreSQL (own database)
+# and Redis db SOAK_REDIS_DB, the simulator as ZappWay; exits 1 when anything is lost.
+SOAK_REDIS_DB ?= 7
+soak: install  ## the full soak (thousands of events, every fault twice; <= 15 min)
+	$(BIN)/python -m bench.soak --profile full --redis-db $(SOAK_REDIS_DB)
+
+soak-short: install  ## the short soak (a few hundred events, every fault once; ~4 min)
+	$(BIN)/python -m bench.soak --profile short --redis-db $(SOAK_REDIS_DB)
 
 manifest: install  ## regenerate manifest.json from the registry
 	$(BIN)/flask --app bridge manifest

@@ -254,12 +254,12 @@ class Backend:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(prefix: str = "zwb_bench") -> Iterator[str]:
     """Create a throw-away database next to `test`, yield its URL, drop it afterwards."""
     import psycopg
     from psycopg import sql
 
-    name = f"zwb_bench_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = f"{POSTGRES_SERVER}/{POSTGRES_ADMIN_DB}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

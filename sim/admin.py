@@ -161,6 +161,28 @@ def datastores() -> Response:
         return jsonify(render.datastore(datastore, len(store.documents_of(datastore.id))))
 
 
+@bp.get("/datastores/<datastore_id>/documents")
+def datastore_documents(datastore_id: str) -> Response:
+    """Every document of a datastore with its full text: what a soak or a test compares
+    against what it sent (the public API has no listing, and its answers carry no text)."""
+    store = current_store()
+    with store.lock:
+        if datastore_id not in store.datastores:
+            raise AdminError(404, "unknown datastore")
+        return jsonify(
+            [
+                {
+                    "id": doc.id,
+                    "external_id": doc.external_id,
+                    "name": doc.name,
+                    "text": doc.text,
+                    "metadata": doc.metadata,
+                }
+                for doc in store.documents_of(datastore_id)
+            ]
+        )
+
+
 @bp.post("/conversations")
 def conversations() -> Response:
     store = current_store()

@@ -103,6 +103,11 @@ class SimAdmin:
         result: dict[str, Any] = self._call("POST", "/datastores", body)
         return result
 
+    def documents(self, datastore_id: str) -> list[dict[str, Any]]:
+        """Every document of a datastore, with its text (in storage order)."""
+        result: list[dict[str, Any]] = self._call("GET", f"/datastores/{datastore_id}/documents")
+        return result
+
     def create_conversation(self, agent_id: str, **options: Any) -> dict[str, Any]:
         body = {"agent_id": agent_id, **options}
         result: dict[str, Any] = self._call("POST", "/conversations", body)

@@ -101,3 +101,19 @@ def test_cli_serves_over_http():
         proc.terminate()
         proc.wait(timeout=5)
         proc.stdout.close()
+
+
+def test_documents_of_a_datastore_with_their_text(client, admin, headers, demo):
+    """The admin listing shows each document's external id and full text; unknown is 404."""
+    datastore = demo["datastores"][0]["id"]
+    before = len(admin.documents(datastore))
+    upsert = {"documents": [{"id": "ext-1", "name": "One", "text": "first text"}]}
+    assert client.post(
+        f"/api/v1/datastores/{datastore}/upsert", headers=headers, json=upsert
+    ).is_success
+    docs = admin.documents(datastore)
+    assert len(docs) == before + 1
+    assert (docs[-1]["external_id"], docs[-1]["text"]) == ("ext-1", "first text")
+    with pytest.raises(httpx.HTTPStatusError) as missing:
+        admin.documents("no-such-datastore")
+    assert missing.value.response.status_code == 404
