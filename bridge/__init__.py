@@ -21,7 +21,6 @@ def create_app(
     `config` (a dict of Settings fields) replaces the environment entirely.
     """
     from huey import Huey
-    from werkzeug.middleware.proxy_fix import ProxyFix
 
     from bridge.config import Settings
     from bridge.connections import cli as connections_cli
@@ -56,9 +55,7 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # also makes a stalled read a 400
     app.wsgi_app = BodyTimeout(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
-    if settings.proxy_hops:  # the scheme the caller used (Heroku's router ends TLS): https URLs
-        proxied = ProxyFix(app.wsgi_app, x_for=0, x_proto=settings.proxy_hops, x_host=0)
-        app.wsgi_app = proxied  # type: ignore[method-assign]
+    context.trust_proxy_scheme(app, settings.proxy_hops)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.register(app, {
         Runtime: runtime,
