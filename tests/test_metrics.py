@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,9 +25,9 @@ from bridge.infra import metrics, queue
 from bridge.infra.models import PendingDocument
 from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, runtime_of
 from tests.hooks.test_hooks import connect, deliveries_of, detect, drive, hook_app, subscribe, talk
+from tests.processes import GUNICORN, gunicorn, running_worker, wait_until, worker_env
 from tests.receivers import receiver
 from tests.sources_helpers import signed_for, source_fields, token_of
-from tests.test_web_server import GUNICORN, ROOT, gunicorn
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -296,32 +293,9 @@ def _scrape_http(base: str) -> Samples:
     return parse(response.text)
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
-def test_counts_add_up_over_two_web_processes_and_a_worker(
-    tmp_path, sim_server, sim_admin, seeded, worker_process
-):
+def test_counts_add_up_over_two_web_processes_and_a_worker(tmp_path, sim_server, sim_admin, seeded):
     """6 actions and 9 webhooks alternate between two gunicorn masters; one bridge worker
     drains the 8 distinct documents. Either master's /metrics shows the exact totals of all
     three processes, matching the simulator's own log of calls."""
@@ -341,8 +315,8 @@ def test_counts_add_up_over_two_web_processes_and_a_worker(
     agent = seeded["agents"][0]["id"]
     datastore = seeded["datastores"][0]["id"]
     with (
-        gunicorn(tmp_path / "a", **env) as (web_a, _log_a),
-        gunicorn(tmp_path / "b", **env) as (web_b, _log_b),
+        gunicorn(tmp_path / "a", **env) as (web_a, _log_a, _server_a),
+        gunicorn(tmp_path / "b", **env) as (web_b, _log_b, _server_b),
     ):
         webs = (web_a, web_b)
         created = httpx.post(f"{web_a}/v1/connections", json={"api_key": seeded["key"]})
@@ -364,38 +338,28 @@ def test_counts_add_up_over_two_web_processes_and_a_worker(
                                 content=signed.body, headers=signed.headers)  # fmt: skip
             assert answer.status_code == (200 if n == 8 else 202), answer.text
 
-        worker_env = {**os.environ, "BRIDGE_ENV": "production", **env}
-        worker_env.pop("REDIS_URL", None)
-        with (tmp_path / "worker.log").open("wb") as log:
-            worker_process.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bridge.worker"],
-                    cwd=ROOT,
-                    env=worker_env,
-                    stdout=log,
-                    stderr=log,
+        worker_log = tmp_path / "worker.log"
+        with running_worker(worker_env(tmp_path, sim_server, BRIDGE_ENV="production", **env),
+                            worker_log) as worker:  # fmt: skip
+
+            def upserted() -> int:
+                return sum(
+                    len(r["body"]["documents"])
+                    for r in sim_admin.requests()
+                    if r["method"] == "POST" and r["path"].endswith("/upsert")
                 )
-            )
-        worker = worker_process[0]
 
-        def upserted() -> int:
-            return sum(
-                len(r["body"]["documents"])
-                for r in sim_admin.requests()
-                if r["method"] == "POST" and r["path"].endswith("/upsert")
-            )
+            wait_until(lambda: upserted() >= 8, 60, "the worker's upserts")
+            time.sleep(0.5)  # the worker records its calls right after each answer
+            upsert_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/upsert"))
+            query_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/query"))
+            assert (upserted(), query_calls) == (8, 6)
 
-        _wait_until(lambda: upserted() >= 8, 60, "the worker's upserts")
-        time.sleep(0.5)  # the worker records its calls right after each answer
-        upsert_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/upsert"))
-        query_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/query"))
-        assert (upserted(), query_calls) == (8, 6)
+            pids = {path.stem.rpartition("_")[2] for path in (shared / "metrics").glob("*.db")}
+            assert str(worker.pid) in pids
+            assert len(pids) == 3, pids  # the two web processes and the worker
 
-        pids = {path.stem.rpartition("_")[2] for path in (shared / "metrics").glob("*.db")}
-        assert str(worker.pid) in pids
-        assert len(pids) == 3, pids  # the two web processes and the worker
-
-        scrapes = [_scrape_http(web) for web in webs]
+            scrapes = [_scrape_http(web) for web in webs]
     for samples in scrapes:
         action = {"route": "/v1/actions/query_agent", "method": "POST"}
         inbound = {"route": "/in/<token>", "method": "POST"}

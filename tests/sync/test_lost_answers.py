@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bridge.infra.models import DocumentMapping
-from tests.sync.test_sync_durability import start_worker, stop, wait_until, worker_env
+from tests.processes import running_worker, wait_until, worker_env
 from tests.sync_helpers import FAST, Bridge, sim_store
 
 UPSERT = "/upsert"
@@ -144,8 +144,7 @@ def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
     sim_admin.add_fault("latency", path=UPSERT, seconds=3, times=1)
     env = worker_env(tmp_path, sim_server, BRIDGE_SYNC_STALE_AFTER=str(stale_s))
     log = tmp_path / "worker.log"
-    worker = start_worker(env, log)
-    try:
+    with running_worker(env, log) as worker:
         bridge.change(source, "p1", 1, "first version")
         bridge.kick()
         wait_until(lambda: bridge.row("p1").upstream_id is None and leased(bridge), 30,
@@ -153,15 +152,13 @@ def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
         time.sleep(0.3)
         worker.send_signal(signal.SIGKILL)
         worker.wait(5)
-        wait_until(lambda: copies(sim_app, datastore, "Title of p1") == ["first version"], 10,
-                   "ZappWay to apply the upsert")  # fmt: skip
-        bridge.change(source, "p1", 2, "", event="deleted")
-        worker = start_worker(env, log)
+    wait_until(lambda: copies(sim_app, datastore, "Title of p1") == ["first version"], 10,
+               "ZappWay to apply the upsert")  # fmt: skip
+    bridge.change(source, "p1", 2, "", event="deleted")
+    with running_worker(env, log):
         time.sleep(stale_s + 0.5)
         bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
         wait_until(lambda: bridge.row("p1").state == "delivered", 90, "the delete delivered")
-    finally:
-        stop(worker)
     assert copies(sim_app, datastore, "Title of p1") == [], log.read_text()[-3000:]
 
 
