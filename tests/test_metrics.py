@@ -20,10 +20,11 @@ import pytest
 from huey.serializer import Serializer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge import create_app
 from bridge.config import Settings
 from bridge.infra import metrics, queue
 from bridge.infra.models import PendingDocument
-from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, runtime_of
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, close_app, runtime_of
 from tests.hooks.test_hooks import connect, deliveries_of, detect, drive, hook_app, subscribe, talk
 from tests.processes import GUNICORN, gunicorn, running_worker, wait_until, worker_env
 from tests.receivers import receiver
@@ -81,6 +82,22 @@ def test_metrics_disabled_without_any_token(make_app):
     response = make_app(admin_token="").test_client().get("/metrics")
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "metrics_disabled"
+
+
+def test_a_state_that_cannot_be_read_leaves_the_rest_of_the_scrape(base_settings, tmp_path):
+    """With the database unusable (here: never migrated) the scrape still answers 200 with
+    every counted series; only the states read from it are left out. An outage is when the
+    counters matter most, and a failed scrape would hide them all."""
+    empty = tmp_path / "never-migrated.sqlite3"
+    app = create_app({**base_settings, "database_url": f"sqlite:///{empty}"})
+    try:
+        response = app.test_client().get("/metrics", headers=bearer(ADMIN_TOKEN))
+    finally:
+        close_app(app)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    samples = parse(response.get_data(as_text=True))
+    assert any(name == "bridge_queue_depth" for name, _labels in samples)
+    assert not any(name == "bridge_sync_documents" for name, _labels in samples)
 
 
 def test_actions_upstream_calls_and_requests_are_counted(client, connection, seeded, sim_admin):
