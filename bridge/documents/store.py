@@ -27,6 +27,11 @@ LEASE = timedelta(seconds=120)
 IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
 
 
+# The length of `DocumentMapping.sent_name`: a longer name sent is kept as its start, and a
+# lookup by it then matches names that start so (`ZappWay.find_documents(name_is_start=True)`).
+SENT_NAME_MAX = 300
+
+
 class DocumentBusy(Conflict):
     """Raised when another writer holds a document's lease for longer than we may wait."""
 
@@ -207,7 +212,9 @@ class DocumentMap:
         if not sent:
             return
         values = {"unconfirmed_at": datetime.now(UTC), "sent_name": bindparam("b_name")}
-        params = [{"b_external_id": e, "b_name": (n or "")[:300] or None} for e, n in sent]
+        params = [
+            {"b_external_id": e, "b_name": (n or "")[:SENT_NAME_MAX] or None} for e, n in sent
+        ]
         self._update_each(datastore_id, values, params)
 
     def upstream_ids_of_others(self, datastore_id: str, external_id: str) -> set[str]:

@@ -8,6 +8,7 @@ the copy ZappWay holds instead of trusting the empty id.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from bridge.infra.models import DocumentMapping
 from tests.processes import running_worker, wait_until, worker_env
-from tests.sync_helpers import FAST, Bridge, sim_store
+from tests.sync_helpers import FAST, Bridge, generic_body, hmac_headers, sim_store
 
 UPSERT = "/upsert"
 LONG_RETRY = (60.0, 60.0)  # the failed upsert is not retried before the next change arrives
@@ -121,6 +122,33 @@ def test_legacy_update_after_a_lost_create_answer_adopts_the_copy(
     row = bridge.row("p1")
     assert row.state == "delivered"
     assert row.upstream_id is not None
+
+
+def test_legacy_update_adopts_the_copy_of_a_post_with_a_very_long_title(
+    make_app, seeded, sim_admin, sim_app, sim_server, unlimited
+):
+    """A title longer than the 300 characters the map keeps of a sent name is still recognised
+    in ZappWay's listing: the next version replaces the lost create's copy, not a second one."""
+    bridge = build(make_app, sim_admin, seeded, sim_server, "legacy")
+    datastore = seeded["datastores"][0]["id"]
+    source = bridge.create_source(datastore)
+    title = "A very long title " + "x" * 400
+
+    def publish(version: int, text: str) -> None:
+        payload = {**json.loads(generic_body("p1", version, text)), "title": title}
+        body = json.dumps(payload).encode()
+        answer = bridge.post(source, body, hmac_headers(source.secret, body))
+        assert answer.status_code == 202, answer.get_json()
+        bridge.kick()
+        bridge.run_for(1.0)
+
+    sim_admin.add_fault("reset", path=UPSERT, times=1, after_headers=True)
+    publish(1, "first version")
+    assert bridge.row("p1").upstream_id is None
+    assert copies(sim_app, datastore, title) == ["first version"]  # ZappWay has it
+    publish(2, "second version")
+    assert copies(sim_app, datastore, title) == ["second version"]
+    assert bridge.row("p1").state == "delivered"
 
 
 @pytest.mark.slow
