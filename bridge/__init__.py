@@ -55,6 +55,7 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # also makes a stalled read a 400
     app.wsgi_app = BodyTimeout(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
+    context.trust_proxy_scheme(app, settings.proxy_hops)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.register(app, {
         Runtime: runtime,

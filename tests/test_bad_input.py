@@ -164,6 +164,19 @@ def test_a_lone_surrogate_in_an_action_field_is_a_422_naming_it(bridge, seeded, 
     assert len(sim_admin.requests()) == before
 
 
+def test_a_json_body_not_in_utf8_is_a_400(bridge, seeded, sim_admin):
+    """JSON text in UTF-16 or UTF-32 (which `json.loads` would decode) is refused as malformed:
+    the body is read as UTF-8 only, so an escaped lone surrogate cannot slip past the check in
+    another encoding and fail later as a 500. Nothing reaches ZappWay."""
+    before = len(sim_admin.requests())
+    body = json.dumps({"agent_id": seeded["agents"][0]["id"], "query": f"Hi {SURROGATE}"})
+    for encoding in ("utf-16", "utf-32"):
+        response = bridge.client.post("/v1/actions/query_agent", data=body.encode(encoding),
+                                      headers={**JSON, **bridge.headers()})  # fmt: skip
+        refusal(response, 400, "malformed_json")
+    assert len(sim_admin.requests()) == before
+
+
 def test_a_lone_surrogate_in_a_source_secret_is_blamed_on_the_secret(bridge):
     """The same in a source's `secret` (at creation or rotation) names `secret`, not `config`,
     and shows no exception text."""

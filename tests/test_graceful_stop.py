@@ -10,11 +10,7 @@ shows it (`runs`).
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -25,44 +21,20 @@ import pytest
 from sqlalchemy import select
 
 from bridge.infra.models import DocumentMapping, Job
-from tests.conftest import TEST_SECRET, runtime_of
+from tests.conftest import runtime_of
+from tests.processes import (
+    GUNICORN,
+    gunicorn,
+    running_worker,
+    stop_cleanly,
+    wait_until,
+    worker_env,
+)
 from tests.receivers import receiver
 from tests.sync_helpers import FAST, Bridge, upsert_calls
-from tests.test_web_server import GUNICORN, free_port, wait_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
 UPSERT = "/upsert$"
 pytestmark = pytest.mark.slow
-
-
-def worker_env(tmp_path: Path, sim_server: str, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "BRIDGE_ENV": "test",
-        "BRIDGE_SECRET_KEY": TEST_SECRET,
-        "BRIDGE_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "ZAPPWAY_BASE_URL": f"{sim_server}/api/v1",
-        "BRIDGE_FREE_RPM": "100000",
-        "BRIDGE_SYNC_BATCH_SIZE": "10",
-        "BRIDGE_LOG_LEVEL": "info",
-        **extra,
-    }
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridge.worker"], cwd=ROOT, env=env, stdout=handle, stderr=handle
-        )
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def leases_held(bridge: Bridge) -> list[str]:
@@ -91,33 +63,27 @@ def sync_bridge(make_app, seeded, sim_admin, sim_server):
     return bridge
 
 
-def stop_and_restart(bridge: Bridge, sim_admin, env: dict[str, str], log: Path) -> float:
-    """SIGTERM the worker while an upsert is in flight; return how long it took to exit, after
-    checking that nothing is left to expire, then run a fresh worker until all is delivered."""
-    worker = start_worker(env, log)
-    try:
+def stop_and_restart(bridge: Bridge, sim_admin, sim_server: str, tmp_path: Path,
+                     stop_timeout: float) -> tuple[float, str]:  # fmt: skip
+    """SIGTERM the worker while an upsert is in flight; return how long it took to exit and its
+    log, after checking that nothing is left to expire and that a fresh worker then delivers
+    everything."""
+    sim_admin.clear_requests()
+    env = worker_env(tmp_path, sim_server, BRIDGE_SYNC_BATCH_SIZE="10",
+                     BRIDGE_WORKER_STOP_TIMEOUT=str(stop_timeout))  # fmt: skip
+    log = tmp_path / "worker.log"
+    with running_worker(env, log) as worker:
         bridge.kick()
         wait_until(lambda: bool(leases_held(bridge)), 30, "a batch's leases")
         time.sleep(0.5)  # its upsert is in flight now
-        started = time.monotonic()
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
-        took = time.monotonic() - started
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    assert worker.returncode == 0, log.read_text()[-3000:]
+        took = stop_cleanly(worker, log, timeout=30)
     assert leases_held(bridge) == []
     marker = bridge.marker()
     assert marker is not None and marker <= datetime.now(UTC)  # handed over: due now
     sim_admin.clear_faults()
-    restarted = start_worker(env, log)
-    try:
+    with running_worker(env, log):
         wait_until(lambda: bridge.states() == {"delivered": 30}, 15, "every document delivered")
-    finally:
-        restarted.send_signal(signal.SIGTERM)
-        restarted.wait(30)
-    return took
+    return took, log.read_text()
 
 
 def test_sigterm_mid_upsert_finishes_the_batch_and_hands_back_the_rest(
@@ -126,13 +92,9 @@ def test_sigterm_mid_upsert_finishes_the_batch_and_hands_back_the_rest(
     """A worker told to stop during a slow upsert finishes that batch (delivered, not redone),
     exits with no lease held and the sync due now; a restarted worker delivers the rest at
     once (not after BRIDGE_SYNC_STALE_AFTER)."""
-    bridge = sync_bridge
     sim_admin.add_fault("latency", path=UPSERT, seconds=2)
-    sim_admin.clear_requests()
-    env = worker_env(tmp_path, sim_server, BRIDGE_WORKER_STOP_TIMEOUT="10")
-    log = tmp_path / "worker.log"
-    took = stop_and_restart(bridge, sim_admin, env, log)
-    assert 0.5 < took < 10, log.read_text()[-3000:]  # waited for the in-flight batch
+    took, log = stop_and_restart(sync_bridge, sim_admin, sim_server, tmp_path, stop_timeout=10)
+    assert 0.5 < took < 10, log[-3000:]  # waited for the in-flight batch
     calls = [c for c in upsert_calls(sim_admin) if c["status"] in (200, 201)]
     assert sum(len(c["body"]["documents"]) for c in calls) == 30  # no batch sent twice
 
@@ -143,14 +105,10 @@ def test_sigterm_hands_back_a_task_that_outlives_the_stop_timeout(
     """An upsert stalled past BRIDGE_WORKER_STOP_TIMEOUT does not hold the worker: it exits
     after the timeout, the drain is queued again and its leases freed, and a restarted worker
     delivers everything."""
-    bridge = sync_bridge
     sim_admin.add_fault("stall", path=UPSERT, seconds=60)
-    sim_admin.clear_requests()
-    env = worker_env(tmp_path, sim_server, BRIDGE_WORKER_STOP_TIMEOUT="2")
-    log = tmp_path / "worker.log"
-    took = stop_and_restart(bridge, sim_admin, env, log)
-    assert 1.5 < took < 8, log.read_text()[-3000:]
-    assert "worker.hand_back task=sync_connection" in log.read_text()
+    took, log = stop_and_restart(sync_bridge, sim_admin, sim_server, tmp_path, stop_timeout=2)
+    assert 1.5 < took < 8, log[-3000:]
+    assert "worker.hand_back task=sync_connection" in log
 
 
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
@@ -158,29 +116,7 @@ def test_sigterm_to_gunicorn_lets_the_in_flight_request_finish(
     seeded, sim_admin, sim_server, tmp_path
 ):
     """A web process told to stop mid-request (a 3 s agent answer) still sends that answer."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "WEB_"))},
-        "BRIDGE_ENV": "production",
-        "BRIDGE_SECRET_KEY": secrets.token_urlsafe(36),
-        "BRIDGE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "ZAPPWAY_BASE_URL": f"{sim_server}/api/v1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-    }
-    env.pop("REDIS_URL", None)
-    migrate = [sys.executable, "-m", "flask", "--app", "bridge", "migrate"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
-    log_path = tmp_path / "web.log"
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "bridge:create_app()"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_healthy(base, server, log_path)
+    with gunicorn(tmp_path, ZAPPWAY_BASE_URL=f"{sim_server}/api/v1") as (base, log, server):
         created = httpx.post(f"{base}/v1/connections", json={"api_key": seeded["key"]})
         assert created.status_code == 201, created.text
         headers = {"Authorization": f"Bearer {created.json()['token']}"}
@@ -198,11 +134,8 @@ def test_sigterm_to_gunicorn_lets_the_in_flight_request_finish(
         server.send_signal(signal.SIGTERM)
         asking.join(30)
         server.wait(30)
-    finally:
-        if server.poll() is None:
-            server.kill()
     (answer,) = answers
-    assert answer.status_code == 200, log_path.read_text()[-2000:]
+    assert answer.status_code == 200, log.read_text()[-2000:]
     assert answer.json()["answer"]
     assert server.returncode == 0
 
@@ -238,23 +171,13 @@ def test_sigterm_mid_job_finishes_it_or_shows_the_second_run(
         accepted = client.post("/v1/actions/query_agent", json=body, headers=headers)
         assert accepted.status_code == 202, accepted.get_json()
         job_id = accepted.get_json()["job_id"]
-        worker = start_worker(env, log)
-        try:
+        with running_worker(env, log) as worker:
             wait_until(lambda: job_state(app, job_id) == "running", 30, "the job running")
             time.sleep(0.5)  # its query is in flight
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-        assert worker.returncode == 0, log.read_text()[-3000:]
+            stop_cleanly(worker, log, timeout=30)
         sim_admin.clear_faults()
-        restarted = start_worker(env, log)
-        try:
+        with running_worker(env, log):
             (callback,) = rec.wait_for(1, timeout=15)
-        finally:
-            restarted.send_signal(signal.SIGTERM)
-            restarted.wait(30)
     payload = json.loads(callback.body)
     assert payload["status"] == "succeeded", payload
     shown = client.get(f"/v1/jobs/{job_id}", headers=headers).get_json()

@@ -11,26 +11,24 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from huey.serializer import Serializer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge import create_app
 from bridge.config import Settings
 from bridge.infra import metrics, queue
 from bridge.infra.models import PendingDocument
-from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, runtime_of
+from tests.conftest import ADMIN_TOKEN, TEST_SECRET, bearer, close_app, runtime_of
 from tests.hooks.test_hooks import connect, deliveries_of, detect, drive, hook_app, subscribe, talk
+from tests.processes import GUNICORN, gunicorn, running_worker, wait_until, worker_env
 from tests.receivers import receiver
 from tests.sources_helpers import signed_for, source_fields, token_of
-from tests.test_web_server import GUNICORN, ROOT, gunicorn
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -84,6 +82,22 @@ def test_metrics_disabled_without_any_token(make_app):
     response = make_app(admin_token="").test_client().get("/metrics")
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "metrics_disabled"
+
+
+def test_a_state_that_cannot_be_read_leaves_the_rest_of_the_scrape(base_settings, tmp_path):
+    """With the database unusable (here: never migrated) the scrape still answers 200 with
+    every counted series; only the states read from it are left out. An outage is when the
+    counters matter most, and a failed scrape would hide them all."""
+    empty = tmp_path / "never-migrated.sqlite3"
+    app = create_app({**base_settings, "database_url": f"sqlite:///{empty}"})
+    try:
+        response = app.test_client().get("/metrics", headers=bearer(ADMIN_TOKEN))
+    finally:
+        close_app(app)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    samples = parse(response.get_data(as_text=True))
+    assert any(name == "bridge_queue_depth" for name, _labels in samples)
+    assert not any(name == "bridge_sync_documents" for name, _labels in samples)
 
 
 def test_actions_upstream_calls_and_requests_are_counted(client, connection, seeded, sim_admin):
@@ -296,32 +310,9 @@ def _scrape_http(base: str) -> Samples:
     return parse(response.text)
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
-def test_counts_add_up_over_two_web_processes_and_a_worker(
-    tmp_path, sim_server, sim_admin, seeded, worker_process
-):
+def test_counts_add_up_over_two_web_processes_and_a_worker(tmp_path, sim_server, sim_admin, seeded):
     """6 actions and 9 webhooks alternate between two gunicorn masters; one bridge worker
     drains the 8 distinct documents. Either master's /metrics shows the exact totals of all
     three processes, matching the simulator's own log of calls."""
@@ -341,8 +332,8 @@ def test_counts_add_up_over_two_web_processes_and_a_worker(
     agent = seeded["agents"][0]["id"]
     datastore = seeded["datastores"][0]["id"]
     with (
-        gunicorn(tmp_path / "a", **env) as (web_a, _log_a),
-        gunicorn(tmp_path / "b", **env) as (web_b, _log_b),
+        gunicorn(tmp_path / "a", **env) as (web_a, _log_a, _server_a),
+        gunicorn(tmp_path / "b", **env) as (web_b, _log_b, _server_b),
     ):
         webs = (web_a, web_b)
         created = httpx.post(f"{web_a}/v1/connections", json={"api_key": seeded["key"]})
@@ -364,38 +355,28 @@ def test_counts_add_up_over_two_web_processes_and_a_worker(
                                 content=signed.body, headers=signed.headers)  # fmt: skip
             assert answer.status_code == (200 if n == 8 else 202), answer.text
 
-        worker_env = {**os.environ, "BRIDGE_ENV": "production", **env}
-        worker_env.pop("REDIS_URL", None)
-        with (tmp_path / "worker.log").open("wb") as log:
-            worker_process.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "bridge.worker"],
-                    cwd=ROOT,
-                    env=worker_env,
-                    stdout=log,
-                    stderr=log,
+        worker_log = tmp_path / "worker.log"
+        with running_worker(worker_env(tmp_path, sim_server, BRIDGE_ENV="production", **env),
+                            worker_log) as worker:  # fmt: skip
+
+            def upserted() -> int:
+                return sum(
+                    len(r["body"]["documents"])
+                    for r in sim_admin.requests()
+                    if r["method"] == "POST" and r["path"].endswith("/upsert")
                 )
-            )
-        worker = worker_process[0]
 
-        def upserted() -> int:
-            return sum(
-                len(r["body"]["documents"])
-                for r in sim_admin.requests()
-                if r["method"] == "POST" and r["path"].endswith("/upsert")
-            )
+            wait_until(lambda: upserted() >= 8, 60, "the worker's upserts")
+            time.sleep(0.5)  # the worker records its calls right after each answer
+            upsert_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/upsert"))
+            query_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/query"))
+            assert (upserted(), query_calls) == (8, 6)
 
-        _wait_until(lambda: upserted() >= 8, 60, "the worker's upserts")
-        time.sleep(0.5)  # the worker records its calls right after each answer
-        upsert_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/upsert"))
-        query_calls = sum(1 for r in sim_admin.requests() if r["path"].endswith("/query"))
-        assert (upserted(), query_calls) == (8, 6)
+            pids = {path.stem.rpartition("_")[2] for path in (shared / "metrics").glob("*.db")}
+            assert str(worker.pid) in pids
+            assert len(pids) == 3, pids  # the two web processes and the worker
 
-        pids = {path.stem.rpartition("_")[2] for path in (shared / "metrics").glob("*.db")}
-        assert str(worker.pid) in pids
-        assert len(pids) == 3, pids  # the two web processes and the worker
-
-        scrapes = [_scrape_http(web) for web in webs]
+            scrapes = [_scrape_http(web) for web in webs]
     for samples in scrapes:
         action = {"route": "/v1/actions/query_agent", "method": "POST"}
         inbound = {"route": "/in/<token>", "method": "POST"}

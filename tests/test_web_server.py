@@ -8,83 +8,23 @@ stalled body is cut short, and what gunicorn itself refuses is answered as JSON.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).parent / "gunicorn"
+from tests.processes import GUNICORN, gunicorn
+
 pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_healthy(base: str, server: subprocess.Popen[bytes], log_path: Path,
-                 timeout: float = 30) -> None:  # fmt: skip
-    """Wait until the bridge at `base` answers /healthz (its log is the failure message)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None, log_path.read_text()
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.1)
-
-
-@contextmanager
-def gunicorn(tmp_path: Path, **extra: str) -> Iterator[tuple[str, Path]]:
-    """Run migrations, then gunicorn with the repository's config; yield (base URL, log)."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "WEB_"))},
-        "BRIDGE_ENV": "production",
-        "BRIDGE_SECRET_KEY": secrets.token_urlsafe(36),
-        "BRIDGE_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "XDG_RUNTIME_DIR": str(tmp_path),
-        **extra,
-    }
-    env.pop("REDIS_URL", None)
-    migrate = [sys.executable, "-m", "flask", "--app", "bridge", "migrate"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
-    log_path = tmp_path / "web.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "bridge:create_app()"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_healthy(base, server, log_path)
-            yield base, log_path
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def test_serves_with_the_access_log_off_by_default(tmp_path):
     token = secrets.token_urlsafe(24)
-    with gunicorn(tmp_path) as (base, log):
+    with gunicorn(tmp_path) as (base, log, _server):
         answer = httpx.post(f"{base}/in/{token}", content=b"{}")
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "not_found"
@@ -96,7 +36,7 @@ def test_serves_with_the_access_log_off_by_default(tmp_path):
 
 def test_access_log_hides_inbound_tokens(tmp_path):
     token = secrets.token_urlsafe(24)
-    with gunicorn(tmp_path, WEB_ACCESS_LOG="true") as (base, log):
+    with gunicorn(tmp_path, WEB_ACCESS_LOG="true") as (base, log, _server):
         assert httpx.post(f"{base}/in/{token}", content=b"{}").status_code == 404
         httpx.post(f"{base}//in/{token}", content=b"{}")  # whatever it answers, no token logged
         assert httpx.get(f"{base}/healthz").status_code == 200
@@ -113,7 +53,7 @@ def test_a_run_past_the_deadline_becomes_a_job_under_gevent(tmp_path, sim_server
     agent = seeded["agents"][0]["id"]
     settings = {"ZAPPWAY_BASE_URL": f"{sim_server}/api/v1", "BRIDGE_ACTION_DEADLINE": "1",
                 "BRIDGE_RATE_WAIT": "0.5"}  # fmt: skip
-    with gunicorn(tmp_path, **settings) as (base, log):
+    with gunicorn(tmp_path, **settings) as (base, log, _server):
         created = httpx.post(f"{base}/v1/connections", json={"api_key": seeded["key"]})
         headers = {"Authorization": f"Bearer {created.json()['token']}"}
         body = {"agent_id": agent, "query": "Where is my order?"}
@@ -168,7 +108,7 @@ def test_a_body_cut_short_is_answered_at_once_with_a_json_400(tmp_path, worker_c
     WEB_BODY_TIMEOUT (1 s here) passes with nothing arriving, instead of holding the worker's
     connection until the client gives up; the worker then serves the next request."""
     settings = {"WEB_BODY_TIMEOUT": "1", "WEB_WORKER_CLASS": worker_class}
-    with gunicorn(tmp_path, **settings) as (base, _log):
+    with gunicorn(tmp_path, **settings) as (base, _log, _server):
         short = (b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                  b"\r\nContent-Length: 100\r\n\r\n" + b'{"api_key": "zw_')  # fmt: skip
         answer, took = raw_exchange(base, short)
@@ -189,7 +129,7 @@ def test_requests_gunicorn_refuses_are_answered_as_json(tmp_path):
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
     ]
-    with gunicorn(tmp_path) as (base, _log):
+    with gunicorn(tmp_path) as (base, _log, _server):
         for request, expected in cases:
             status, headers, body = parsed(raw_exchange(base, request)[0])
             assert status == expected, (request[:20], status)

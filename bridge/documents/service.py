@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from bridge.documents.store import DocumentMap
+from bridge.documents.store import SENT_NAME_MAX, DocumentMap
 from bridge.infra.models import DocumentMapping
 from bridge.operation import UpsertOutcome
 from bridge.upstream.errors import (
@@ -133,8 +133,9 @@ def _copies(
     """
     try:
         found = zappway.find_documents(
-            datastore_id, external_id=row.external_id, name=row.sent_name
-        )
+            datastore_id, external_id=row.external_id, name=row.sent_name,
+            name_is_start=len(row.sent_name or "") >= SENT_NAME_MAX,
+        )  # fmt: skip
     except (UpstreamRateLimited, UpstreamAuthError):
         raise  # the caller pauses or flags the key, as for any other call
     except UpstreamError as exc:

@@ -27,6 +27,11 @@ LEASE = timedelta(seconds=120)
 IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
 
 
+# The length of `DocumentMapping.sent_name`: a longer name sent is kept as its start, and a
+# lookup by it then matches names that start so (`ZappWay.find_documents(name_is_start=True)`).
+SENT_NAME_MAX = 300
+
+
 class DocumentBusy(Conflict):
     """Raised when another writer holds a document's lease for longer than we may wait."""
 
@@ -206,18 +211,11 @@ class DocumentMap:
         instead of trusting an empty upstream id. Committed before the call on purpose."""
         if not sent:
             return
-        table = cast(Table, DocumentMapping.__table__)
-        statement = (
-            update(table)
-            .where(table.c.connection_id == self._connection_id)
-            .where(table.c.datastore_id == datastore_id)
-            .where(table.c.external_id == bindparam("b_external_id"))
-            .values(unconfirmed_at=datetime.now(UTC), sent_name=bindparam("b_name"))
-        )
-        params = [{"b_external_id": e, "b_name": (n or "")[:300] or None} for e, n in sent]
-        with self._sessions() as session:
-            session.connection().execute(statement, params)
-            session.commit()
+        values = {"unconfirmed_at": datetime.now(UTC), "sent_name": bindparam("b_name")}
+        params = [
+            {"b_external_id": e, "b_name": (n or "")[:SENT_NAME_MAX] or None} for e, n in sent
+        ]
+        self._update_each(datastore_id, values, params)
 
     def upstream_ids_of_others(self, datastore_id: str, external_id: str) -> set[str]:
         """Upstream ids the map gives to other external ids of the datastore (a lookup by
@@ -252,21 +250,29 @@ class DocumentMap:
         """Record (external id, upstream id, content hash) for a whole batch in one commit."""
         if not results:
             return
+        values = {
+            "upstream_id": bindparam("b_upstream_id"),
+            "content_hash": bindparam("b_hash"),
+            "updated_at": datetime.now(UTC),
+            "unconfirmed_at": None,
+            "sent_name": None,
+        }
+        params = [{"b_external_id": e, "b_upstream_id": u, "b_hash": h} for e, u, h in results]
+        self._update_each(datastore_id, values, params)
+
+    def _update_each(
+        self, datastore_id: str, values: dict[str, Any], params: list[dict[str, Any]]
+    ) -> None:
+        """One executemany UPDATE of the datastore's rows, one per params entry (its
+        `b_external_id`), in one commit: a batch costs one round trip, not one per document."""
         table = cast(Table, DocumentMapping.__table__)
         statement = (
             update(table)
             .where(table.c.connection_id == self._connection_id)
             .where(table.c.datastore_id == datastore_id)
             .where(table.c.external_id == bindparam("b_external_id"))
-            .values(
-                upstream_id=bindparam("b_upstream_id"),
-                content_hash=bindparam("b_hash"),
-                updated_at=datetime.now(UTC),
-                unconfirmed_at=None,
-                sent_name=None,
-            )
+            .values(values)
         )
-        params = [{"b_external_id": e, "b_upstream_id": u, "b_hash": h} for e, u, h in results]
         with self._sessions() as session:
             session.connection().execute(statement, params)
             session.commit()

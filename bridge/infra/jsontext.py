@@ -104,12 +104,15 @@ def loads(text: bytes | str, *, max_depth: int = API_DEPTH, repair: bool = False
 
     Raises:
         JsonTooDeep: nested deeper than `max_depth`.
-        ValueError: not JSON (or not UTF-8); the caller says which input it was.
+        ValueError: not JSON, or not UTF-8 (UTF-16 and UTF-32 included); the caller says
+            which input it was.
         NotUnicode: a string or key holds a lone surrogate (unless `repair`); names its path.
     """
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     check_depth(data, max_depth)
-    value = json.loads(data)
+    # UTF-8 only (RFC 8259; a leading BOM tolerated), decoded before parsing: `json.loads` would
+    # also take UTF-16 and UTF-32 bytes, in which the surrogate search below finds nothing.
+    value = json.loads(data.decode("utf-8-sig"))
     if not _SURROGATE_ESCAPE.search(data):
         return value
     if repair:

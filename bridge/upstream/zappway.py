@@ -174,12 +174,16 @@ class ZappWay:
         new_id = answer.get("id") if isinstance(answer, Mapping) else None
         return str(new_id or upstream_id)
 
-    def find_documents(self, datastore_id: str, *, external_id: str, name: str | None) -> list[str]:
+    def find_documents(
+        self, datastore_id: str, *, external_id: str, name: str | None, name_is_start: bool = False
+    ) -> list[str]:
         """Upstream ids of the copies of one of the bridge's documents, found by listing the
         datastore's documents (`GET /datastores/{id}` with `search`, `offset` in pages,
         `limit`: the ancestor's datasource listing). Documented profile: the copy carries the
         bridge's id (`config.custom_id` / `metadata.custom_id`); legacy: ids are ignored, so
-        the copy is the one named exactly `name`. For a create whose answer was lost.
+        the copy is the one named exactly `name` (or, with `name_is_start`, whose name starts
+        with it: the caller kept only the start of a long name). For a create whose answer was
+        lost.
 
         Raises:
             UpstreamError: the listing failed; nothing can be concluded.
@@ -202,16 +206,21 @@ class ZappWay:
                 str(item["id"])
                 for item in listed
                 if isinstance(item, Mapping) and item.get("id") and self._is_copy(
-                    item, external_id, name
+                    item, external_id, name, name_is_start
                 )
             )  # fmt: skip
             if len(listed) < PAGE_SIZE:
                 break
         return found
 
-    def _is_copy(self, item: Mapping[str, Any], external_id: str, name: str | None) -> bool:
+    def _is_copy(
+        self, item: Mapping[str, Any], external_id: str, name: str | None, name_is_start: bool
+    ) -> bool:
         if self.legacy:
-            return item.get("name") == name
+            listed = item.get("name")
+            if name_is_start and name and isinstance(listed, str):
+                return listed.startswith(name)
+            return listed == name
         tags = (
             pick(item.get("config"), ("custom_id",)),
             pick(item.get("metadata"), ("custom_id",)),

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Request, current_app, g, request
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.config import Settings
 from bridge.runtime import Runtime
@@ -97,6 +98,16 @@ def _close_db(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def trust_proxy_scheme(app: Flask, proxy_hops: int) -> None:
+    """Behind BRIDGE_PROXY_HOPS trusted proxies, take the scheme the last one saw
+    (`X-Forwarded-Proto`): Heroku's router ends TLS and forwards plain HTTP, and an `http`
+    status_url would have platforms send their token in clear text. Only the scheme: the
+    caller's address is `address_of`'s, and the Host header already names the bridge."""
+    if proxy_hops:
+        proxied = ProxyFix(app.wsgi_app, x_for=0, x_proto=proxy_hops, x_host=0)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
 
 def absolute_url(path: str) -> str:

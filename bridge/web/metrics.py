@@ -8,6 +8,7 @@ each background role last beat. Each request is counted here too, by its URL rul
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, request
@@ -26,6 +27,7 @@ from bridge.runtime import Runtime
 from bridge.web.api import Answer, Endpoint, endpoint
 from bridge.web.context import runtime, service, settings
 
+log = logging.getLogger(__name__)
 bp = Blueprint("metrics", __name__)
 DOCUMENT_STATES = ("pending", "dead")
 
@@ -92,6 +94,19 @@ class _State(Collector):
         self.runtime, self.huey = runtime, huey
 
     def collect(self) -> Iterator[Metric]:
+        """Each state on its own: one that cannot be read (its store down, a database not yet
+        migrated) is left out and logged, and the scrape still answers with everything else;
+        an outage is when the counted series matter most."""
+        for read in (self._documents, self._queue, self._beats):
+            try:
+                families = list(read())
+            except Exception as exc:  # the store's own error, whatever its driver
+                log.warning("metrics.state_unreadable state=%s reason=%s", read.__name__,
+                            type(exc).__name__)  # fmt: skip
+                continue
+            yield from families
+
+    def _documents(self) -> Iterator[Metric]:
         documents = GaugeMetricFamily(
             "bridge_sync_documents", "CMS documents waiting to reach ZappWay (pending) or "
             "given up on until replayed (dead)", labels=["state"],
@@ -107,6 +122,8 @@ class _State(Collector):
         for state in DOCUMENT_STATES:
             documents.add_metric([state], counts.get(state, 0))
         yield documents
+
+    def _queue(self) -> Iterator[Metric]:
         waiting = queue.backlog(self.huey)
         yield GaugeMetricFamily(
             "bridge_queue_depth", "Tasks waiting in the queue", value=waiting["pending"]
@@ -116,6 +133,8 @@ class _State(Collector):
             "How long the next task to run has waited in the queue (0 when empty)",
             value=waiting["oldest_wait_s"] or 0.0,
         )
+
+    def _beats(self) -> Iterator[Metric]:
         seen = GaugeMetricFamily(
             "bridge_worker_last_seen_timestamp_seconds",
             "When each background role last beat (Unix time)", labels=["role"],

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_web_server import free_port, wait_healthy
+from tests.processes import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -27,10 +24,10 @@ from bridge.hooks.tasks import HookTasks
 from bridge.infra.models import Delivery, Watch
 from bridge.registry import trigger_for
 from bridge.web.context import service_of
-from tests.conftest import TEST_SECRET, bearer, runtime_of
+from tests.conftest import bearer, runtime_of
+from tests.processes import running_worker, worker_env
 from tests.receivers import receiver
 
-ROOT = Path(__file__).resolve().parents[2]
 NEW_CONVERSATION = trigger_for("new_conversation")
 SETTINGS = {
     "allow_private_targets": True,
@@ -224,24 +221,11 @@ def _event_of(app, delivery_id: int) -> str:
 # --- the real worker process, killed with SIGKILL ------------------------------------------
 
 
-def start_worker(tmp_path: Path, sim_server: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "BRIDGE_ENV": "test",
-        "BRIDGE_SECRET_KEY": TEST_SECRET,
-        "BRIDGE_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "ZAPPWAY_BASE_URL": f"{sim_server}/api/v1",
-        "BRIDGE_POLL_INTERVAL": "1",
-        "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
-        "BRIDGE_FREE_RPM": "10000",
-        "BRIDGE_HOOK_TIMEOUT": "2",
-        "BRIDGE_LOG_LEVEL": "info",
-    }
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridge.worker"], cwd=ROOT, env=env, stdout=handle, stderr=handle
-        )
+def hook_worker_env(tmp_path: Path, sim_server: str, **extra: str) -> dict[str, str]:
+    """A worker's environment for hook tests: agents polled every second, the receiver on
+    loopback allowed."""
+    return worker_env(tmp_path, sim_server, BRIDGE_POLL_INTERVAL="1",
+                      BRIDGE_ALLOW_PRIVATE_TARGETS="true", **extra)  # fmt: skip
 
 
 def wait_until_no_poll_runs(app, timeout: float = 5.0) -> None:
@@ -281,36 +265,31 @@ def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim
             "/v1/hooks", json={"url": rec.url, "agent_id": agent}, headers=bearer(token)
         )
         assert hook.status_code == 201
-        worker = start_worker(tmp_path, sim_server, log)
+        env = hook_worker_env(tmp_path, sim_server, BRIDGE_HOOK_TIMEOUT="2")
         creator = threading.Thread(target=create_continuously)
         try:
-            creator.start()
-            arrived = rec.wait_for(3, timeout=20)
-            assert len(arrived) >= 3, log.read_text()[-3000:]
-            rec.wait_for(len(arrived) + 1, timeout=5)
-            time.sleep(0.4)
-            # Kill between two polls: one killed mid-poll leaves its watch leased for
-            # `detection.LEASE` (60 s), a recovery this test is not about.
-            wait_until_no_poll_runs(app)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(5)
+            with running_worker(env, log) as worker:
+                creator.start()
+                arrived = rec.wait_for(3, timeout=20)
+                assert len(arrived) >= 3, log.read_text()[-3000:]
+                rec.wait_for(len(arrived) + 1, timeout=5)
+                time.sleep(0.4)
+                # Kill between two polls: one killed mid-poll leaves its watch leased for
+                # `detection.LEASE` (60 s), a recovery this test is not about.
+                wait_until_no_poll_runs(app)
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(5)
             killed_with = len(rec.received)
             time.sleep(1.5)
             assert len(rec.received) == killed_with
-            worker = start_worker(tmp_path, sim_server, log)
-            time.sleep(2)
-            stop.set()
-            creator.join(10)
-            rec.wait_for(len(created), timeout=30)
-            time.sleep(1.5)
+            with running_worker(env, log):
+                time.sleep(2)
+                stop.set()
+                creator.join(10)
+                rec.wait_for(len(created), timeout=30)
+                time.sleep(1.5)
         finally:
             stop.set()
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(5)
         counts = collections.Counter(rec.ids())
     assert sorted(pushed_ids(rec)) == sorted(created), log.read_text()[-3000:]
     assert set(counts.values()) == {1}

@@ -9,11 +9,7 @@ event within seconds (the leases last 60 s), each `webhook-id` once unless it wa
 from __future__ import annotations
 
 import collections
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -25,57 +21,21 @@ from sqlalchemy import func, select
 from bridge.hooks import deliveries, detection
 from bridge.infra.models import Delivery, Watch
 from bridge.registry import trigger_for
-from tests.conftest import TEST_SECRET, bearer, runtime_of
-from tests.hooks.test_detection_restart import SETTINGS, talk
+from tests.conftest import bearer, runtime_of
+from tests.hooks.test_detection_restart import SETTINGS, hook_worker_env, talk
+from tests.processes import running_worker, stop_cleanly, wait_until
 from tests.receivers import HANG, receiver
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 LOOKUP = re.compile(r"/conversations/[^/]+$")  # one conversation's messages (`render`)
 NEW_CONVERSATION = trigger_for("new_conversation")
 PROMPT_S = 12  # a restarted worker's delivery of everything; the leases are 60 s
 
 
-def start_worker(tmp_path: Path, sim_server: str, log: Path, stop_timeout: float):
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "BRIDGE_ENV": "test",
-        "BRIDGE_SECRET_KEY": TEST_SECRET,
-        "BRIDGE_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "ZAPPWAY_BASE_URL": f"{sim_server}/api/v1",
-        "BRIDGE_POLL_INTERVAL": "1",
-        "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
-        "BRIDGE_FREE_RPM": "10000",
-        "BRIDGE_HOOK_TIMEOUT": "30",
-        "BRIDGE_WORKER_STOP_TIMEOUT": str(stop_timeout),
-        "BRIDGE_LOG_LEVEL": "info",
-    }
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridge.worker"], cwd=ROOT, env=env, stdout=handle, stderr=handle
-        )
-
-
-def stop(worker: subprocess.Popen[bytes], log: Path) -> float:
-    """SIGTERM the worker; seconds until it exited (asserting it exited cleanly)."""
-    started = time.monotonic()
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(40)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    assert worker.returncode == 0, log.read_text()[-3000:]
-    return time.monotonic() - started
-
-
-def wait_until(predicate, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
+def env_for(tmp_path: Path, sim_server: str, stop_timeout: float) -> dict[str, str]:
+    """A hook worker whose deliveries may take 30 s, so only the stop timeout cuts them."""
+    return hook_worker_env(tmp_path, sim_server, BRIDGE_HOOK_TIMEOUT="30",
+                           BRIDGE_WORKER_STOP_TIMEOUT=str(stop_timeout))  # fmt: skip
 
 
 def states(app) -> dict[str, int]:
@@ -133,25 +93,19 @@ def test_sigterm_mid_delivery_round_records_answers_and_hands_back_the_rest(
     with receiver(then=answer) as rec:
         subscribe(app, token, agent, rec.url)
         created = [talk(sim_admin, agent, f"message {n}") for n in range(30)]
-        worker = start_worker(tmp_path, sim_server, log, stop_timeout=20)
-        try:
+        env = env_for(tmp_path, sim_server, stop_timeout=20)
+        with running_worker(env, log) as worker:
             wait_until(lambda: len(rec.received) >= 15, 30, "the first round of POSTs", log)
             time.sleep(0.3)  # no more arrive: the round is 10 + 5
             sent_when_stopped = len(rec.received)
-            took = stop(worker, log)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+            took = stop_cleanly(worker, log)
         assert len(rec.received) == sent_when_stopped < 30  # no new round after SIGTERM
         assert took < 5, log.read_text()[-3000:]  # waited for the round, not the whole batch
         assert states(app) == {"delivered": sent_when_stopped, "pending": 30 - sent_when_stopped}
         assert leases_held(app) == 0
         slow.clear()
-        restarted = start_worker(tmp_path, sim_server, log, stop_timeout=20)
-        try:
+        with running_worker(env, log):
             wait_until(lambda: states(app) == {"delivered": 30}, PROMPT_S, "all delivered", log)
-        finally:
-            stop(restarted, log)
         counts = collections.Counter(rec.ids())
     assert len(counts) == len(created) == 30
     assert set(counts.values()) == {1}  # the recorded answers were not sent again
@@ -170,22 +124,16 @@ def test_sigterm_hands_back_a_batch_stuck_past_the_stop_timeout_unleased(
     with receiver(then=lambda: HANG if hanging.is_set() else 200) as rec:
         subscribe(app, token, agent, rec.url)
         created = [talk(sim_admin, agent, f"message {n}") for n in range(3)]
-        worker = start_worker(tmp_path, sim_server, log, stop_timeout=2)
-        try:
+        env = env_for(tmp_path, sim_server, stop_timeout=2)
+        with running_worker(env, log) as worker:
             wait_until(lambda: len(rec.received) >= 3, 30, "the POSTs in flight", log)
-            took = stop(worker, log)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+            took = stop_cleanly(worker, log)
         assert 1.5 < took < 8, log.read_text()[-3000:]
         assert "worker.hand_back task=deliver_batch" in log.read_text()
         assert leases_held(app) == 0
         hanging.clear()
-        restarted = start_worker(tmp_path, sim_server, log, stop_timeout=2)
-        try:
+        with running_worker(env, log):
             wait_until(lambda: states(app) == {"delivered": 3}, PROMPT_S, "all delivered", log)
-        finally:
-            stop(restarted, log)
         ids = rec.ids()
     assert len(set(ids)) == len(created)
     assert len(ids) == 6  # each cut POST sent again once, with its id
@@ -209,26 +157,20 @@ def test_sigterm_mid_poll_frees_the_watch_and_a_restart_polls_at_once(
         created = [talk(sim_admin, agent, f"message {n}") for n in range(3)]
         sim_admin.add_fault("latency", path="/conversations$", seconds=latency)
         sim_admin.clear_requests()
-        worker = start_worker(tmp_path, sim_server, log, stop_timeout=stop_timeout)
-        try:
+        env = env_for(tmp_path, sim_server, stop_timeout=stop_timeout)
+        with running_worker(env, log) as worker:
             wait_until(lambda: leases_held(app) > 0, 30, "a poll in flight", log)
             time.sleep(0.5)
-            took = stop(worker, log)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
+            took = stop_cleanly(worker, log)
         assert took < min(latency, stop_timeout) + 3, log.read_text()[-3000:]
         assert leases_held(app) == 0
         assert rec.received == []
         lookups = [r for r in sim_admin.requests() if LOOKUP.search(r["path"])]
         assert lookups == []
         sim_admin.clear_faults()
-        restarted = start_worker(tmp_path, sim_server, log, stop_timeout=stop_timeout)
-        try:
+        with running_worker(env, log):
             rec.wait_for(len(created), timeout=PROMPT_S)
             time.sleep(0.5)
-        finally:
-            stop(restarted, log)
         counts = collections.Counter(rec.ids())
     assert len(counts) == len(created), log.read_text()[-3000:]
     assert set(counts.values()) == {1}

@@ -185,6 +185,23 @@ def test_status_url_is_absolute_on_the_host_called(slow, agent):
     assert polled.get_json()["job_id"] == error["job_id"]
 
 
+def test_status_url_keeps_the_scheme_the_proxy_saw(make_app, seeded, sim_admin, agent):
+    """Behind BRIDGE_PROXY_HOPS trusted proxies (Heroku's router ends TLS and forwards plain
+    HTTP), status_url is https as the caller used it, so a platform polling it never sends its
+    token in clear text."""
+    app = make_app(action_deadline_s=0.5, proxy_hops=1)
+    client = app.test_client()
+    token = connect(client, seeded["key"])["token"]
+    sim_admin.add_fault("latency", path="/query$", seconds=1.5)
+    response = client.post(
+        f"/v1/actions/{ACTION}", json={"agent_id": agent, "query": "Hi"},
+        headers={**bearer(token), "X-Forwarded-Proto": "https"},
+        base_url="http://bridge.example.com",
+    )  # fmt: skip
+    error = response.get_json()["error"]
+    assert error["status_url"] == f"https://bridge.example.com/v1/jobs/{error['job_id']}"
+
+
 def test_callback_url_answers_202_at_once(worker, agent, sim_admin):
     """With callback_url the answer is 202 {job_id, status pending} before ZappWay has answered."""
     sim_admin.add_fault("latency", path="/query$", seconds=2.0)

@@ -180,6 +180,24 @@ def _delete_document(w: World) -> tuple[Calls, Calls]:
     return [ok], [neither, gone]
 
 
+def _on_one(made: Callable[[World], str], unknown: str) -> Callable[[str, str], Example]:
+    """Examples for an operation on one resource: called on one `made` for it (success) and
+    on the `unknown` id (404). `path` holds `{}` where the id goes."""
+
+    def example(method: str, path: str) -> Example:
+        def calls(w: World) -> tuple[Calls, Calls]:
+            call = getattr(w, method)
+            return [call(path.format(made(w)))], [call(path.format(unknown))]
+
+        return calls
+
+    return example
+
+
+_on_one_source = _on_one(lambda w: str(w.source()["id"]), "src_nope")
+_on_one_hook = _on_one(World.hook, "hook_nope")
+
+
 EXAMPLES: dict[str, Example] = {
     "GET /healthz": lambda w: ([w.client.get("/healthz")], []),
     "GET /readyz": lambda w: ([w.client.get("/readyz")], [_unready(w)]),
@@ -226,18 +244,11 @@ EXAMPLES: dict[str, Example] = {
         [w.post("/v1/sources", {"provider": "nope", "datastore_id": w.datastore})],
     ),
     "GET /v1/sources": lambda w: ([w.get("/v1/sources")], [w.client.get("/v1/sources")]),
-    "DELETE /v1/sources/{source_id}": lambda w: (
-        [w.delete(f"/v1/sources/{w.source()['id']}")],
-        [w.delete("/v1/sources/src_nope")],
+    "DELETE /v1/sources/{source_id}": _on_one_source("delete", "/v1/sources/{}"),
+    "POST /v1/sources/{source_id}/rotate-secret": _on_one_source(
+        "post", "/v1/sources/{}/rotate-secret"
     ),
-    "POST /v1/sources/{source_id}/rotate-secret": lambda w: (
-        [w.post(f"/v1/sources/{w.source()['id']}/rotate-secret")],
-        [w.post("/v1/sources/src_nope/rotate-secret")],
-    ),
-    "POST /v1/sources/{source_id}/replay": lambda w: (
-        [w.post(f"/v1/sources/{w.source()['id']}/replay")],
-        [w.post("/v1/sources/src_nope/replay")],
-    ),
+    "POST /v1/sources/{source_id}/replay": _on_one_source("post", "/v1/sources/{}/replay"),
     "GET /v1/sources/{source_id}/events": lambda w: (
         [w.get(f"/v1/sources/{w.source()['id']}/events", limit=10)],
         [
@@ -285,14 +296,8 @@ EXAMPLES: dict[str, Example] = {
         ],
     ),
     "GET /v1/hooks": lambda w: ([w.get("/v1/hooks")], [w.client.get("/v1/hooks")]),
-    "GET /v1/hooks/{subscription_id}": lambda w: (
-        [w.get(f"/v1/hooks/{w.hook()}")],
-        [w.get("/v1/hooks/hook_nope")],
-    ),
-    "DELETE /v1/hooks/{subscription_id}": lambda w: (
-        [w.delete(f"/v1/hooks/{w.hook()}")],
-        [w.delete("/v1/hooks/hook_nope")],
-    ),
+    "GET /v1/hooks/{subscription_id}": _on_one_hook("get", "/v1/hooks/{}"),
+    "DELETE /v1/hooks/{subscription_id}": _on_one_hook("delete", "/v1/hooks/{}"),
     "POST /v1/hooks/{subscription_id}/replay": lambda w: (
         [w.post(f"/v1/hooks/{w.hook()}/replay?since=2026-01-01T00:00:00Z")],
         [

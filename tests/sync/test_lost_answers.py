@@ -8,6 +8,7 @@ the copy ZappWay holds instead of trusting the empty id.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -15,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from bridge.infra.models import DocumentMapping
-from tests.sync.test_sync_durability import start_worker, stop, wait_until, worker_env
-from tests.sync_helpers import FAST, Bridge, sim_store
+from tests.processes import running_worker, wait_until, worker_env
+from tests.sync_helpers import FAST, Bridge, generic_body, hmac_headers, sim_store
 
 UPSERT = "/upsert"
 LONG_RETRY = (60.0, 60.0)  # the failed upsert is not retried before the next change arrives
@@ -123,6 +124,33 @@ def test_legacy_update_after_a_lost_create_answer_adopts_the_copy(
     assert row.upstream_id is not None
 
 
+def test_legacy_update_adopts_the_copy_of_a_post_with_a_very_long_title(
+    make_app, seeded, sim_admin, sim_app, sim_server, unlimited
+):
+    """A title longer than the 300 characters the map keeps of a sent name is still recognised
+    in ZappWay's listing: the next version replaces the lost create's copy, not a second one."""
+    bridge = build(make_app, sim_admin, seeded, sim_server, "legacy")
+    datastore = seeded["datastores"][0]["id"]
+    source = bridge.create_source(datastore)
+    title = "A very long title " + "x" * 400
+
+    def publish(version: int, text: str) -> None:
+        payload = {**json.loads(generic_body("p1", version, text)), "title": title}
+        body = json.dumps(payload).encode()
+        answer = bridge.post(source, body, hmac_headers(source.secret, body))
+        assert answer.status_code == 202, answer.get_json()
+        bridge.kick()
+        bridge.run_for(1.0)
+
+    sim_admin.add_fault("reset", path=UPSERT, times=1, after_headers=True)
+    publish(1, "first version")
+    assert bridge.row("p1").upstream_id is None
+    assert copies(sim_app, datastore, title) == ["first version"]  # ZappWay has it
+    publish(2, "second version")
+    assert copies(sim_app, datastore, title) == ["second version"]
+    assert bridge.row("p1").state == "delivered"
+
+
 @pytest.mark.slow
 def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
     make_app, seeded, sim_admin, sim_app, sim_server, tmp_path, unlimited
@@ -144,8 +172,7 @@ def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
     sim_admin.add_fault("latency", path=UPSERT, seconds=3, times=1)
     env = worker_env(tmp_path, sim_server, BRIDGE_SYNC_STALE_AFTER=str(stale_s))
     log = tmp_path / "worker.log"
-    worker = start_worker(env, log)
-    try:
+    with running_worker(env, log) as worker:
         bridge.change(source, "p1", 1, "first version")
         bridge.kick()
         wait_until(lambda: bridge.row("p1").upstream_id is None and leased(bridge), 30,
@@ -153,15 +180,13 @@ def test_delete_after_a_worker_killed_mid_create_deletes_the_copy(
         time.sleep(0.3)
         worker.send_signal(signal.SIGKILL)
         worker.wait(5)
-        wait_until(lambda: copies(sim_app, datastore, "Title of p1") == ["first version"], 10,
-                   "ZappWay to apply the upsert")  # fmt: skip
-        bridge.change(source, "p1", 2, "", event="deleted")
-        worker = start_worker(env, log)
+    wait_until(lambda: copies(sim_app, datastore, "Title of p1") == ["first version"], 10,
+               "ZappWay to apply the upsert")  # fmt: skip
+    bridge.change(source, "p1", 2, "", event="deleted")
+    with running_worker(env, log):
         time.sleep(stale_s + 0.5)
         bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
         wait_until(lambda: bridge.row("p1").state == "delivered", 90, "the delete delivered")
-    finally:
-        stop(worker)
     assert copies(sim_app, datastore, "Title of p1") == [], log.read_text()[-3000:]
 
 

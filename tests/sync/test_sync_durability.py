@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +22,7 @@ import pytest
 from bridge.documents.store import DocumentMap
 from bridge.sync import state as sync_state
 from tests.conftest import TEST_SECRET
+from tests.processes import ROOT, running_worker, wait_until, worker_env
 from tests.sync_helpers import (
     FAST,
     Bridge,
@@ -34,7 +33,6 @@ from tests.sync_helpers import (
     upstream_documents,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 UPSERT = "/upsert$"
 
 
@@ -399,45 +397,6 @@ def test_one_tenant_stalling_or_failing_does_not_hold_up_another(
 # --- real processes -------------------------------------------------------------------------
 
 
-def worker_env(tmp_path: Path, sim_server: str, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "BRIDGE_ENV": "test",
-        "BRIDGE_SECRET_KEY": TEST_SECRET,
-        "BRIDGE_VAR_DIR": str(tmp_path / "var"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
-        "ZAPPWAY_BASE_URL": f"{sim_server}/api/v1",
-        "BRIDGE_FREE_RPM": "100000",
-        "BRIDGE_LOG_LEVEL": "info",
-        **extra,
-    }
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bridge.worker"], cwd=ROOT, env=env, stdout=handle, stderr=handle
-        )
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_worker_killed_mid_batch_loses_nothing(
     make_app, seeded, sim_admin, sim_app, sim_server, tmp_path, unlimited
@@ -462,8 +421,7 @@ def test_worker_killed_mid_batch_loses_nothing(
     env = worker_env(tmp_path, sim_server, BRIDGE_SYNC_BATCH_SIZE="10",
                      BRIDGE_SYNC_STALE_AFTER=str(stale_s))  # fmt: skip
     log = tmp_path / "worker.log"
-    worker = start_worker(env, log)
-    try:
+    with running_worker(env, log) as worker:
         bridge.kick()
         wait_until(lambda: len(upsert_calls(sim_admin)) >= 3, 30, "three batches")
         sim_admin.add_fault("stall", path=UPSERT, times=1, seconds=30)
@@ -471,17 +429,15 @@ def test_worker_killed_mid_batch_loses_nothing(
                    "the next upsert to start")  # fmt: skip
         worker.send_signal(signal.SIGKILL)  # that upsert is in flight now
         worker.wait(5)
-        killed_after = len(upsert_calls(sim_admin))
-        # edits made while no worker runs, some to documents of the interrupted batch
-        for n in range(0, 100, 7):
-            bridge.change(source, f"d{n}", 2, f"d{n} v2")
-        assert bridge.states()["pending"] > 0
-        worker = start_worker(env, log)
+    killed_after = len(upsert_calls(sim_admin))
+    # edits made while no worker runs, some to documents of the interrupted batch
+    for n in range(0, 100, 7):
+        bridge.change(source, f"d{n}", 2, f"d{n} v2")
+    assert bridge.states()["pending"] > 0
+    with running_worker(env, log):
         time.sleep(stale_s + 0.5)
         bridge.tasks.sweep_syncs.call_local()  # the minute's sweep, without waiting for it
         wait_until(lambda: bridge.states() == {"delivered": 100}, 60, "every document delivered")
-    finally:
-        stop(worker)
     assert killed_after < 10
     expected = {f"d{n}": f"d{n} v{2 if n % 7 == 0 else 1}" for n in range(100)}
     assert texts(sim_app, datastore, source.id) == expected, log.read_text()[-3000:]
