@@ -190,6 +190,23 @@ def test_wordpress_url_suffix_names_a_delete(suffix):
     assert [(c.op, c.cms_id) for c in updated] == [("upsert", "42")]
 
 
+@pytest.mark.parametrize("suffix", ["post_untrash", "post_restore", "undelete_check"])
+def test_wordpress_trigger_merely_containing_a_delete_word_is_no_delete(suffix):
+    """A restore trigger (`post_untrash`) names no delete: its still-published post is upserted
+    (the words of the name count, not substrings)."""
+    changes = mapped("wordpress", headers=WP_NO_NAME, route_event=suffix)
+    assert [(c.op, c.cms_id) for c in changes] == [("upsert", "42")]
+
+
+def test_no_text_reason_stays_short_with_very_long_field_names():
+    """Keys of hundreds of characters still give a reason under the cap, keys only."""
+    long_keys = {f"{'k' * 300}{i}": "x" for i in range(3)}
+    (change,) = mapped("sanity", sanity_without_text(**long_keys))
+    assert change.no_text is not None
+    assert len(change.no_text) <= 240
+    assert change.no_text.startswith("no text to index: set the source's mapping.text")
+
+
 def test_event_header_wins_over_the_url_suffix():
     """The payload's own event name (here the configured header) is read before the suffix."""
     changes = mapped("wordpress", headers={"X-WP-Webhook-Name": "post_update"},

@@ -108,14 +108,18 @@ def no_text_reason(ev: Event, fm: FieldMap) -> str:
         None,
     )
     example = f"{prefix}{guess or 'body'}"
+    if len(example) > 60:  # a very long key would crowd out the rest: name the usual one
+        example = f"{prefix}body"[:60]
     reason = (
         "no text to index: set the source's mapping.text to the field holding the text, "
         f'e.g. {{"text": "{example}"}}; fields present: '
     )
     listed = ", ".join(keys) or "none"
     if len(reason) + len(listed) > MAX_REASON:
-        listed = listed[: MAX_REASON - len(reason) - 1].rsplit(", ", 1)[0] + " …"
-    return reason + listed
+        room = max(0, MAX_REASON - len(reason) - 2)
+        cut = listed[:room]
+        listed = (cut.rsplit(", ", 1)[0] if ", " in cut else cut) + " …"
+    return (reason + listed)[:MAX_REASON]
 
 
 def _texty(value: Any) -> bool:

@@ -10,6 +10,8 @@ Both senders write GMT times without a zone marker; they are UTC.
 
 from __future__ import annotations
 
+import re
+
 from bridge.sync.providers.errors import MappingError
 from bridge.sync.providers.mapping import Change, Event
 from bridge.sync.providers.text import body_text, html_to_text
@@ -25,7 +27,9 @@ from bridge.sync.providers.values import (
 
 # Trigger names (header or URL suffix) that mean the post is gone: post_delete, post_trash,
 # and the names people give such triggers (`delete`, `post_deleted`, `trash_post`).
-_WP_DELETE_WORDS = ("delete", "trash")
+# A trigger name deletes when one of its words is one of these (`post_delete`, `trash_post`,
+# `deleted_user`); a word merely containing one (`post_untrash`, a restore) does not.
+_WP_DELETE_WORDS = frozenset(("delete", "deleted", "trash", "trashed"))
 _WP_SKIP_TYPES = frozenset({"revision", "nav_menu_item", "customize_changeset", "wp_global_styles"})
 _WP_SKIP_STATUSES = frozenset({"auto-draft", "inherit"})
 
@@ -67,7 +71,9 @@ def map_wordpress(ev: Event) -> list[Change]:
 
 
 def _names_a_delete(name: str | None) -> bool:
-    return name is not None and any(word in name.lower() for word in _WP_DELETE_WORDS)
+    return name is not None and not _WP_DELETE_WORDS.isdisjoint(
+        re.split(r"[^a-z0-9]+", name.lower())
+    )
 
 
 def map_woocommerce(ev: Event) -> list[Change]:
