@@ -56,6 +56,7 @@ import httpx
 from bench import harness as h
 from bench import soak_checks as checks
 from bench.ingest import document_states
+from bridge.config import normalise_database_url
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.signing import sign
 from sim.reqlog import key_hash
@@ -999,6 +1000,7 @@ class Soak:
                                 f"{held_id} delivered again as {sorted(again)}",
                                 "failed": True})  # fmt: skip
         states = document_states(self.store.database_url)
+        stuck = pending_summary(self.store.database_url)
         report: dict[str, Any] = {
             "profile": self.args.profile,
             "started": datetime.fromtimestamp(self.state.started, UTC).isoformat(
@@ -1021,6 +1023,7 @@ class Soak:
             },
             "documents": asdict(docs),
             "bridge_pending_documents": states,
+            "bridge_pending_why": stuck,
             "resends": checks.upstream_resends(upserts),
             "hooks": {
                 **asdict(hooks),
@@ -1065,6 +1068,41 @@ def write_markdown(report: dict[str, Any]) -> None:
 
 def print_report(report: dict[str, Any]) -> None:
     print(checks.render_markdown(report))
+
+
+def pending_summary(url: str) -> dict[str, Any]:
+    """Why documents are still pending at the end: by last error, attempts and how far their
+    next attempt is; and each connection's sync marker (what would run them)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(normalise_database_url(url))
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text(
+                    "SELECT coalesce(last_error, '-'), attempts,"
+                    " round(extract(epoch from next_attempt_at - now())), op, count(*)"
+                    " FROM pending_documents WHERE state = 'pending'"
+                    " GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC LIMIT 12"
+                )
+            ).all()
+            markers = db.execute(
+                text(
+                    "SELECT c.id, round(extract(epoch from c.sync_due_at - now()))"
+                    " FROM connections c WHERE c.id IN"
+                    " (SELECT DISTINCT connection_id FROM pending_documents"
+                    "  WHERE state = 'pending')"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {
+        "by_error": [
+            {"last_error": str(e)[:120], "attempts": a, "next_in_s": n, "op": o, "count": c}
+            for e, a, n, o, c in rows
+        ],
+        "markers_due_in_s": [m for _c, m in markers],
+    }
 
 
 def main() -> int:

@@ -298,6 +298,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f" {actions.get('statuses', {})}; revoked key:"
         f" {actions.get('revoked_key_statuses', {})}) |",
         f"| the bridge's CMS documents at the end | {report.get('bridge_pending_documents', {})} |",
+        f"| why the pending ones wait | {_pending_why(report.get('bridge_pending_why'))} |",
         f"| bridge 5xx other than 502/503/504 | {report['bridge_5xx'] or 0} |",
     ]
     for key, seen in report["rate"].items():
@@ -323,3 +324,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += ["", "The bridge's own 5xx (first ones):", ""]
         lines += [f"- `{example}`" for example in examples]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _pending_why(why: Any) -> str:
+    """The pending documents' largest groups: last error, attempts, seconds to their next try."""
+    if not why or not why.get("by_error"):
+        return "none pending"
+    groups = [
+        f"{g['count']} x {g['op']} after {g['attempts']} attempts, next in {g['next_in_s']} s"
+        f" ({g['last_error']})"
+        for g in why["by_error"][:4]
+    ]
+    return "; ".join(groups) + f"; markers due in {why.get('markers_due_in_s')} s"
