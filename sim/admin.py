@@ -164,7 +164,7 @@ def datastores() -> Response:
 @bp.get("/datastores/<datastore_id>/documents")
 def datastore_documents(datastore_id: str) -> Response:
     """Every document of a datastore with its full text: what a soak or a test compares
-    against what it sent (the public API has no listing, and its answers carry no text)."""
+    against what it sent (the API's datastore listing pages and carries no text)."""
     store = current_store()
     with store.lock:
         if datastore_id not in store.datastores:
