@@ -48,7 +48,7 @@ from bridge.sync.providers.signing import sign
 from bridge.upstream.ratelimit import WINDOW_MS
 
 PLAN_RPM = {"free": 60, "pro": 300}
-RATE_WINDOW_S = math.ceil(WINDOW_MS / 1000)  # the limiter's sliding window per key (61 s)
+RATE_WINDOW_S = math.ceil(WINDOW_MS / 1000)  # the limiter's sliding window per key (62 s)
 CPU_GOAL_MS = {"sqlite": 0.7, "postgres": 1.0}
 FLOOR_RATIO_GOAL = 0.3
 PARAGRAPH = (

@@ -4,9 +4,11 @@ Built on pyrate-limiter (sliding-window log): Redis when REDIS_URL is set, a Pos
 when the database is PostgreSQL, otherwise a SQLite file under var/ guarded by a file lock.
 Each key gets one bucket named by the key's fingerprint, never the key itself.
 
-The window is a little longer than a minute (`WINDOW_MS`): the upstream counts arrivals in its own
-fixed minute windows, and a request admitted here reaches it a few milliseconds later, so a
-61-second sliding window guarantees no upstream minute ever sees more than the limit.
+The window is a little longer than a minute (`WINDOW_MS`): the upstream counts arrivals, and a
+request admitted here reaches it later: milliseconds usually, but more than a second on a
+starved machine (the 5 Dec soak, 2 cores shared with a test suite, saw 61 arrivals in 60 s for a
+60/min key under a 61 s window). A 62-second sliding window leaves two seconds for that, at the
+cost of 3 % of a saturated key's throughput.
 
 On Redis, which may forget the windows (a restart without persistence, a FLUSHDB), the buckets
 notice it and hold every key for one window (`bridge.upstream.redis_budget`). The SQLite and
@@ -30,7 +32,7 @@ from bridge.infra import metrics
 from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from bridge.upstream.redis_budget import GuardedRedisBucket, RedisLossGuard
 
-WINDOW_MS = 61_000
+WINDOW_MS = 62_000
 # What a budget store raises when it cannot be reached (the SQL database holds Redis's epoch).
 STORE_ERRORS = (RedisError, SQLAlchemyError)
 
