@@ -15,7 +15,7 @@ from bridge.config import Settings
 from bridge.infra.marks import read_mark
 from bridge.infra.storage import make_engine, migrate
 from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
-from bridge.upstream.ratelimit import KeyRateLimiter
+from bridge.upstream.ratelimit import WINDOW_MS, KeyRateLimiter
 from bridge.upstream.redis_budget import EPOCH_MARK
 from tests.conftest import TEST_SECRET
 
@@ -23,14 +23,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_budget_admits_the_limit_then_says_when_to_retry(tmp_path):
-    """With 3/min, three calls pass and the fourth raises with a Retry-After of up to a minute."""
+    """With 3/min, three calls pass and the fourth raises with a Retry-After of up to the
+    limiter's window (a minute and its slack)."""
     limiter = KeyRateLimiter(Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path}))
     try:
         for _ in range(3):
             limiter.acquire("fp-a", 3, max_wait=0)
         with pytest.raises(UpstreamRateLimited) as caught:
             limiter.acquire("fp-a", 3, max_wait=0)
-        assert 1 <= caught.value.retry_after <= 61
+        assert 1 <= caught.value.retry_after <= WINDOW_MS / 1000
         assert caught.value.upstream_status == 0
         limiter.acquire("fp-b", 3, max_wait=0)  # another key has its own budget
     finally:
