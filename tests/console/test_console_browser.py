@@ -177,7 +177,7 @@ def test_wordpress_source_receives_a_signed_webhook_and_the_document_is_delivere
     pages.check("sources-empty")
     page.get_by_label("CMS").select_option("wordpress")
     go(pages, page.get_by_role("button", name="Next: its settings").click)
-    assert "Post updated (post_update)" in page.locator("main").inner_text()
+    assert "Post updated: <inbound URL>/post_update" in page.locator("main").inner_text()
     pages.check("source-new")
     go(pages, page.get_by_role("button", name="Create the source").click)
     inbound_url = page.locator("#inbound_url").input_value()
