@@ -63,7 +63,7 @@ bench: install  ## every benchmark beside its reference, on SQLite then PostgreS
 # The fault-injection soak (issue 16): 2 web servers + 2 workers on PostgreSQL (own database)
 # and Redis db SOAK_REDIS_DB, the simulator as ZappWay; exits 1 when anything is lost.
 SOAK_REDIS_DB ?= 7
-soak: install  ## the full soak (thousands of events, every fault twice; <= 15 min)
+soak: install  ## the full soak (thousands of events, every fault twice; <= 20 min)
 	$(BIN)/python -m bench.soak --profile full --redis-db $(SOAK_REDIS_DB)
 
 soak-short: install  ## the short soak (a few hundred events, every fault once; ~4 min)
