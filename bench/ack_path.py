@@ -27,19 +27,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from flask import Flask
 
-import sim
 from bench.ingest import BUILDERS, _text
-from bridge import create_app
+from bench.inprocess import bridge_on_simulator
 from bridge.console.activity import ActivityLog
 from bridge.infra import storage
 from bridge.runtime import Runtime
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.providers.signing import sign
 from bridge.web.context import service_of
-from sim.testing import SimAdmin
 
 Environ = dict[str, Any]
 
@@ -55,15 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     add("--profile", type=int, default=0, help="print cProfile's top N for one more round")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        sim_app = sim.create_app({"profile": "documented", "seed": 1})
-        transport = httpx.WSGITransport(app=sim_app)
-        seeded = SimAdmin(httpx.Client(transport=transport, base_url="http://sim")).seed()
-        app = create_app({
-            "secret_key": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "var_dir": Path(tmp), "upstream_base_url": "http://sim/api/v1",
-            "database_url": args.database_url or f"sqlite:///{tmp}/bench.sqlite3",
-            "huey_immediate": False, "activity_flush_s": 3600, "log_level": "WARNING",
-        }, upstream_transport=transport)  # fmt: skip
+        app, seeded = bridge_on_simulator(
+            Path(tmp), args.database_url,
+            huey_immediate=False, activity_flush_s=3600, log_level="WARNING",
+        )  # fmt: skip
         runtime = service_of(app, Runtime)
         storage.migrate(runtime.engine)
         client = app.test_client()

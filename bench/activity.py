@@ -18,17 +18,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from flask import Flask
 from flask.testing import FlaskClient
 
-import sim
-from bridge import create_app
+from bench.inprocess import bridge_on_simulator
 from bridge.console.activity import ActivityLog, Record
 from bridge.infra import storage
 from bridge.runtime import Runtime
 from bridge.web.context import service_of
-from sim.testing import SimAdmin
 
 
 def main() -> None:
@@ -37,15 +34,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sim_app = sim.create_app({"profile": "documented", "seed": 1})
-        transport = httpx.WSGITransport(app=sim_app)
-        seeded = SimAdmin(httpx.Client(transport=transport, base_url="http://sim")).seed()
-        app = create_app({
-            "secret_key": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-            "var_dir": Path(tmp), "upstream_base_url": "http://sim/api/v1",
-            "database_url": args.database_url or f"sqlite:///{tmp}/bench.sqlite3",
-            "huey_immediate": True, "activity_flush_s": 3600,  # flushed by hand below
-        }, upstream_transport=transport)  # fmt: skip
+        app, seeded = bridge_on_simulator(  # the activity is flushed by hand below
+            Path(tmp), args.database_url, huey_immediate=True, activity_flush_s=3600
+        )
         runtime = service_of(app, Runtime)
         storage.migrate(runtime.engine)
         log = service_of(app, ActivityLog)
