@@ -45,15 +45,26 @@ EPOCH_MARK = "ratelimit.redis_epoch"
 QUARANTINED = -2  # the script's first reply when the shared quarantine holds
 NO_EPOCH = -3  # ... and when Redis holds no epoch (a first start, or Redis lost its data)
 
-# KEYS: bucket, epoch, quarantine. The checks run before pyrate-limiter's own put script, in
-# the same atomic evaluation.
+# pyrate-limiter's put script counts a window's entries up to the caller's own timestamp.
+# Timestamps are read before the call reaches Redis, so a call stamped a millisecond earlier
+# can arrive after a later one and not count it: 8 threads sharing a 12/min key had 17
+# admitted. Counting to +inf counts every entry admitted since the window began.
+_COUNT_TO_NOW = "redis.call('ZCOUNT', bucket, window_start, now)"
+PUT_ITEM = LuaScript.PUT_ITEM.replace(
+    _COUNT_TO_NOW, "redis.call('ZCOUNT', bucket, window_start, '+inf')"
+)
+if PUT_ITEM == LuaScript.PUT_ITEM:  # pragma: no cover - a pyrate-limiter upgrade changed it
+    raise RuntimeError("pyrate-limiter's Redis put script no longer counts as expected")
+
+# KEYS: bucket, epoch, quarantine. The checks run before the put script, in the same atomic
+# evaluation.
 GUARDED_PUT = (
     """
     local held = redis.call('PTTL', KEYS[3])
     if held > 0 then return {-2, held} end
     if redis.call('EXISTS', KEYS[2]) == 0 then return {-3, -1} end
     """
-    + LuaScript.PUT_ITEM
+    + PUT_ITEM
 )
 
 # KEYS: epoch, quarantine; ARGV: the new epoch, the quarantine in ms (0: none). Returns the
@@ -143,7 +154,7 @@ class GuardedRedisBucket(RedisBucket):
     ) -> None:
         super().__init__(rates, client, bucket_key, script_hash="")
         self._guard = guard
-        script = GUARDED_PUT if guard is not None else LuaScript.PUT_ITEM
+        script = GUARDED_PUT if guard is not None else PUT_ITEM
         self._script = client.register_script(script)
 
     def _check_and_insert(self, item: RateItem) -> Decision:

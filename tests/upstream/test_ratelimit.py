@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from bridge.config import Settings
 from bridge.infra.marks import read_mark
 from bridge.infra.storage import make_engine, migrate
 from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
-from bridge.upstream.ratelimit import WINDOW_MS, KeyRateLimiter
+from bridge.upstream.ratelimit import SQLITE_LOCK_POLL_S, WINDOW_MS, KeyRateLimiter
 from bridge.upstream.redis_budget import EPOCH_MARK
 from tests.conftest import TEST_SECRET
 
@@ -177,5 +179,74 @@ def test_unreachable_redis_is_an_honest_503(tmp_path):
             limiter.acquire("fp-a", 3, max_wait=0)
         assert caught.value.status_code == 503
         assert limiter.seconds_until_free("fp-a") >= 1
+    finally:
+        limiter.close()
+
+
+def test_redis_admissions_do_not_queue_behind_the_limiters_lock(tmp_path, redis_url):
+    """pyrate-limiter's Limiter holds one process-wide lock across each put; on Redis that
+    spanned a round trip, and under gevent every upstream call of the process queued behind it.
+    With that lock held by another thread, Redis admissions still answer at once: the bucket's
+    Lua script is the atomic check. (A refusal takes the lock to read its Retry-After.)"""
+    limiter = KeyRateLimiter(Settings.for_tests(redis_settings(tmp_path, redis_url)))
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_limiters_lock() -> None:
+        with limiter._limiter.lock:  # the library's lock, taken as its own acquire takes it
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_limiters_lock)
+    holder.start()
+    try:
+        assert held.wait(5)
+        limiter.acquire("fp-lockfree", 2, max_wait=0)
+        limiter.acquire("fp-lockfree", 2, max_wait=0)
+        assert holder.is_alive()  # both admitted while the lock was held
+        release.set()
+        with pytest.raises(UpstreamRateLimited):
+            limiter.acquire("fp-lockfree", 2, max_wait=0)
+    finally:
+        release.set()
+        holder.join()
+        limiter.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres", "redis"])
+def test_threads_sharing_a_budget_admit_exactly_its_limit(backend, request, tmp_path):
+    """40 concurrent acquires that do not wait, from 8 threads of one process, admit exactly
+    12 on a 12/min key: none over (Redis admits without the Limiter's lock) and none refused
+    with budget to spare (the Limiter's non-blocking acquire gave up on its busy lock)."""
+    settings = {"secret_key": TEST_SECRET, "var_dir": tmp_path / "var"}
+    if backend == "postgres":
+        settings["database_url"] = request.getfixturevalue("pg_url")
+    if backend == "redis":
+        settings = redis_settings(tmp_path, request.getfixturevalue("redis_url"))
+    limiter = KeyRateLimiter(Settings.for_tests(settings))
+
+    def one() -> bool:
+        try:
+            limiter.acquire("fp-threads", 12, max_wait=0)
+            return True
+        except UpstreamRateLimited:
+            return False
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            admitted = list(pool.map(lambda _: one(), range(40)))
+    finally:
+        limiter.close()
+    assert admitted.count(True) == 12
+
+
+def test_sqlite_budget_retries_its_file_lock_every_millisecond(tmp_path):
+    """The SQLite budget's cross-process file lock is retried every SQLITE_LOCK_POLL_S, not
+    pyrate-limiter's 50 ms (a process waited that long, all its upstream calls with it, each
+    time it met another process's quarter-millisecond hold)."""
+    limiter = KeyRateLimiter(Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path}))
+    try:
+        limiter.acquire("fp-poll", 5, max_wait=0)
+        bucket = limiter._factory.get(limiter._factory.wrap_item("fp-poll"))
+        assert bucket.lock.poll_interval == SQLITE_LOCK_POLL_S <= 0.005
     finally:
         limiter.close()
