@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,8 +18,9 @@ from bridge.config import Settings
 from bridge.infra.marks import read_mark
 from bridge.infra.storage import make_engine, migrate
 from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
-from bridge.upstream.ratelimit import SQLITE_LOCK_POLL_S, WINDOW_MS, KeyRateLimiter
+from bridge.upstream.ratelimit import WINDOW_MS, KeyRateLimiter
 from bridge.upstream.redis_budget import EPOCH_MARK
+from bridge.upstream.sqlite_budget import SQLITE_LOCK_POLL_S
 from tests.conftest import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,14 +241,34 @@ def test_threads_sharing_a_budget_admit_exactly_its_limit(backend, request, tmp_
     assert admitted.count(True) == 12
 
 
-def test_sqlite_budget_retries_its_file_lock_every_millisecond(tmp_path):
-    """The SQLite budget's cross-process file lock is retried every SQLITE_LOCK_POLL_S, not
-    pyrate-limiter's 50 ms (a process waited that long, all its upstream calls with it, each
-    time it met another process's quarter-millisecond hold)."""
-    limiter = KeyRateLimiter(Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path}))
+def test_sqlite_budget_waits_its_turn_on_the_databases_write_lock(tmp_path):
+    """The processes sharing the SQLite budget take turns through the database's own write
+    lock: while another connection holds it, a call that may not wait for the budget still
+    waits for the lock (polled every SQLITE_LOCK_POLL_S from Python, never in SQLite's busy
+    handler, which would stop every greenlet of a gevent process), then is admitted."""
+    settings = Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path})
+    limiter = KeyRateLimiter(settings)
     try:
-        limiter.acquire("fp-poll", 5, max_wait=0)
-        bucket = limiter._factory.get(limiter._factory.wrap_item("fp-poll"))
+        limiter.acquire("fp-turn", 5, max_wait=0)
+        bucket = limiter._factory.get(limiter._factory.wrap_item("fp-turn"))
+        assert bucket.conn.execute("PRAGMA busy_timeout").fetchone() == (0,)
         assert bucket.lock.poll_interval == SQLITE_LOCK_POLL_S <= 0.005
+        other = sqlite3.connect(settings.ratelimit_sqlite_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's turn
+        admitted = threading.Event()
+
+        def call() -> None:
+            limiter.acquire("fp-turn", 5, max_wait=0)
+            admitted.set()
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert not admitted.wait(0.2)  # waiting for the lock, not refused, not through
+        other.execute("COMMIT")
+        caller.join(5)
+        assert admitted.is_set()
+        count = other.execute('SELECT COUNT(*) FROM "zwb_fp-turn"').fetchone()[0]
+        assert count == 2
+        other.close()
     finally:
         limiter.close()
