@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
-from bridge.infra import crypto, storage
+from bridge.infra import crypto, prepared, storage
 from bridge.infra.errors import BridgeError, InvalidInput
 from bridge.infra.models import Connection
 from bridge.runtime import Runtime
@@ -207,12 +207,15 @@ def authenticate(db: DBConnection | Session, token: str | None) -> Credential:
         )
     digest = crypto.hash_token(token)
     connection = db.connection() if isinstance(db, Session) else db
-    row = connection.execute(_BY_TOKEN, {"digest": digest}).first()
-    if row is None or not crypto.same_secret(row.token_hash, digest):
+    row = prepared.first_row(connection, _BY_TOKEN, {"digest": digest})
+    if row is None:
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
-    if row.revoked_at is not None:
+    id_, plan, api_key_ciphertext, token_hash, revoked_at = row
+    if not crypto.same_secret(token_hash, digest):
+        raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
+    if revoked_at is not None:
         raise ConnectionAuthError("revoked_credentials", "This connection has been revoked")
-    return Credential(row.id, row.plan, row.api_key_ciphertext, row.token_hash)
+    return Credential(id_, plan, api_key_ciphertext, token_hash)
 
 
 def credential(runtime: Runtime, connection_id: str) -> Credential:

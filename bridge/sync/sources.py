@@ -18,11 +18,10 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
-from bridge.infra import crypto, netguard
+from bridge.infra import crypto, netguard, prepared
 from bridge.infra.errors import InvalidInput
 from bridge.infra.models import Connection, Source
 from bridge.infra.ownership import owned, owned_rows
-from bridge.infra.prepared import Prepared
 from bridge.runtime import Runtime
 from bridge.sync import marker
 from bridge.sync import state as sync_state
@@ -118,11 +117,7 @@ class InboundTarget:
 def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
     """The source whose inbound URL ends in `token`, with what it needs of its connection."""
     digest = crypto.hash_token(token)
-    parameters = {"digest": digest}
-    if db.dialect.name == "sqlite":  # the sqlite3 cursor itself (`bridge.infra.prepared`)
-        row = _by_token_on_sqlite().run(db, parameters).fetchone()
-    else:
-        row = db.execute(_BY_TOKEN, parameters).first()
+    row = prepared.first_row(db, _BY_TOKEN, {"digest": digest})  # on the driver's cursor
     if row is None:
         return None
     id_, connection_id, provider, config_json, ciphertext, state, token_hash, revoked_at = row
@@ -150,11 +145,6 @@ _BY_TOKEN = (
     .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
     .where(_SOURCES.c.path_token_hash == bindparam("digest"))
 )  # fmt: skip
-
-
-@functools.cache
-def _by_token_on_sqlite() -> Prepared:
-    return Prepared(_BY_TOKEN)
 
 
 class SourceSecrets(Protocol):

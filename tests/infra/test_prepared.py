@@ -13,10 +13,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, bindparam, insert, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)  # fmt: skip
+from sqlalchemy.exc import OperationalError
 
+from bridge.infra import storage
 from bridge.infra.models import UTCDateTime
-from bridge.infra.prepared import Prepared
+from bridge.infra.prepared import OnPsycopg, Prepared, first_row
 from bridge.infra.storage import make_engine
 
 METADATA = MetaData()
@@ -98,3 +111,71 @@ def test_a_column_sqlalchemy_would_default_in_python_is_refused() -> None:
 def test_a_missing_parameter_is_an_error_not_a_null(engine: Engine) -> None:
     with engine.connect() as db, pytest.raises(KeyError, match="at"):
         add("x").run(db, {"name": "no time"})
+
+
+BY_NAME = select(ITEMS.c.name, ITEMS.c.at).where(ITEMS.c.name == bindparam("name"))
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    METADATA.create_all(engine)
+    with engine.begin() as db:
+        db.execute(insert(ITEMS), {"name": "kept", "at": AT})
+    yield engine
+    engine.dispose()
+
+
+def test_first_row_reads_the_same_row_as_sqlalchemy_on_both_databases(
+    engine: Engine, pg_engine: Engine
+) -> None:
+    """On SQLite and on an autocommit PostgreSQL connection the read runs on the driver's
+    own cursor; strings and NULLs come back as SQLAlchemy returns them (other values as the
+    driver does: a datetime is text on SQLite)."""
+    with engine.begin() as db:
+        db.execute(insert(ITEMS), {"name": "kept", "at": AT})
+    for each in (engine, pg_engine):
+        with storage.autocommit(each) as db:
+            texts = select(ITEMS.c.name, ITEMS.c.at.is_(None)).where(
+                ITEMS.c.name == bindparam("name")
+            )
+            core = db.execute(texts, {"name": "kept"}).first()
+            assert core is not None
+            assert first_row(db, texts, {"name": "kept"}) == tuple(core) == ("kept", False)
+            assert first_row(db, texts, {"name": "absent"}) is None
+
+
+def test_a_postgres_connection_in_a_transaction_reads_through_sqlalchemy(
+    pg_engine: Engine,
+) -> None:
+    """Outside autocommit the driver would open a transaction SQLAlchemy does not know of, so
+    the read goes through `Connection.execute`, and the caller's transaction stays its own."""
+    with pg_engine.connect() as db:
+        db.execute(insert(ITEMS), {"name": "uncommitted", "at": AT})
+        assert first_row(db, BY_NAME, {"name": "uncommitted"}) == ("uncommitted", AT)
+        db.rollback()
+        assert first_row(db, BY_NAME, {"name": "uncommitted"}) is None
+    with pytest.raises(TypeError, match="autocommit"), pg_engine.connect() as db:
+        OnPsycopg(BY_NAME).first(db, {"name": "kept"})
+
+
+def test_a_cut_postgres_connection_is_sqlalchemys_error_and_is_replaced(
+    pg_engine: Engine,
+) -> None:
+    """A connection the server ended raises SQLAlchemy's OperationalError (the web layer's
+    503) and is invalidated, so the next read gets a fresh connection."""
+    with storage.autocommit(pg_engine) as db:
+        pid = first_row(db, select(func.pg_backend_pid()), {})
+    admin = make_engine(str(pg_engine.url.render_as_string(hide_password=False)))
+    try:
+        with admin.begin() as other:
+            other.execute(select(func.pg_terminate_backend(bindparam("pid"))), {"pid": pid[0]})
+    finally:
+        admin.dispose()
+    with storage.autocommit(pg_engine) as db:
+        with pytest.raises(OperationalError) as raised:
+            first_row(db, BY_NAME, {"name": "kept"})
+        assert raised.value.connection_invalidated
+        assert db.invalidated  # the pool will not hand this connection out again
+    with storage.autocommit(pg_engine) as db:
+        assert first_row(db, BY_NAME, {"name": "kept"}) == ("kept", AT)
