@@ -7,8 +7,9 @@ the database depends on what a round trip costs:
   once and run on the sqlite3 cursor (`bridge.infra.prepared`).
 - On PostgreSQL each statement is a network round trip, and BEGIN and COMMIT are two more, so
   they run as one statement of data-modifying CTEs in autocommit: one round trip, atomic by
-  itself (`bridge.infra.storage.autocommit` opens the connection that way). This halved the
-  round trips of an acknowledgement.
+  itself (`bridge.infra.storage.autocommit` opens the connection that way), run on psycopg's
+  own connection (`bridge.infra.prepared.first_row`). This halved the round trips of an
+  acknowledgement.
 
 Events without a delivery key (refused requests, keyless deliveries) are forgotten after
 `BRIDGE_INBOUND_RETENTION_DAYS` (the worker's housekeeping); an accepted delivery's key is kept,
@@ -49,6 +50,7 @@ from sqlalchemy import Connection as DBConnection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bridge.infra import prepared
 from bridge.infra.models import Connection, InboundEvent, PendingDocument
 from bridge.infra.prepared import Prepared
 from bridge.sync import marker
@@ -113,7 +115,7 @@ def _write_in_one_statement(
     db: DBConnection, source: InboundTarget, event: dict[str, Any],
     documents: list[dict[str, Any]], try_claim: bool, window: dict[str, datetime],
 ) -> Written:  # fmt: skip
-    row = db.execute(_one_statement(), {
+    row = prepared.first_row(db, _one_statement(), {
         **event,
         **window,
         "connection_id": source.connection_id,
@@ -123,10 +125,13 @@ def _write_in_one_statement(
         "ops": [d["op"] for d in documents],
         "versions": [d["version"] for d in documents],
         "document_jsons": [d["document_json"] for d in documents],
-    }).one()  # fmt: skip
-    if row.event_id is None:
+    })  # fmt: skip
+    if row is None:  # pragma: no cover - a SELECT of two scalars always answers one row
+        raise RuntimeError("the event statement answered no row")
+    event_id, claimed = row
+    if event_id is None:
         return Written(None, False)
-    return Written(int(row.event_id), bool(row.claimed))
+    return Written(int(event_id), bool(claimed))
 
 
 def _event_row(

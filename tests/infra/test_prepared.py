@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal,
     select,
 )  # fmt: skip
 from sqlalchemy.exc import OperationalError
@@ -179,3 +180,20 @@ def test_a_cut_postgres_connection_is_sqlalchemys_error_and_is_replaced(
         assert db.invalidated  # the pool will not hand this connection out again
     with storage.autocommit(pg_engine) as db:
         assert first_row(db, BY_NAME, {"name": "kept"}) == ("kept", AT)
+
+
+def test_a_postgres_write_binds_its_literals_and_converts_its_values(pg_engine: Engine) -> None:
+    """What the statement binds itself (`literal`) is sent with the caller's values, and each
+    value goes through its type's bind processing, as `Connection.execute` would do."""
+    write = (
+        insert(ITEMS)
+        .from_select(
+            ["name", "at"],
+            select(literal("from-literal"), bindparam("at", type_=ITEMS.c.at.type)),
+        )
+        .returning(ITEMS.c.name, ITEMS.c.at)
+    )
+    with storage.autocommit(pg_engine) as db:
+        assert first_row(db, write, {"at": AT}) == ("from-literal", AT)
+    with pg_engine.connect() as db:  # committed by itself: autocommit
+        assert db.execute(BY_NAME, {"name": "from-literal"}).first() == ("from-literal", AT)
