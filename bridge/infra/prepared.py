@@ -87,7 +87,7 @@ class OnPsycopg:
     def __init__(self, statement: ClauseElement) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=_PG_DIALECT))
         self.sql = compiled.string
-        escaped = compiled.escaped_bind_names or {}
+        escaped: Mapping[str, str] = compiled.escaped_bind_names or {}
         self._keys = {name: escaped.get(name, name) for name in compiled.binds}
         self._processors = {
             name: bind.type.bind_processor(_PG_DIALECT) for name, bind in compiled.binds.items()
