@@ -152,10 +152,10 @@ def call(app: Flask, env: Environ, expected: int) -> None:
         raise SystemExit(f"{env['REQUEST_METHOD']} {env['PATH_INFO']}: {statuses[0]}")
 
 
-def profile(app: Flask, environs: Iterable[Environ], top: int) -> None:
+def profile(app: Flask, environs: Iterable[Environ], top: int, expected: int = 202) -> None:
     profiler = cProfile.Profile(time.process_time)  # CPU, as the rounds measure
     profiler.enable()
-    run(app, environs, 202)
+    run(app, environs, expected)
     profiler.disable()
     for order in ("cumulative", "tottime"):
         out = io.StringIO()
