@@ -213,13 +213,13 @@ def _make_sql_backend(settings: Settings) -> Any:
         return lambda name, rates: PostgresBucket(pool, f"zwb_{name}", rates)
     from pyrate_limiter import SQLiteBucket
 
-    from bridge.upstream.sqlite_budget import SqliteWriteLock
+    from bridge.upstream.sqlite_budget import SqliteWriteLock, WindowLogBucket
 
     path = settings.ratelimit_sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def make(name: str, rates: list[Rate]) -> SQLiteBucket:
-        bucket = SQLiteBucket.init_from_file(
+        bucket = WindowLogBucket.init_from_file(
             rates, table=f"zwb_{name}", db_path=str(path), use_file_lock=True
         )
         # The file lock serves the table's creation above; each call then takes SQLite's own

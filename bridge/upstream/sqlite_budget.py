@@ -1,4 +1,5 @@
-"""The SQLite rate budget's cross-process lock: SQLite's own write lock, taken without blocking.
+"""The SQLite rate budget: SQLite's own write lock, taken without blocking, and a count of the
+window that does not grow with it.
 
 pyrate-limiter's SQLite bucket counts a key's window, then inserts, so the processes sharing the
 file must take turns around that pair. The library guards it with a `filelock.FileLock` on a
@@ -12,6 +13,15 @@ commit (or rollback) releases it. The busy timeout is set to zero so a busy data
 at once instead of SQLite sleeping in C: under gevent that sleep would stop every greenlet of
 the process. The lock is retried from Python with `time.sleep`, which gevent turns into a
 yield, every SQLITE_LOCK_POLL_S.
+
+The library counts a window with `COUNT(*) ... WHERE item_timestamp >= start`, which walks
+every row of the window in the timestamp index: ~9 µs per 1,000 calls admitted in the last
+62 s. A 60/min plan never notices; a 10,000/min plan pays tenths of a millisecond per call,
+inside the write lock every process waits on (0.52 ms at 62,000 rows on this machine).
+`WindowLogBucket` counts the same rows with two index lookups instead (2.7 µs at any size):
+the rows are appended under the write lock with the clock read there, so their rowids and
+timestamps rise together, and only rows older than the window are ever deleted (the leak),
+so the window's rows are the rowids from its first row to the last.
 """
 
 from __future__ import annotations
@@ -20,6 +30,9 @@ import sqlite3
 import threading
 import time
 from types import TracebackType
+from typing import Any
+
+from pyrate_limiter import RateItem, SQLiteBucket
 
 SQLITE_LOCK_POLL_S = 0.001  # how often a process retries the budget database's write lock
 
@@ -77,3 +90,31 @@ class SqliteWriteLock:
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise
             time.sleep(self._poll_s)
+
+
+class WindowLogBucket(SQLiteBucket):
+    """pyrate-limiter's SQLite sliding-window log, counted in constant time (see the module's
+    docstring): the window's size is the last rowid minus the rowid of its first row, plus one.
+    """
+
+    def put(self, item: RateItem) -> bool:
+        with self.lock:
+            # Read under the write lock: each row's timestamp is then at least its
+            # predecessor's (one clock for every process of the machine), which the count needs.
+            item.timestamp = time.time_ns() // 1_000_000  # the clock of SQLiteBucket.now
+            return bool(super().put(item))
+
+    def _build_full_count_query(self, current_timestamp: int) -> tuple[str, dict[str, Any]]:
+        parameters: dict[str, Any] = {}
+        counts = []
+        table = self.table  # zwb_<key fingerprint>: hex digits the bridge made, never input
+        for index, rate in enumerate(self.rates):
+            parameters[f"interval{index}"] = rate.interval
+            parameters[f"start{index}"] = self._algorithm.window_start(rate, current_timestamp)
+            counts.append(
+                f"SELECT :interval{index} AS interval, COALESCE("  # noqa: S608  # see `table`
+                f"(SELECT MAX(rowid) FROM '{table}') - (SELECT rowid FROM '{table}' "
+                f"WHERE item_timestamp >= :start{index} ORDER BY item_timestamp, rowid LIMIT 1)"
+                " + 1, 0)"
+            )
+        return " UNION ALL ".join(counts), parameters

@@ -10,6 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -270,5 +271,68 @@ def test_sqlite_budget_waits_its_turn_on_the_databases_write_lock(tmp_path):
         count = other.execute('SELECT COUNT(*) FROM "zwb_fp-turn"').fetchone()[0]
         assert count == 2
         other.close()
+    finally:
+        limiter.close()
+
+
+def _fill_window(path: Path, table: str, ages_s: list[float]) -> None:
+    """Rows as the bucket would have appended them, oldest first (`ages_s` descending)."""
+    now_ms = time.time_ns() // 1_000_000
+    with sqlite3.connect(path) as other:
+        other.executemany(
+            f'INSERT INTO "{table}" (name, item_timestamp) VALUES (?, ?)',  # noqa: S608
+            [(table, now_ms - int(age * 1000)) for age in ages_s],
+        )
+    other.close()
+
+
+def _vm_steps(connection: sqlite3.Connection, call: Any) -> int:
+    """SQLite virtual-machine steps (in hundreds) that `call` makes on `connection`."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    connection.set_progress_handler(count, 100)
+    try:
+        call()
+    finally:
+        connection.set_progress_handler(None, 100)
+    return steps
+
+
+def test_sqlite_budget_counts_its_window_exactly_at_any_size(tmp_path):
+    """The window is counted from its first and last rows: 500 rows older than the window
+    are not counted, 999 inside it are, so a 1,000/min key admits one more call, then refuses."""
+    settings = Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path})
+    limiter = KeyRateLimiter(settings)
+    try:
+        limiter._factory.get(limiter._factory.wrap_item("fp-exact"))  # creates the table
+        ages = [100 - i / 100 for i in range(500)] + [50 - i / 100 for i in range(999)]
+        _fill_window(settings.ratelimit_sqlite_path, "zwb_fp-exact", ages)
+        limiter.acquire("fp-exact", 1000, max_wait=0)  # 999 in the window before it
+        with pytest.raises(UpstreamRateLimited):
+            limiter.acquire("fp-exact", 1000, max_wait=0)
+        limiter.acquire("fp-exact", 1002, max_wait=0)  # a larger plan has room for it
+    finally:
+        limiter.close()
+
+
+def test_sqlite_budget_check_does_not_grow_with_the_window(tmp_path):
+    """A check costs the same SQLite work with 60,000 calls in the window as with 10: the
+    library's COUNT(*) walked every one of them, inside the lock every process waits on."""
+    settings = Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path})
+    limiter = KeyRateLimiter(settings)
+    try:
+        steps = {}
+        for key, rows in (("fp-few", 10), ("fp-many", 60_000)):
+            limiter._factory.get(limiter._factory.wrap_item(key))  # creates the table
+            _fill_window(settings.ratelimit_sqlite_path, f"zwb_{key}",
+                         [55 - 50 * i / rows for i in range(rows)])  # fmt: skip
+            bucket = limiter._factory.get(limiter._factory.wrap_item(key))
+            steps[key] = _vm_steps(bucket.conn, lambda k=key: limiter.acquire(k, 100_000, 0))
+        assert steps["fp-many"] <= steps["fp-few"] + 5, steps  # the COUNT(*) made ~120,000 more
     finally:
         limiter.close()
