@@ -11,6 +11,7 @@ Retry-After): there is no answer to wait for.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -75,7 +76,7 @@ class ActionRunner:
             ActionStillRunning: the deadline passed; the job will hold the result.
         """
         deadline_s = self.runtime.settings.action_deadline_s
-        run = _Run(jobs.new_job_id(), SendGate(deadline_s))
+        run = _Run(SendGate(deadline_s))
         started = self._start(self._detachable, run, action, caller, data)
         try:
             return started.result(timeout=deadline_s)
@@ -155,8 +156,13 @@ def _gevent_patched() -> bool:
 
 
 class _Run:
-    def __init__(self, job_id: str, gate: SendGate) -> None:
-        self.job_id = job_id
+    def __init__(self, gate: SendGate) -> None:
         self.gate = gate
         self.lock = threading.Lock()
         self.detached = False
+
+    @functools.cached_property
+    def job_id(self) -> str:
+        """Made when the run is handed to a job (under `lock`), not for every call: drawing
+        it from the OS's random source was 2 % of a call's CPU."""
+        return jobs.new_job_id()

@@ -10,6 +10,7 @@ bodies are never logged or returned (the legacy API leaks secrets in some of the
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -156,7 +157,7 @@ class UpstreamPool:
         Raises:
             httpx.TransportError: and its subclasses (timeouts, refused connections...).
         """
-        request = httpx.Request(method, url, params=params, json=json,
+        request = httpx.Request(method, _parsed_url(url), params=params, json=json,
                                 headers={**headers, "User-Agent": USER_AGENT},
                                 extensions={"timeout": self.timeout})  # fmt: skip
         response = self.http.handle_request(request)
@@ -180,6 +181,15 @@ class UpstreamPool:
         for shard in {id(shard): shard for shard in self._shards}.values():
             shard.close()
         self.limiter.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    """An operation's URL, parsed once per process: httpx checks every character of a URL
+    string it is given (15 µs of a call's CPU), and an `httpx.URL` is immutable. The query
+    string is merged into a copy (`params`), so the cache holds only base URL + path: one
+    entry per operation and agent or datastore."""
+    return httpx.URL(url)
 
 
 class UpstreamClient:
