@@ -26,6 +26,7 @@ so the window's rows are the rowids from its first row to the last.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -33,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from pyrate_limiter import RateItem, SQLiteBucket
+from pyrate_limiter.abstracts.algorithm import ADMITTED, SlidingWindowLog
 
 SQLITE_LOCK_POLL_S = 0.001  # how often a process retries the budget database's write lock
 
@@ -98,11 +100,42 @@ class WindowLogBucket(SQLiteBucket):
     """
 
     def put(self, item: RateItem) -> bool:
+        """Admit `item` or refuse it, atomically across threads and processes.
+
+        An admission is one statement (count and insert) and the commit. A refusal goes on to
+        the library's own `put`, in the same transaction, for its retry-after.
+        """
         with self.lock:
             # Read under the write lock: each row's timestamp is then at least its
             # predecessor's (one clock for every process of the machine), which the count needs.
             item.timestamp = time.time_ns() // 1_000_000  # the clock of SQLiteBucket.now
+            if self._admitted_at_once(item):
+                self.conn.commit()
+                self._record(item, ADMITTED)
+                return True
             return bool(super().put(item))
+
+    def _admitted_at_once(self, item: RateItem) -> bool:
+        """Insert the item if its window has room, in one statement (the bridge's buckets
+        have one rate; anything else takes the library's path)."""
+        if (
+            item.weight != 1
+            or len(self.rates) != 1
+            or type(self._algorithm) is not SlidingWindowLog
+        ):
+            return False
+        rate = self.rates[0]
+        start = self._algorithm.window_start(rate, item.timestamp)
+        cursor = self.conn.execute(self._admit_sql, (item.name, item.timestamp, start, rate.limit))
+        return cursor.rowcount == 1
+
+    @functools.cached_property
+    def _admit_sql(self) -> str:
+        table = self.table  # zwb_<key fingerprint>: hex digits the bridge made, never input
+        return (
+            f"INSERT INTO '{table}' (name, item_timestamp) SELECT ?, ? WHERE "
+            f"{_window_count(table, '?')} < ?"
+        )
 
     def _build_full_count_query(self, current_timestamp: int) -> tuple[str, dict[str, Any]]:
         parameters: dict[str, Any] = {}
@@ -112,9 +145,15 @@ class WindowLogBucket(SQLiteBucket):
             parameters[f"interval{index}"] = rate.interval
             parameters[f"start{index}"] = self._algorithm.window_start(rate, current_timestamp)
             counts.append(
-                f"SELECT :interval{index} AS interval, COALESCE("  # noqa: S608  # see `table`
-                f"(SELECT MAX(rowid) FROM '{table}') - (SELECT rowid FROM '{table}' "
-                f"WHERE item_timestamp >= :start{index} ORDER BY item_timestamp, rowid LIMIT 1)"
-                " + 1, 0)"
+                f"SELECT :interval{index} AS interval, {_window_count(table, f':start{index}')}"
             )
         return " UNION ALL ".join(counts), parameters
+
+
+def _window_count(table: str, start: str) -> str:
+    """SQL for the number of rows of `table` stamped at or after `start` (a placeholder):
+    the last rowid minus the window's first, plus one; 0 for an empty window."""
+    return (
+        f"COALESCE((SELECT MAX(rowid) FROM '{table}') - (SELECT rowid FROM '{table}' "  # noqa: S608
+        f"WHERE item_timestamp >= {start} ORDER BY item_timestamp, rowid LIMIT 1) + 1, 0)"
+    )

@@ -186,12 +186,17 @@ def test_unreachable_redis_is_an_honest_503(tmp_path):
         limiter.close()
 
 
-def test_redis_admissions_do_not_queue_behind_the_limiters_lock(tmp_path, redis_url):
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_admissions_do_not_queue_behind_the_limiters_lock(backend, request, tmp_path):
     """pyrate-limiter's Limiter holds one process-wide lock across each put; on Redis that
     spanned a round trip, and under gevent every upstream call of the process queued behind it.
-    With that lock held by another thread, Redis admissions still answer at once: the bucket's
-    Lua script is the atomic check. (A refusal takes the lock to read its Retry-After.)"""
-    limiter = KeyRateLimiter(Settings.for_tests(redis_settings(tmp_path, redis_url)))
+    With that lock held by another thread, admissions still answer at once: the Redis bucket's
+    Lua script is the atomic check, the SQLite bucket's the database's write lock. (A refusal
+    takes the lock to read its Retry-After.)"""
+    settings = {"secret_key": TEST_SECRET, "var_dir": tmp_path / "var"}
+    if backend == "redis":
+        settings = redis_settings(tmp_path, request.getfixturevalue("redis_url"))
+    limiter = KeyRateLimiter(Settings.for_tests(settings))
     held, release = threading.Event(), threading.Event()
 
     def hold_the_limiters_lock() -> None:
@@ -334,5 +339,36 @@ def test_sqlite_budget_check_does_not_grow_with_the_window(tmp_path):
             bucket = limiter._factory.get(limiter._factory.wrap_item(key))
             steps[key] = _vm_steps(bucket.conn, lambda k=key: limiter.acquire(k, 100_000, 0))
         assert steps["fp-many"] <= steps["fp-few"] + 5, steps  # the COUNT(*) made ~120,000 more
+    finally:
+        limiter.close()
+
+
+def test_sqlite_budget_admits_in_one_statement(tmp_path):
+    """An admission is the write lock, one statement that counts the window and inserts, and
+    the commit; a refusal adds the library's count and its retry-after, then rolls back."""
+    settings = Settings.for_tests({"secret_key": TEST_SECRET, "var_dir": tmp_path})
+    limiter = KeyRateLimiter(settings)
+    try:
+        limiter.acquire("fp-one", 2, max_wait=0)  # creates the table
+        bucket = limiter._factory.get(limiter._factory.wrap_item("fp-one"))
+        statements: list[str] = []
+        caller = threading.current_thread()  # not the library's leak thread, on a timer
+
+        def trace(sql: str) -> None:
+            if threading.current_thread() is caller:
+                statements.append(sql)
+
+        bucket.conn.set_trace_callback(trace)
+        limiter.acquire("fp-one", 2, max_wait=0)
+        kinds = [" ".join(sql.split()[:2]).upper() for sql in statements]
+        assert kinds == ["BEGIN IMMEDIATE", "INSERT INTO", "COMMIT"], statements
+        statements.clear()
+        with pytest.raises(UpstreamRateLimited) as caught:
+            limiter.acquire("fp-one", 2, max_wait=0)
+        assert 1 <= caught.value.retry_after <= WINDOW_MS / 1000
+        assert not any(sql.upper().startswith("COMMIT") for sql in statements), statements
+        bucket.conn.set_trace_callback(None)
+        count = bucket.conn.execute('SELECT COUNT(*) FROM "zwb_fp-one"').fetchone()[0]
+        assert count == 2
     finally:
         limiter.close()
