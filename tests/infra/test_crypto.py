@@ -39,6 +39,10 @@ def test_tokens_are_recognisable_unique_and_well_formed():
     assert all(t.startswith("zwb_") and crypto.looks_like_token(t) for t in tokens)
     assert not crypto.looks_like_token("zwb_short")
     assert not crypto.looks_like_token("Bearer zwb_" + "a" * 43)
+    assert not crypto.looks_like_token("zwb_" + "é" * 43)  # letters, but not base64's
+    assert not crypto.looks_like_token("zwb_" + "a" * 43 + "\n")
+    assert not crypto.looks_like_token("zwb_" + "a" * 65)
+    assert crypto.looks_like_token("zwb_" + "a-_9" * 10)
 
 
 def test_token_hash_is_stable_and_not_the_token():
