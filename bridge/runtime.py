@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.config import Settings
 from bridge.infra import storage
 from bridge.infra.crypto import SecretBox
+from bridge.infra.hot_reads import HotReads
 from bridge.infra.outbound import OutboundClient
 from bridge.upstream.client import UpstreamPool
 
@@ -26,6 +27,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    reads: HotReads  # the one-row read of every authenticated request
     box: SecretBox
     upstream: UpstreamPool
     outbound: OutboundClient
@@ -39,6 +41,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=sessionmaker(engine, expire_on_commit=False),
+            reads=HotReads(engine),
             box=SecretBox((settings.secret_key, *settings.old_secret_keys)),
             upstream=UpstreamPool(settings, upstream_transport),
             outbound=OutboundClient(settings.allow_private_targets, settings.hook_timeout_s),
@@ -48,4 +51,5 @@ class Runtime:
         """Release pools (tests build many apps in one process)."""
         self.upstream.close()
         self.outbound.close()
+        self.reads.close()
         self.engine.dispose()

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Connection as DBConnection
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
-from bridge.infra import crypto, prepared, storage
+from bridge.infra import crypto, storage
 from bridge.infra.errors import BridgeError, InvalidInput
+from bridge.infra.hot_reads import HotReads
 from bridge.infra.models import Connection
 from bridge.runtime import Runtime
 from bridge.upstream.client import Organization
@@ -186,9 +186,9 @@ class Credential:
     token_hash: str
 
 
-def authenticate(db: DBConnection | Session, token: str | None) -> Credential:
-    """Return what a presented token proves, in one indexed read (a Core statement: this runs
-    on every request).
+def authenticate(reads: HotReads, token: str | None) -> Credential:
+    """Return what a presented token proves, in one indexed read (a Core statement on the
+    process's hot-read connection: this runs on every request).
 
     Raises:
         ConnectionAuthError: with reason missing, malformed, unknown or revoked.
@@ -206,8 +206,7 @@ def authenticate(db: DBConnection | Session, token: str | None) -> Credential:
             "followed by 43 characters",
         )
     digest = crypto.hash_token(token)
-    connection = db.connection() if isinstance(db, Session) else db
-    row = prepared.first_row(connection, _BY_TOKEN, {"digest": digest})
+    row = reads.first_row(_BY_TOKEN, {"digest": digest})
     if row is None:
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
     id_, plan, api_key_ciphertext, token_hash, revoked_at = row

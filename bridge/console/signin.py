@@ -17,13 +17,13 @@ import math
 import threading
 
 from pyrate_limiter import Limiter
-from sqlalchemy.orm import Session as DBSession
 
 from bridge.config import Settings
 from bridge.connections import service as connections
 from bridge.console.session import ADMIN, Session, SessionCodec
 from bridge.infra import crypto
 from bridge.infra.errors import BridgeError, ClientError
+from bridge.infra.hot_reads import HotReads
 from bridge.upstream.ratelimit import SharedBuckets
 
 PER_ADDRESS = 10  # attempts per minute from one address (shard)
@@ -98,7 +98,7 @@ class SignInRefused(ClientError):
         super().__init__(401, "sign_in_refused", message)
 
 
-def sign_in(db: DBSession, settings: Settings, codec: SessionCodec, token: str) -> Session:
+def sign_in(reads: HotReads, settings: Settings, codec: SessionCodec, token: str) -> Session:
     """The session a token opens.
 
     Raises:
@@ -111,7 +111,7 @@ def sign_in(db: DBSession, settings: Settings, codec: SessionCodec, token: str) 
     if not token.startswith(crypto.TOKEN_PREFIX):
         raise SignInRefused("That is neither the admin token nor a connection token (zwb_...)")
     try:
-        connection = connections.authenticate(db, token)
+        connection = connections.authenticate(reads, token)
     except connections.ConnectionAuthError as exc:
         raise SignInRefused(exc.message) from exc
     return Session(csrf="", who=connection.id, fingerprint=codec.fingerprint(connection.token_hash))

@@ -271,7 +271,7 @@ def sign_in_submit() -> Any:
         raise InvalidInput("Paste the admin token or a connection token", fields=["token"])
     context.service(SignInLimiter).admit(context.client_address(), token)
     try:
-        opened = signin.sign_in(get_session(), settings(), _codec(), token)
+        opened = signin.sign_in(context.runtime().reads, settings(), _codec(), token)
     except BridgeError as exc:
         log.info("console.sign_in_refused address=%s", context.client_address())
         body = _page("sign_in.html", admin_configured=bool(settings().admin_token), ended=False,

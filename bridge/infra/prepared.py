@@ -143,6 +143,11 @@ def first_row(
     return None if row is None else tuple(row)
 
 
+def sqlite_statement(statement: ClauseElement) -> Prepared:
+    """`statement` compiled for SQLite's cursor, once per process (a module constant)."""
+    return _compiled(statement, Prepared)
+
+
 _COMPILED: dict[tuple[int, type], tuple[ClauseElement, Any]] = {}
 
 

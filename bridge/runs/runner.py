@@ -136,7 +136,7 @@ class _Greenlet:
     """A run as a greenlet of its own, switched into directly: it runs at once, until it
     first waits (on ZappWay's socket), and when it ends it switches straight back to the
     request waiting for it. `gevent.spawn` and `join` went through the hub's loop both ways:
-    ~70 µs of a call's CPU under load, against ~40 µs for this (`bench/PROFILE.md`).
+    ~73 µs of a call's CPU in context, against ~48 µs for this (`bench/PROFILE.md`).
 
     The greenlet's parent is the waiting request's greenlet, so its end resumes that request
     with no hub in between. Once the request stops waiting (the deadline passed, or anything

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 
 from bridge.connections import service as connections
-from bridge.infra import crypto, storage
+from bridge.infra import crypto
 from bridge.infra.errors import ClientError
 from bridge.infra.models import Connection
 from bridge.web import context
@@ -43,13 +43,12 @@ def presented_token() -> str | None:
 def current_caller() -> connections.Credential:
     """Authenticate the request once (one indexed read) and remember the credential on `g`.
 
-    The read runs on a connection of its own, returned to the pool at once: an action may then
-    wait seconds on ZappWay, and holding a pooled database connection (or SQLite's read snapshot)
-    through that wait starves the pool under load.
+    The read holds no connection past itself (`HotReads`): an action may then wait seconds on
+    ZappWay, and holding a pooled database connection (or SQLite's read snapshot) through that
+    wait starves the pool under load.
     """
     if "caller" not in g:
-        with storage.autocommit(context.runtime().engine) as db:
-            g.caller = connections.authenticate(db, presented_token())
+        g.caller = connections.authenticate(context.runtime().reads, presented_token())
     return cast(connections.Credential, g.caller)
 
 
