@@ -14,7 +14,6 @@ import functools
 import itertools
 import logging
 import os
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -23,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from bridge.config import Settings
 from bridge.infra import metrics
 from bridge.infra.backoff import Backoff
 from bridge.infra.crypto import fingerprint
+from bridge.upstream import wire
 from bridge.upstream.errors import (
     UpstreamAuthError,
     UpstreamError,
@@ -99,12 +100,12 @@ class Organization:
 class UpstreamPool:
     """Per-process owner of the HTTP connection pools and the shared rate limiter.
 
-    The connections are split over several transports of at most `SHARD_SIZE` each: httpcore
-    rescans its whole pool whenever a request starts or ends, so one pool of 1,000 connections
-    spent ~14 % of the bridge's CPU scanning during 1,000 concurrent calls
-    (`bench/query_agent_load.py`). Requests go to the transport directly, not through an
-    `httpx.Client`: the client's cookie jar, auth flow, redirect loop and event hooks are
-    nothing the bridge uses, and cost a fifth of httpx's time per call.
+    The connections are split over several httpcore pools of at most `SHARD_SIZE` each:
+    httpcore rescans its whole pool whenever a request starts or ends, so one pool of 1,000
+    connections spent ~14 % of the bridge's CPU scanning during 1,000 concurrent calls
+    (`bench/query_agent_load.py`). Requests go to httpcore directly (`bridge.upstream.wire`):
+    httpx's client (cookie jar, auth flow, redirect loop, event hooks) and its request and
+    response models are nothing the bridge uses, and cost a third of a call's HTTP time.
     """
 
     SHARD_SIZE = 100
@@ -112,11 +113,12 @@ class UpstreamPool:
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
-        self._transport = transport
-        self._shards: list[httpx.BaseTransport] = []
-        self.timeout = httpx.Timeout(
+        self._transport = transport  # tests: the simulator's WSGI app instead of the network
+        self._shards: list[httpcore.ConnectionPool] = []
+        timeout = httpx.Timeout(
             settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
-        ).as_dict()
+        )
+        self.extensions = {"timeout": timeout.as_dict()}
         self._turn = itertools.count()
         self._pid = 0
         self._lock = threading.Lock()
@@ -124,8 +126,8 @@ class UpstreamPool:
         self.backoff = Backoff.exponential(retries=settings.upstream_max_retries)
 
     @property
-    def http(self) -> httpx.BaseTransport:
-        """Return one of the process's transports in turn (created lazily, anew after a fork)."""
+    def http(self) -> httpcore.ConnectionPool:
+        """Return one of the process's pools in turn (created lazily, anew after a fork)."""
         with self._lock:
             if not self._shards or self._pid != os.getpid():
                 total = self.settings.upstream_max_connections
@@ -133,39 +135,44 @@ class UpstreamPool:
                 sizes = [total // count + (index < total % count) for index in range(count)]
                 keepalive = max(10, self.KEEPALIVE // len(sizes))  # idle ones kept, all shards
                 tls = httpx.create_ssl_context()  # one for all shards: loading CAs costs ~20 ms
-                self._shards = [
-                    self._new_transport(size, min(size, keepalive), tls) for size in sizes
-                ]
+                self._shards = [wire.new_pool(size, min(size, keepalive), tls) for size in sizes]
                 self._pid = os.getpid()
             shards = self._shards
         return shards[next(self._turn) % len(shards)]
 
-    def _new_transport(
-        self, max_connections: int, keepalive: int, tls: ssl.SSLContext
-    ) -> httpx.BaseTransport:
-        if self._transport is not None:  # tests hand in the simulator's WSGI transport
-            return self._transport
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive)
-        return httpx.HTTPTransport(limits=limits, retries=0, verify=tls)
-
     def send(
         self, method: str, url: str, params: Mapping[str, Any] | None, json: Any,
         headers: dict[str, str],
-    ) -> httpx.Response:  # fmt: skip
-        """One request on one of the transports, its body read (redirects are never followed).
+    ) -> wire.Answer:  # fmt: skip
+        """One request on one of the pools, its body read (redirects are never followed).
 
         Raises:
-            httpx.TransportError: and its subclasses (timeouts, refused connections...).
+            httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError: and, from
+                a test's httpx transport, httpx.TransportError (see `_translate_transport_errors`).
         """
-        request = httpx.Request(method, _parsed_url(url), params=params, json=json,
-                                headers={**headers, "User-Agent": USER_AGENT},
-                                extensions={"timeout": self.timeout})  # fmt: skip
-        response = self.http.handle_request(request)
+        content = None if json is None else wire.json_body(json)
+        if self._transport is not None:
+            headers = {**headers, "User-Agent": USER_AGENT}
+            return self._send_through(self._transport, method, url, params, content, headers)
+        target = _wire_url(url) if not params else _wire_url_with(url, params)
+        answer = self.http.request(
+            method, target, headers=[*headers.items(), ("User-Agent", USER_AGENT)],
+            content=content, extensions=self.extensions,
+        )  # fmt: skip
+        return wire.Answer(answer.status, answer.headers, answer.content)
+
+    def _send_through(
+        self, transport: httpx.BaseTransport, method: str, url: str,
+        params: Mapping[str, Any] | None, content: bytes | None, headers: dict[str, str],
+    ) -> wire.Answer:  # fmt: skip
+        request = httpx.Request(method, _parsed_url(url), params=params, content=content,
+                                headers=headers, extensions=self.extensions)  # fmt: skip
+        response = transport.handle_request(request)
         try:
             response.read()
         finally:
             response.close()
-        return response
+        return wire.Answer(response.status_code, response.headers.raw, response.content)
 
     def client(
         self, api_key: str, per_minute: int, max_wait: float | None = None
@@ -178,8 +185,10 @@ class UpstreamPool:
         return UpstreamClient(self, api_key, per_minute, max_wait)
 
     def close(self) -> None:
-        for shard in {id(shard): shard for shard in self._shards}.values():
+        for shard in self._shards:
             shard.close()
+        if self._transport is not None:
+            self._transport.close()
         self.limiter.close()
 
 
@@ -190,6 +199,22 @@ def _parsed_url(url: str) -> httpx.URL:
     string is merged into a copy (`params`), so the cache holds only base URL + path: one
     entry per operation and agent or datastore."""
     return httpx.URL(url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire_url(url: str) -> httpcore.URL:
+    """The same URL as httpcore takes it (scheme, host, port, target), made once."""
+    return _as_wire(_parsed_url(url))
+
+
+def _wire_url_with(url: str, params: Mapping[str, Any]) -> httpcore.URL:
+    """The URL with a query string, encoded as httpx encodes `params` (never cached)."""
+    return _as_wire(_parsed_url(url).copy_merge_params(params))
+
+
+def _as_wire(url: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                        target=url.raw_path)  # fmt: skip
 
 
 class UpstreamClient:
@@ -364,24 +389,34 @@ class UpstreamClient:
         return UpstreamForbidden(error.message, upstream_status=403)
 
 
+# httpcore's exceptions (the pools) and httpx's (a test's transport), by what they mean here.
+_NOT_CONNECTED = (httpcore.ConnectTimeout, httpcore.PoolTimeout,
+                  httpx.ConnectTimeout, httpx.PoolTimeout)  # fmt: skip
+_TIMED_OUT = (httpcore.TimeoutException, httpx.TimeoutException)
+_CUT_OFF = (httpcore.RemoteProtocolError, httpcore.ReadError,
+            httpx.RemoteProtocolError, httpx.ReadError)  # fmt: skip
+_FAILED = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+           httpcore.ProxyError, httpx.TransportError)  # fmt: skip
+
+
 @contextmanager
 def _translate_transport_errors() -> Iterator[None]:
-    """Map httpx transport failures onto the tree (always `from exc`)."""
+    """Map transport failures onto the tree (always `from exc`)."""
     try:
         yield
-    except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-            raise UpstreamUnavailable() from exc
+    except _NOT_CONNECTED as exc:
+        raise UpstreamUnavailable() from exc
+    except _TIMED_OUT as exc:
         raise UpstreamTimeout() from exc
-    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+    except _CUT_OFF as exc:
         # The request was sent and the connection died before the answer: ZappWay may have
         # run it, so only idempotent calls may be retried (never "refused, nothing ran").
         raise UpstreamServerError("ZappWay closed the connection without an answer") from exc
-    except httpx.TransportError as exc:
+    except _FAILED as exc:
         raise UpstreamUnavailable() from exc
 
 
-def _unwrap(response: httpx.Response, keep_meta: bool = False) -> Any:
+def _unwrap(response: wire.Answer, keep_meta: bool = False) -> Any:
     """Return the body of a success, unwrapping `{data: ...}` (documented) or bare JSON (legacy).
 
     Raises:

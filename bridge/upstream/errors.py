@@ -24,10 +24,9 @@ import json
 import math
 from typing import Any
 
-import httpx
-
 from bridge.infra.backoff import parse_retry_after
 from bridge.infra.errors import BridgeError, clip
+from bridge.upstream.wire import Answer
 
 
 class UpstreamError(BridgeError):
@@ -169,7 +168,7 @@ class UpstreamServerError(UpstreamResponseError):
     default_message = "ZappWay had an internal error"
 
 
-def error_from_response(response: httpx.Response) -> UpstreamResponseError:
+def error_from_response(response: Answer) -> UpstreamResponseError:
     """Map an error response (either profile, JSON or not) to the matching exception."""
     status = response.status_code
     _code, message, fields = _read_error_body(response)
@@ -186,7 +185,7 @@ def error_from_response(response: httpx.Response) -> UpstreamResponseError:
     if status == 429:
         return UpstreamRateLimited(
             upstream_status=status,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.header("Retry-After")),
         )
     if status in (400, 422):
         detail = f"ZappWay rejected the request: {message}" if message else None
@@ -201,19 +200,19 @@ def error_from_response(response: httpx.Response) -> UpstreamResponseError:
     return UpstreamServerError(UpstreamServerError.default_message + suffix, upstream_status=status)
 
 
-def is_legacy_auth_denial(response: httpx.Response) -> bool:
+def is_legacy_auth_denial(response: Answer) -> bool:
     """Tell whether a 403 looks like the legacy key check (plain `Forbidden` or `UNAUTHORIZED`)."""
     code, message, _ = _read_error_body(response)
     return code.upper() == "UNAUTHORIZED" or message.strip().lower() == "forbidden"
 
 
-def _read_error_body(response: httpx.Response) -> tuple[str, str, tuple[str, ...]]:
+def _read_error_body(response: Answer) -> tuple[str, str, tuple[str, ...]]:
     """Return (code, message, field names) from any of the upstream's error shapes."""
     try:
         body: Any = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         text = response.text.strip()
-        looks_html = text.startswith("<") or "html" in response.headers.get("content-type", "")
+        looks_html = text.startswith("<") or "html" in (response.header("content-type") or "")
         return "", "" if looks_html else clip(text), ()
     if not isinstance(body, dict):
         return "", "", ()

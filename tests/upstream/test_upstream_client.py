@@ -321,6 +321,6 @@ def test_connection_shards_are_even(tmp_path, total, sizes):
     pool = UpstreamPool(settings)
     try:
         pool.http  # noqa: B018  (creates the shards)
-        assert [s._pool._max_connections for s in pool._shards] == sizes
+        assert [s._max_connections for s in pool._shards] == sizes
     finally:
         pool.close()
