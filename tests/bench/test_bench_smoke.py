@@ -180,3 +180,15 @@ def test_ack_path_smoke() -> None:
     assert "ms CPU per ack" in done.stdout and "ms CPU per request" in done.stdout
     assert "function calls" in done.stdout  # the profile was printed
     assert tree_status() == before, "the benchmark left files in the repository"
+
+
+def test_upstream_wire_smoke() -> None:
+    """`bench.upstream_wire`: one upstream request's CPU by way of sending it, in seconds; each
+    way got the stub's answer (a failed send would raise, not print)."""
+    argv = [sys.executable, "-m", "bench.upstream_wire", "--requests", "20", "--rounds", "1"]
+    before = tree_status()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for way in ("bridge", "httpx-transport", "httpx-client", "http.client"):
+        assert f"| {way} | " in done.stdout
+    assert tree_status() == before, "the benchmark left files in the repository"
