@@ -57,7 +57,7 @@ PARAGRAPH = (
 )
 SECRETS_AND_RECIPE = ("active_secrets (", "_recipe (bridge/sync/ingest.py", "source_config.py")
 INGEST_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("source lookup (find_by_token)", ("find_by_token (bridge/sync/sources.py",)),
+    ("source lookup (find_by_digest)", ("find_by_digest (bridge/sync/sources.py",)),
     ("signing secrets + recipe", SECRETS_AND_RECIPE),
     ("signature check (HMAC)", ("bridge/sync/providers/verify.py",)),
     ("parse + map + HTML to text", ("bridge/sync/providers/",)),

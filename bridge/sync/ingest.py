@@ -56,6 +56,13 @@ class IngestRejected(ClientError):
         super().__init__(status, reason, f"Webhook rejected: {detail or reason}")
 
 
+class NotAsKnown(Exception):
+    """Raised instead of any answer when a remembered source (`known_digest`) may no longer be
+    as remembered: its guarded write found it changed, or the request failed verification or
+    mapping by the remembered recipe. Nothing was written; the caller looks the source up and
+    runs the request again, which gives the answer (a rejection is recorded then, once)."""
+
+
 def ingest(
     db: DBConnection,
     box: SecretBox,
@@ -68,21 +75,40 @@ def ingest(
     debounce_s: float,
     stale_after: timedelta = STALE_MARKER,
     route_event: str | None = None,
+    known_digest: str | None = None,
 ) -> IngestResult:
     """Run the recipe for one request on `db` (a Core connection: no ORM on this path); the
     caller commits. `route_event` is the inbound URL's event suffix (`/in/<token>/<event>`),
-    already checked by the view.
+    already checked by the view. `known_digest`: `source` was remembered, not read for this
+    request (PostgreSQL; `sources.KnownSources`); the write is guarded by it.
 
     Raises:
         IngestRejected: verification or parsing failed (a rejected event is recorded).
+        NotAsKnown: with `known_digest` only, instead of any rejection or when the source
+            changed (nothing is recorded).
     """
+    try:
+        return _ingest(db, box, source, raw_body=raw_body, headers=headers, method=method,
+                       path=path, debounce_s=debounce_s, stale_after=stale_after,
+                       route_event=route_event, known_digest=known_digest)  # fmt: skip
+    except IngestRejected as exc:
+        if known_digest is None:
+            raise
+        raise NotAsKnown from exc
+
+
+def _ingest(
+    db: DBConnection, box: SecretBox, source: InboundTarget, *, raw_body: bytes,
+    headers: Mapping[str, str], method: str, path: str, debounce_s: float,
+    stale_after: timedelta, route_event: str | None, known_digest: str | None,
+) -> IngestResult:  # fmt: skip
     provider, config = _recipe(source.provider, source.config_json)
     now = time.time()
     try:
         verify(provider, active_secrets(source, box, datetime.now(UTC)), raw_body, headers,
                method=method, path=path, now=now, config=config)  # fmt: skip
     except VerificationError as exc:
-        _reject(db, source, "rejected", exc.reason)
+        _reject(db, source, "rejected", exc.reason, known_digest)
         raise IngestRejected(exc.status, exc.reason) from exc
     try:
         # Depth checked before the parser's recursion can fail; a lone surrogate becomes U+FFFD
@@ -90,19 +116,22 @@ def ingest(
         # document).
         payload = jsontext.loads(raw_body, max_depth=INBOUND_DEPTH, repair=True)
     except JsonTooDeep as exc:
-        _reject(db, source, "rejected", "json-too-deep")
+        _reject(db, source, "rejected", "json-too-deep", known_digest)
         detail = f"JSON nested deeper than {INBOUND_DEPTH} levels"
         raise IngestRejected(400, "json-too-deep", detail) from exc
     except ValueError as exc:  # not UTF-8, or not JSON
-        _reject(db, source, "rejected", "malformed-json")
+        _reject(db, source, "rejected", "malformed-json", known_digest)
         raise IngestRejected(400, "malformed-json") from exc
     try:
         changes, key = _read(source, provider, config, payload, headers, now, route_event)
     except MappingError as exc:
-        _reject(db, source, "unmappable", exc.reason)
+        _reject(db, source, "unmappable", exc.reason, known_digest)
         raise IngestRejected(422, exc.reason) from exc
     written = write_event(db, source, key=key, status="accepted", reason=None, changes=changes,
-                          debounce_s=debounce_s, stale_after=stale_after)  # fmt: skip
+                          debounce_s=debounce_s, stale_after=stale_after,
+                          known_digest=known_digest)  # fmt: skip
+    if written.source_changed:
+        raise NotAsKnown
     if written.event_id is None:
         result = IngestResult("duplicate", None, 0, False)
     else:
@@ -123,8 +152,13 @@ def _newest_per_document(changes: list[Change]) -> list[Change]:
     return list(newest.values())
 
 
-def _reject(db: DBConnection, source: InboundTarget, status: str, reason: str) -> None:
-    """Record a refused request for the source's events; nothing is queued for it."""
+def _reject(
+    db: DBConnection, source: InboundTarget, status: str, reason: str, known_digest: str | None
+) -> None:
+    """Record a refused request for the source's events; nothing is queued for it. Not for a
+    remembered source: the request is run again on the source as read (`NotAsKnown`)."""
+    if known_digest is not None:
+        return
     write_event(db, source, key=None, status=status, reason=reason, changes=[], debounce_s=0)
     metrics.get().inbound_events.labels(source.provider, status).inc()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
@@ -116,7 +117,11 @@ class InboundTarget:
 
 def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
     """The source whose inbound URL ends in `token`, with what it needs of its connection."""
-    digest = crypto.hash_token(token)
+    return find_by_digest(db, crypto.hash_token(token))
+
+
+def find_by_digest(db: DBConnection, digest: str) -> InboundTarget | None:
+    """`find_by_token`, given the token's stored form (`crypto.hash_token`)."""
     row = prepared.first_row(db, _BY_TOKEN, {"digest": digest})  # on the driver's cursor
     if row is None:
         return None
@@ -132,6 +137,38 @@ def find_by_token(db: DBConnection, token: str) -> InboundTarget | None:
         state=state,
         connection_revoked=revoked_at is not None,
     )
+
+
+class KnownSources:
+    """The sources this process has seen accept a webhook, by token digest: a hint, never the
+    truth.
+
+    On PostgreSQL the lookup is a round trip of its own before the write. With a known source
+    the ack verifies against what was read before and writes in one statement guarded by the
+    source row as it is at that moment (`bridge.sync.store`'s guarded write): deleted,
+    revoked, rotated or reconfigured since, the guard writes nothing and the ack starts again
+    from a fresh lookup. So revocation still applies to the next webhook, and a stale entry
+    costs one round trip, never a wrong answer. Per process and bounded: nothing here must be
+    shared between processes.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._known: dict[str, InboundTarget] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> InboundTarget | None:
+        return self._known.get(digest)
+
+    def remember(self, digest: str, source: InboundTarget) -> None:
+        with self._lock:
+            if len(self._known) >= self._size and digest not in self._known:
+                del self._known[next(iter(self._known))]  # the oldest entry
+            self._known[digest] = source
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._known.pop(digest, None)
 
 
 _SOURCES = cast(Table, Source.__table__)

@@ -32,6 +32,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ARRAY,
     Boolean,
+    Exists,
     Insert,
     Select,
     String,
@@ -47,11 +48,12 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import Connection as DBConnection
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bridge.infra import prepared
-from bridge.infra.models import Connection, InboundEvent, PendingDocument
+from bridge.infra.models import Connection, InboundEvent, PendingDocument, Source
 from bridge.infra.prepared import Prepared
 from bridge.sync import marker
 from bridge.sync.providers.mapping import Change
@@ -62,6 +64,7 @@ from bridge.sync.sources import InboundTarget
 class Written:
     event_id: int | None  # None: the delivery key was received before, nothing was written
     sync_claimed: bool  # this event reserved the connection's sync task: schedule it
+    source_changed: bool = False  # a guarded write found the source changed: nothing written
 
 
 def write_event(
@@ -74,11 +77,15 @@ def write_event(
     changes: list[Change],
     debounce_s: float,
     stale_after: timedelta = marker.STALE_MARKER,
+    known_digest: str | None = None,
 ) -> Written:
     """Record the event and, when it is new, coalesce its changes and try to claim the sync.
 
     `changes` holds at most one change per document (`ingest` reduces them): on PostgreSQL one
-    `INSERT ... ON CONFLICT` cannot touch a row twice.
+    `INSERT ... ON CONFLICT` cannot touch a row twice. With `known_digest` (PostgreSQL only:
+    `source` was remembered, not read for this request, see `sources.KnownSources`), nothing
+    is written unless the source row is still exactly `source` under that token digest, active,
+    its connection unrevoked; `Written.source_changed` says when it was not.
     """
     # The claim reads the marker inside the write, never a value read before verifying: a
     # sync that released the marker meanwhile (finding nothing due yet) would otherwise leave
@@ -89,7 +96,11 @@ def write_event(
     documents = _document_rows(source, changes)
     window = marker.window(debounce_s, stale_after)
     if db.dialect.name == "postgresql":
-        return _write_in_one_statement(db, source, event, documents, try_claim, window)
+        return _write_in_one_statement(
+            db, source, event, documents, try_claim, window, known_digest
+        )
+    if known_digest is not None:
+        raise ValueError("a guarded write is for PostgreSQL, where the lookup is a round trip")
     return _write_in_steps(db, source, event, documents, try_claim, window)
 
 
@@ -114,10 +125,18 @@ def _write_in_steps(
 def _write_in_one_statement(
     db: DBConnection, source: InboundTarget, event: dict[str, Any],
     documents: list[dict[str, Any]], try_claim: bool, window: dict[str, datetime],
+    known_digest: str | None,
 ) -> Written:  # fmt: skip
-    row = prepared.first_row(db, _one_statement(), {
+    guard = {} if known_digest is None else {
+        "known_digest": known_digest,
+        "known_provider": source.provider,
+        "known_config_json": source.config_json,
+        "known_secrets_ciphertext": source.secrets_ciphertext,
+    }  # fmt: skip
+    row = prepared.first_row(db, _one_statement(guarded=known_digest is not None), {
         **event,
         **window,
+        **guard,
         "connection_id": source.connection_id,
         "now": datetime.now(UTC),
         "try_claim": try_claim,
@@ -126,9 +145,11 @@ def _write_in_one_statement(
         "versions": [d["version"] for d in documents],
         "document_jsons": [d["document_json"] for d in documents],
     })  # fmt: skip
-    if row is None:  # pragma: no cover - a SELECT of two scalars always answers one row
+    if row is None:  # pragma: no cover - a SELECT of scalars always answers one row
         raise RuntimeError("the event statement answered no row")
-    event_id, claimed = row
+    event_id, claimed, *source_as_known = row
+    if source_as_known == [False]:
+        return Written(None, False, source_changed=True)
     if event_id is None:
         return Written(None, False)
     return Written(int(event_id), bool(claimed))
@@ -195,6 +216,7 @@ def _document_json(change: Change) -> str:
 _EVENTS = cast(Table, InboundEvent.__table__)
 _DOCUMENTS = cast(Table, PendingDocument.__table__)
 _CONNECTIONS = cast(Table, Connection.__table__)
+_SOURCES = cast(Table, Source.__table__)
 _REPLACED = ("connection_id", "op", "version", "document_json", "state", "attempts",
              "next_attempt_at", "last_error", "updated_at")  # fmt: skip
 
@@ -216,6 +238,40 @@ def _record(insert: Any) -> Insert:
         .on_conflict_do_nothing(index_elements=[_EVENTS.c.source_id, _EVENTS.c.delivery_key])
     )
     return record.returning(_EVENTS.c.id)
+
+
+def _record_if_unchanged() -> Insert:
+    """PostgreSQL: `_record`, inserting only while `_source_as_known` holds."""
+    fields = ("source_id", "delivery_key", "status", "reason", "changes_json", "received_at")
+    values = select(*(
+        sa_cast(bindparam(f"event_{name}", type_=_EVENTS.c[name].type), _EVENTS.c[name].type)
+        for name in fields
+    )).where(_source_as_known())  # fmt: skip
+    record: Insert = (
+        pg_insert(_EVENTS)
+        .from_select(fields, values)
+        .on_conflict_do_nothing(index_elements=[_EVENTS.c.source_id, _EVENTS.c.delivery_key])
+    )
+    return record.returning(_EVENTS.c.id)
+
+
+def _source_as_known() -> Exists:
+    """The source row is still the one remembered: same token digest, connection, provider,
+    config and secrets, still active, and its connection not revoked."""
+    return exists(
+        select(_SOURCES.c.id)
+        .join(_CONNECTIONS, _CONNECTIONS.c.id == _SOURCES.c.connection_id)
+        .where(
+            _SOURCES.c.id == bindparam("event_source_id", type_=String),
+            _SOURCES.c.path_token_hash == bindparam("known_digest", type_=String),
+            _SOURCES.c.connection_id == bindparam("connection_id", type_=String),
+            _SOURCES.c.provider == bindparam("known_provider", type_=String),
+            _SOURCES.c.config_json == bindparam("known_config_json", type_=Text),
+            _SOURCES.c.secrets_ciphertext == bindparam("known_secrets_ciphertext", type_=Text),
+            _SOURCES.c.state == "active",
+            _CONNECTIONS.c.revoked_at.is_(None),
+        )
+    )
 
 
 def _coalesce(upsert: Any) -> Insert:
@@ -259,8 +315,9 @@ def _sqlite_steps() -> _Steps:
 
 
 @functools.cache
-def _one_statement() -> Select[Any]:
-    """PostgreSQL: record, coalesce and claim as one statement.
+def _one_statement(guarded: bool = False) -> Select[Any]:
+    """PostgreSQL: record, coalesce and claim as one statement (`guarded`: and say whether the
+    source is as known, recording nothing when it is not; see `write_event`).
 
     The document rows arrive as parallel arrays (one per column) and are unnested server-side,
     so the statement has one shape whatever the number of changes. PostgreSQL runs every
@@ -268,7 +325,8 @@ def _one_statement() -> Select[Any]:
     and the claim are gated on the event CTE's RETURNING (a join, an EXISTS): they write only
     when the event was inserted.
     """
-    event = _record(pg_insert).returning(_EVENTS.c.source_id).cte("event")
+    record = _record_if_unchanged() if guarded else _record(pg_insert)
+    event = record.returning(_EVENTS.c.source_id).cte("event")
     rows = (
         func.unnest(
             bindparam("cms_ids", type_=ARRAY(String)),
@@ -294,7 +352,10 @@ def _one_statement() -> Select[Any]:
         .returning(_CONNECTIONS.c.id)
         .cte("claim")
     )
-    return select(
+    answers = [
         select(event.c.id).scalar_subquery().label("event_id"),
         exists(select(claim.c.id)).label("claimed"),
-    ).add_cte(coalesce)
+    ]
+    if guarded:
+        answers.append(_source_as_known().label("source_as_known"))
+    return select(*answers).add_cte(coalesce)

@@ -13,12 +13,13 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, fields, validate
+from sqlalchemy import Connection as DBConnection
 
-from bridge.infra import storage
+from bridge.infra import crypto, storage
 from bridge.infra.errors import ClientError, NotFound
 from bridge.schemas import ToolInput, integer
 from bridge.sync import inbound_events, sources
-from bridge.sync.ingest import IngestRejected, ingest
+from bridge.sync.ingest import IngestRejected, IngestResult, NotAsKnown, ingest
 from bridge.sync.schemas import CreateSourceIn, source_options
 from bridge.sync.tasks import SyncTasks
 from bridge.web.api import Answer, Endpoint, endpoint
@@ -218,36 +219,79 @@ def receive_event(token: str, event: str) -> tuple[Response, int]:
 
 
 def _receive(token: str, event: str | None) -> tuple[Response, int]:
-    config = settings()
     # The body is read before a database connection is taken: reading it waits on the sender's
     # socket (a greenlet switch under gevent), and a connection held across that wait made
     # the pool open and close overflow connections under a burst of webhooks.
     raw_body = request.get_data(cache=False)
+    digest = crypto.hash_token(token)
     with storage.autocommit(runtime().engine) as db:  # Core only: the hot path
-        source = sources.find_by_token(db, token)
-        if source is None:
-            raise NotFound("Unknown inbound URL")
-        attribute(source.connection_id)  # its activity counts for the source's connection
-        if source.state != "active":
-            raise ClientError(410, "source_deleted", "This inbound URL was deleted")
-        if source.connection_revoked:  # its documents could never be sent: tell the sender
-            raise ClientError(
-                410, "connection_revoked", "This inbound URL's connection was revoked"
-            )
-        try:
-            result = ingest(
-                db, runtime().box, source,
-                raw_body=raw_body, headers=dict(request.headers),
-                method=request.method, path=request.full_path.rstrip("?"),
-                debounce_s=config.sync_debounce_s,
-                stale_after=timedelta(seconds=config.sync_stale_after_s),
-                route_event=event,
-            )  # fmt: skip
-        except IngestRejected:
-            db.commit()  # the rejection is recorded, for the source's events
-            raise
+        on_postgres = db.dialect.name == "postgresql"
+        done = _as_known(db, digest, raw_body, event) if on_postgres else None
+        if done is None:
+            source = _live_source(db, digest)
+            try:
+                done = source, _ingest(db, source, raw_body, event)
+            except IngestRejected:
+                db.commit()  # the rejection is recorded, for the source's events
+                raise
+            if on_postgres:
+                KNOWN.remember(digest, source)
         db.commit()
+    source, result = done
     if result.schedule_sync:
-        service(SyncTasks).schedule(source.connection_id, config.sync_debounce_s)
+        service(SyncTasks).schedule(source.connection_id, settings().sync_debounce_s)
     body = {"status": result.status, "event_id": result.event_id, "changes": result.changes}
     return jsonify(body), 202 if result.status == "accepted" else 200
+
+
+KNOWN = sources.KnownSources()  # this process's
+
+
+def _as_known(
+    db: DBConnection, digest: str, raw_body: bytes, event: str | None
+) -> tuple[sources.InboundTarget, IngestResult] | None:
+    """PostgreSQL: the request run on the source this process remembers for `digest`, without
+    looking it up (one round trip less); its write is guarded instead. None when the source is
+    not remembered, or may have changed: then it is looked up and the request run again."""
+    source = KNOWN.get(digest)
+    if source is None:
+        return None
+    attribute(source.connection_id)
+    try:
+        return source, _ingest(db, source, raw_body, event, known_digest=digest)
+    except NotAsKnown:
+        KNOWN.forget(digest)
+        return None
+
+
+def _live_source(db: DBConnection, digest: str) -> sources.InboundTarget:
+    """The inbound URL's source, read now, if webhooks may still be stored for it.
+
+    Raises:
+        NotFound: no such inbound URL.
+        ClientError: 410, the source was deleted or its connection revoked.
+    """
+    source = sources.find_by_digest(db, digest)
+    if source is None:
+        raise NotFound("Unknown inbound URL")
+    attribute(source.connection_id)  # its activity counts for the source's connection
+    if source.state != "active":
+        raise ClientError(410, "source_deleted", "This inbound URL was deleted")
+    if source.connection_revoked:  # its documents could never be sent: tell the sender
+        raise ClientError(410, "connection_revoked", "This inbound URL's connection was revoked")
+    return source
+
+
+def _ingest(
+    db: DBConnection, source: sources.InboundTarget, raw_body: bytes, event: str | None,
+    known_digest: str | None = None,
+) -> IngestResult:  # fmt: skip
+    config = settings()
+    return ingest(
+        db, runtime().box, source,
+        raw_body=raw_body, headers=dict(request.headers),
+        method=request.method, path=request.full_path.rstrip("?"),
+        debounce_s=config.sync_debounce_s,
+        stale_after=timedelta(seconds=config.sync_stale_after_s),
+        route_event=event, known_digest=known_digest,
+    )  # fmt: skip
