@@ -159,9 +159,11 @@ def flag_key(runtime: Runtime, connection_id: str) -> None:
 def release_leases(runtime: Runtime, connection_id: str) -> int:
     """Free the document leases earlier sync runs of the connection hold; returns how many.
 
-    Only for the caller that just claimed the connection's marker from nobody or from a task
-    presumed dead (`marker.claim`): no other sync run of the connection is alive then, so these
-    leases belong to a run a killed worker interrupted, and would otherwise block for minutes.
+    Only for a sync run holding the connection's marker (`sync_connection`, as it starts): the
+    marker was claimed from nobody or from a run presumed dead, or kept by this run's own
+    earlier turn, which released its leases as its batch ended. So no other sync run of the
+    connection is alive, and these leases belong to a run a killed worker interrupted: they
+    would otherwise block its documents for `documents.store.LEASE` (minutes).
     """
     return release_prefixed_leases(runtime.sessions, connection_id, LEASE_PREFIX)
 

@@ -28,7 +28,10 @@ class SyncTasks:
     def __init__(self, huey: Huey, runtime: Runtime) -> None:
         @huey.task(name="sync_connection")  # type: ignore[untyped-decorator]  # huey is untyped
         def sync_connection(connection_id: str) -> None:
-            """Drain one connection; it holds the connection's sync marker while it runs."""
+            """Drain one connection; it holds the connection's sync marker while it runs, so
+            any sync lease of the connection left now is a killed run's: freed first, whoever
+            claimed the marker from it (the sweep, or a webhook that found it stale)."""
+            sync_state.release_leases(runtime, connection_id)
             outcome = drain.sync(runtime, connection_id)
             log.info(
                 "sync.run connection=%s delivered=%d failed=%d again_in=%s",
@@ -46,8 +49,7 @@ class SyncTasks:
                     claimed = marker.claim(session, connection_id, 0, stale_after)
                     session.commit()
                 if claimed:
-                    sync_state.release_leases(runtime, connection_id)  # a killed worker's, if any
-                    sync_connection(connection_id)
+                    sync_connection(connection_id)  # which frees a killed run's leases
 
         every = crontab(minute=f"*/{runtime.settings.housekeeping_minutes}")
 

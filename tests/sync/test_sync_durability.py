@@ -312,6 +312,28 @@ def test_sweep_restarts_a_lost_sync_but_not_a_live_one(make_app, seeded, sim_adm
     assert bridge.marker() is None
 
 
+def test_a_webhook_that_takes_over_a_dead_runs_marker_frees_its_leases(
+    make_app, seeded, sim_app, unlimited
+):
+    """A worker killed mid-batch leaves its marker and its document leases (120 s). When the
+    next webhook, not the sweep, claims the stale marker, the sync it schedules frees those
+    leases too: no run of the connection is alive but the marker's holder."""
+    app = make_app(**FAST, sync_stale_after_s=0.5)
+    bridge = Bridge(app, seeded["key"])
+    source = bridge.create_source(seeded["datastores"][0]["id"])
+    bridge.ingest_bulk(source, ((f"d{n}", 1, f"text {n}") for n in range(3)))
+    dead_run = DocumentMap(bridge.runtime.sessions, bridge.connection_id, "sync-")
+    leases = dead_run.leased(source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
+    leases.__enter__()  # held by the dead run; never released by it
+    time.sleep(0.6)  # the marker is stale: its run is presumed dead
+    bridge.change(source, "d0", 2, "newer text")  # claims the marker, schedules the sync
+    bridge.drain(timeout=5)
+    assert bridge.states() == {"delivered": 3}
+    stored = upstream_documents(sim_app, source.datastore_id)
+    texts = [stored[f"{source.id}:d{n}"].text for n in range(3)]
+    assert texts == ["newer text", "text 1", "text 2"]
+
+
 # --- revocation ---------------------------------------------------------------------------------
 
 
