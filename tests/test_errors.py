@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from marshmallow import ValidationError
 
 import bridge
+from bridge.connections.key_health import KeyOnHold
 from bridge.connections.service import ConnectionAuthError, InvalidApiKey
 from bridge.console.signin import SignInRefused, TooManySignIns
 from bridge.infra.errors import MAX_MESSAGE, BridgeError, ClientError, as_bridge_error
@@ -45,6 +47,7 @@ EXAMPLES: dict[type[BridgeError], Callable[[], BridgeError]] = {
     TooManySignIns: lambda: TooManySignIns(retry_after=12.5),
     JsonTooDeep: lambda: JsonTooDeep(API_DEPTH),
     NotUnicode: lambda: NotUnicode("documents.0.title"),
+    KeyOnHold: lambda: KeyOnHold(datetime(2026, 12, 6, 9, 30, tzinfo=UTC)),
     NeverSent: lambda: NeverSent(2.0),
     CallWithdrawn: lambda: CallWithdrawn(2.0),
 }

@@ -17,6 +17,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.config import Settings
+from bridge.connections import key_health
 from bridge.infra import crypto, storage
 from bridge.infra.errors import BridgeError, InvalidInput
 from bridge.infra.hot_reads import HotReads
@@ -184,6 +185,8 @@ class Credential:
     plan: str
     api_key_ciphertext: str
     token_hash: str
+    key_status: str  # what ZappWay last said about the key (`key_health`)
+    key_checked_at: datetime | None = None  # read by background work only
 
 
 def authenticate(reads: HotReads, token: str | None) -> Credential:
@@ -209,12 +212,12 @@ def authenticate(reads: HotReads, token: str | None) -> Credential:
     row = reads.first_row(_BY_TOKEN, {"digest": digest})
     if row is None:
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
-    id_, plan, api_key_ciphertext, token_hash, revoked_at = row
+    id_, plan, api_key_ciphertext, token_hash, revoked_at, key_status = row
     if not crypto.same_secret(token_hash, digest):
         raise ConnectionAuthError("unknown_credentials", "Unknown connection token")
     if revoked_at is not None:
         raise ConnectionAuthError("revoked_credentials", "This connection has been revoked")
-    return Credential(id_, plan, api_key_ciphertext, token_hash)
+    return Credential(id_, plan, api_key_ciphertext, token_hash, key_status)
 
 
 def credential(runtime: Runtime, connection_id: str) -> Credential:
@@ -227,42 +230,59 @@ def credential(runtime: Runtime, connection_id: str) -> Credential:
         row = db.execute(_BY_ID, {"connection_id": connection_id}).first()
     if row is None or row.revoked_at is not None:
         raise ConnectionRevoked(connection_id)
-    return Credential(row.id, row.plan, row.api_key_ciphertext, row.token_hash)
+    return Credential(
+        row.id, row.plan, row.api_key_ciphertext, row.token_hash, row.key_status,
+        row.key_checked_at,
+    )  # fmt: skip
 
 
 _CONNECTIONS = cast(Table, Connection.__table__)
 _COLUMNS = (
     _CONNECTIONS.c.id, _CONNECTIONS.c.plan, _CONNECTIONS.c.api_key_ciphertext,
-    _CONNECTIONS.c.token_hash, _CONNECTIONS.c.revoked_at,
+    _CONNECTIONS.c.token_hash, _CONNECTIONS.c.revoked_at, _CONNECTIONS.c.key_status,
 )  # fmt: skip
 # Built once: compiling a statement per request cost more than running it.
 _BY_TOKEN = select(*_COLUMNS).where(_CONNECTIONS.c.token_hash == bindparam("digest"))
-_BY_ID = select(*_COLUMNS).where(_CONNECTIONS.c.id == bindparam("connection_id"))
+_BY_ID = select(*_COLUMNS, _CONNECTIONS.c.key_checked_at).where(
+    _CONNECTIONS.c.id == bindparam("connection_id")
+)
 
 
-def open_zappway(runtime: Runtime, connection_id: str, max_wait: float | None = None) -> ZappWay:
+def open_zappway(
+    runtime: Runtime, connection_id: str, max_wait: float | None = None,
+    *, hold_rejected_key: bool = False,
+) -> ZappWay:  # fmt: skip
     """ZappWay operations with the connection's key, re-reading the connection so that
     revocation applies at once (background work; requests use `zappway_for` with the
     credential they authenticated with).
 
     `max_wait` caps how long a call may wait for the key's rate budget (default
     BRIDGE_RATE_WAIT); background work passes 0 and reschedules itself instead.
+    `hold_rejected_key`: refuse a key ZappWay rejected minutes ago instead of sending it again
+    (polls: see `key_health`).
 
     Raises:
         ConnectionRevoked: when the connection is gone or revoked.
+        KeyOnHold: with `hold_rejected_key`, when the key was rejected moments ago.
     """
-    return zappway_for(runtime, credential(runtime, connection_id), max_wait)
+    caller = credential(runtime, connection_id)
+    if hold_rejected_key:
+        key_health.hold_for(caller.key_status, caller.key_checked_at, datetime.now(UTC))
+    return zappway_for(runtime, caller, max_wait)
 
 
 def zappway_for(runtime: Runtime, caller: Credential, max_wait: float | None = None) -> ZappWay:
-    """ZappWay operations with this credential's key (decrypted once per process and key)."""
+    """ZappWay operations with this credential's key (decrypted once per process and key),
+    reporting what ZappWay says about the key to the connection's record of it."""
     api_key = runtime.box.decrypt_cached(caller.api_key_ciphertext)
     limit = plan_limit(runtime.settings, caller.plan)
-    return ZappWay(runtime.upstream.client(api_key, limit, max_wait))
+    record = key_health.KeyRecord(runtime, caller.id, caller.key_status)
+    return ZappWay(runtime.upstream.client(api_key, limit, max_wait, record))
 
 
 def reverify(runtime: Runtime, session: Session, connection: Connection) -> None:
-    """Check the stored key at ZappWay again; a refusal is recorded on the connection.
+    """Check the stored key at ZappWay again; the answer is recorded on the connection
+    (`key_health`: a refusal marks it rejected, a success valid again) and read back.
 
     Raises:
         UpstreamAuthError: ZappWay refused the stored key (401: the user must rotate it).
@@ -270,10 +290,9 @@ def reverify(runtime: Runtime, session: Session, connection: Connection) -> None
     """
     try:
         open_zappway(runtime, connection.id).organization()
-    except UpstreamAuthError:
-        mark_key_rejected(connection)
-        session.commit()
-        raise
+    finally:
+        session.commit()  # ends the read snapshot, so the refresh sees the record's write
+        session.refresh(connection)
 
 
 def replace_api_key(
@@ -312,12 +331,6 @@ def rotate_token(connection: Connection) -> str:
 def revoke(connection: Connection) -> None:
     if connection.revoked_at is None:
         connection.revoked_at = datetime.now(UTC)
-
-
-def mark_key_rejected(connection: Connection) -> None:
-    """Record that ZappWay refused the stored key, so operators and /v1/me can see it."""
-    connection.key_status = "rejected"
-    connection.key_checked_at = datetime.now(UTC)
 
 
 def find(session: Session, connection_id: str) -> Connection | None:

@@ -143,12 +143,17 @@ def agent_gone(runtime: Runtime, connection_id: str, event_type: str, agent_id: 
 
 
 def refresh(
-    runtime: Runtime, trigger: Trigger, connection_id: str, agent_id: str, max_age_s: float
-) -> RefreshResult:
+    runtime: Runtime, trigger: Trigger, connection_id: str, agent_id: str, max_age_s: float,
+    *, held: bool = False,
+) -> RefreshResult:  # fmt: skip
     """Read the upstream for this agent unless it was read within `max_age_s` or is being read.
 
+    `held`: not with a key ZappWay rejected minutes ago (the worker's polls, which nobody
+    waits for; `connections.key_health`).
+
     Raises:
-        UpstreamError: when the read fails (the watch records the error and stays usable).
+        UpstreamError: when the read fails (the watch records the error and stays usable);
+            `KeyOnHold` when `held` and the key is on hold.
         ConnectionRevoked: when the connection was revoked.
     """
     with runtime.sessions() as session:
@@ -163,7 +168,7 @@ def refresh(
     # Never dropped: one entry per watch, and `release_for_restart` frees only this very lease.
     HELD.hold([watch.id], lease_until)
     try:
-        zappway = connections.open_zappway(runtime, connection_id)
+        zappway = connections.open_zappway(runtime, connection_id, hold_rejected_key=held)
         if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
             zappway.get_agent(agent_id)
         found = trigger.detect(zappway, agent_id, cursor)
@@ -213,9 +218,9 @@ def refresh(
 
 
 def refresh_watch(runtime: Runtime, watch: WatchKey, max_age_s: float) -> RefreshResult:
-    """`refresh` for a stored watch (the worker's poll)."""
+    """`refresh` for a stored watch (the worker's poll, held while the key is rejected)."""
     trigger = trigger_for(watch.event_type)
-    return refresh(runtime, trigger, watch.connection_id, watch.agent_id, max_age_s)
+    return refresh(runtime, trigger, watch.connection_id, watch.agent_id, max_age_s, held=True)
 
 
 def _agent_check_due(zappway: ZappWay, last_read: datetime | None, interval_s: float) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 from huey import Huey, crontab
 from huey.signals import SIGNAL_INTERRUPTED
 
+from bridge.connections.key_health import KeyOnHold
 from bridge.connections.service import ConnectionRevoked
 from bridge.hooks import deliveries, detection
 from bridge.runtime import Runtime
@@ -67,6 +68,8 @@ class HookTasks:
                 return  # no active hook wants it any more (agent gone, disabled, deleted)
             try:
                 result = detection.refresh_watch(runtime, watch, max_age_s=interval * 0.8)
+            except KeyOnHold:
+                return  # recorded on the watch; logged when the key was rejected
             except (UpstreamError, ConnectionRevoked) as exc:
                 log.warning(
                     "detection.failed agent=%s error=%s", watch.agent_id, type(exc).__name__

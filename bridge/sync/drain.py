@@ -30,7 +30,6 @@ from bridge.runtime import Runtime
 from bridge.sync import cms_fetch, marker, sources
 from bridge.sync import state as sync_state
 from bridge.upstream.errors import (
-    UpstreamAuthError,
     UpstreamError,
     UpstreamPayloadTooLarge,
     UpstreamRateLimited,
@@ -217,8 +216,6 @@ def _upsert_rows(
         _upsert_rows(runtime, service, datastore_id, pairs[half:], outcome)
         return
     except UpstreamError as exc:
-        if isinstance(exc, UpstreamAuthError):
-            sync_state.flag_key(runtime, sendable[0].connection_id)
         delay = sync_state.fail(runtime, sendable, exc.message, final=sync_state.is_final(exc))
         outcome.failed += len(sendable)
         if not sync_state.is_final(exc):

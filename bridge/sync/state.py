@@ -148,14 +148,6 @@ def fail_all(runtime: Runtime, connection_id: str, reason: str) -> int:
     return int(count)
 
 
-def flag_key(runtime: Runtime, connection_id: str) -> None:
-    with runtime.sessions() as session:
-        connection = session.get(Connection, connection_id)
-        if connection is not None:
-            connections.mark_key_rejected(connection)
-            session.commit()
-
-
 def release_leases(runtime: Runtime, connection_id: str) -> int:
     """Free the document leases earlier sync runs of the connection hold; returns how many.
 

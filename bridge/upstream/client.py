@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpcore
@@ -85,6 +85,17 @@ PATHS: Mapping[str, Mapping[str, str]] = {
 # (elsewhere it may also mean a resource of another organization).
 STRICT_OPERATIONS = frozenset({"me", "agents", "datastores", "datasource", "conversations"})
 ORG_FIELDS = ("id", "name", "currentPlan", "isPremium", "nbAgents", "nbDatastores")
+
+
+class KeyVerdicts(Protocol):
+    """Where a client reports what ZappWay's answers say about its key (the connection's
+    record of it: `bridge.connections.key_health`)."""
+
+    def accepted(self) -> None:
+        """ZappWay answered a call made with the key (called on every success: cheap)."""
+
+    def rejected(self) -> None:
+        """ZappWay rejected the key (401, or the legacy 403 that means the same)."""
 
 
 @dataclass(frozen=True)
@@ -175,14 +186,16 @@ class UpstreamPool:
         return wire.Answer(response.status_code, response.headers.raw, response.content)
 
     def client(
-        self, api_key: str, per_minute: int, max_wait: float | None = None
-    ) -> UpstreamClient:
+        self, api_key: str, per_minute: int, max_wait: float | None = None,
+        verdicts: KeyVerdicts | None = None,
+    ) -> UpstreamClient:  # fmt: skip
         """Return a client that acts with one ZappWay key under its rate budget.
 
         `max_wait` caps how long a call may wait for that budget (default: BRIDGE_RATE_WAIT);
         background work passes 0 and reschedules itself instead of holding a worker thread.
+        `verdicts` hears whether ZappWay accepted or rejected the key.
         """
-        return UpstreamClient(self, api_key, per_minute, max_wait)
+        return UpstreamClient(self, api_key, per_minute, max_wait, verdicts)
 
     def close(self) -> None:
         for shard in self._shards:
@@ -221,10 +234,12 @@ class UpstreamClient:
     """Typed ZappWay operations for one key. Never returns an httpx.Response."""
 
     def __init__(
-        self, pool: UpstreamPool, api_key: str, per_minute: int, max_wait: float | None = None
-    ) -> None:
+        self, pool: UpstreamPool, api_key: str, per_minute: int, max_wait: float | None = None,
+        verdicts: KeyVerdicts | None = None,
+    ) -> None:  # fmt: skip
         self._pool = pool
         self._max_wait = max_wait
+        self._verdicts = verdicts
         self._api_key = api_key.strip()
         self._fp = fingerprint(self._api_key)
         self._per_minute = per_minute
@@ -332,12 +347,16 @@ class UpstreamClient:
         self._observe(operation, str(response.status_code), started)
         log.debug("upstream.response op=%s status=%d", operation, response.status_code)
         if response.is_success:
+            if self._verdicts is not None:
+                self._verdicts.accepted()
             return _unwrap(response, keep_meta)
         error = error_from_response(response)
         if response.status_code == 403 and is_legacy_auth_denial(response):
             error = self._resolve_ambiguous_403(operation, error)
         if isinstance(error, UpstreamAuthError):
             log.warning("upstream.key_rejected op=%s key=%s", operation, self._fp[:8])
+            if self._verdicts is not None:
+                self._verdicts.rejected()
         raise error
 
     def _take_budget(self, max_wait: float) -> None:
