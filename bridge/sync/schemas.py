@@ -27,7 +27,7 @@ class CreateSourceIn(ToolInput):
     config = fields.Dict(keys=fields.String(), metadata={
         "description": "Provider options: the generic provider's header, algorithm, encoding, "
         "prefix, content, timestamp_header, timestamp_unit, window_s and dedupe; token_header "
-        "for Directus/Strapi."
+        "(and token_prefix) for Directus, Strapi and WordPress senders that cannot sign the body."
     })  # fmt: skip
     credentials = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
         "description": "CMS read credentials for thin payloads: {token, base_url}. Stored "

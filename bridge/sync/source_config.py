@@ -4,10 +4,11 @@ The options are plain JSON (kept with the source, never secret): the generic pro
 signature recipe (`header`, `algorithm`, `encoding`, `prefix`, `content`, `timestamp_header`,
 `timestamp_unit`, `window_s`), a field `mapping` for field-mapped senders (generic, Sanity,
 Standard Webhooks), `dedupe` locations, and `token_header` / `token_prefix` for senders that
-send a static token in a header the user picks (Directus Flows, Strapi). Parsing is strict:
-an unknown option or a bad value raises `ValueError` naming it, so a typo is refused when the
-source is created instead of silently verifying nothing. Each error names the request field it
-belongs to (`config`, `mapping` or `secret`), so the API can point at it.
+send a static token in a header the user picks (Directus Flows, Strapi, and WordPress sites
+whose sender cannot sign the body). Parsing is strict: an unknown option or a bad value raises
+`ValueError` naming it, so a typo is refused when the source is created instead of silently
+verifying nothing. Each error names the request field it belongs to (`config`, `mapping` or
+`secret`), so the API can point at it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _allowed_options(provider: Provider) -> set[str]:
         allowed |= {*RECIPE_OPTIONS, "mapping", "dedupe"}
     elif provider.fields is not None:
         allowed |= {"mapping", "dedupe"}
-    if isinstance(provider.scheme, TokenScheme):
+    if isinstance(provider.scheme, TokenScheme) or provider.token_instead:
         allowed |= set(TOKEN_OPTIONS)
     return allowed
 

@@ -182,7 +182,10 @@ BAD_INPUT = {
     "unknown mapping field": (generic_body({"id": "x", "colour": "blue"}), "mapping"),
     "bad time unit": (generic_body({"id": "x", "updated_unit": "days"}), "mapping"),
     "bad token header": ({"provider": "directus", "config": {"token_header": "X Token"}}, "config"),
-    "token header on an hmac provider": ({"config": {"token_header": "X-Token"}}, "config"),
+    "token header on an hmac provider": (
+        {"provider": "woocommerce", "config": {"token_header": "X-Token"}},
+        "config",
+    ),
     "standard webhooks secret not whsec": (
         {"provider": "standard_webhooks", "secret": "not-a-base64-secret!"},
         "secret",

@@ -38,7 +38,9 @@ class Provider:
     """A CMS sender: how it signs, how to dedupe its deliveries, and how to read its payloads.
 
     `scheme` None means the source supplies a `GenericConfig`. `fields` set means the
-    payload is read through a field map that a source's config may replace.
+    payload is read through a field map that a source's config may replace. `token_instead`:
+    a source may check a static token in a header instead of the signature, for versions of
+    the sender whose signature cannot be verified (WP Webhooks Pro 5).
     """
 
     key: str
@@ -48,6 +50,7 @@ class Provider:
     event: str | tuple[str, ...] | None
     mapper: Mapper
     fields: FieldMap | None = None
+    token_instead: bool = False
 
 
 def _body(
@@ -90,6 +93,9 @@ _RECORDS = (
         ),
         "header:x-wp-webhook-name",
         map_wordpress,
+        # The free plugin (1.0.3 to 3.x) signs the body; Pro 5 signs the trigger's name and
+        # creation date instead (the same for every request, with a date it never sends).
+        token_instead=True,
     ),
     Provider(
         "woocommerce",
@@ -262,11 +268,12 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({p.key: p for p in _RECORDS
 
 
 def with_token_header(provider: Provider, header: str, prefix: str = "") -> Provider:
-    """Return a token provider reading its token from `header` (Directus Flows let users pick it).
+    """Return a token provider reading its token from `header` (Directus Flows let users pick
+    it; a WordPress site whose sender cannot sign the body adds one).
 
     Raises:
-        ValueError: the provider does not use a static token.
+        ValueError: the provider neither uses a static token nor may use one instead.
     """
-    if not isinstance(provider.scheme, TokenScheme):
+    if not isinstance(provider.scheme, TokenScheme) and not provider.token_instead:
         raise ValueError(f"{provider.key} does not use a static token")
     return dataclasses.replace(provider, scheme=TokenScheme(header, prefix))

@@ -30,8 +30,10 @@ _RECORDS: dict[str, Setup] = {
     "wordpress": Setup(
         where="*Settings > WP Webhooks > Send Data*: under each trigger below, *Add Webhook URL* "
         "with the inbound URL followed by / and the trigger's name (e.g. <inbound URL>/post_delete"
-        "), and set that webhook's *Secret* to the source's secret. The plugin names no event, "
-        "so the URL's last segment tells the bridge which trigger fired.",
+        "), and set that webhook's *Secret* to the source's secret (from version 2.0.1 the "
+        "free plugin has no Secret field; with WP-CLI: wp option update "
+        "wpwhpro_trigger_secret '<secret>'). The plugin names no event, so the URL's last "
+        "segment tells the bridge which trigger fired.",
         events=(
             "Post created: <inbound URL>/post_create",
             "Post updated: <inbound URL>/post_update",
@@ -42,6 +44,9 @@ _RECORDS: dict[str, Setup] = {
         "URL post_permalink, updated post.post_modified_gmt.",
         deletes="The /post_delete and /post_trash URLs delete; on any URL a post whose status is "
         "trash, draft, pending or private is removed.",
+        options="WP Webhooks Pro 5 or later signs the trigger, not the body, so its signature "
+        'cannot be checked: create the source with config {"token_header": "X-Bridge-Token"} '
+        "and add that header, set to the source's secret, in the trigger's header mapping.",
     ),
     "woocommerce": Setup(
         where="*WooCommerce > Settings > Advanced > Webhooks > Add webhook*, one per topic: "
