@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import event, select, update
 
@@ -99,10 +100,10 @@ def poll_all(app: Flask) -> None:
         service_of(app, HookTasks).poll_watch(watch_id)
 
 
-def test_polls_hold_a_rejected_key_then_probe_it(make_app, sim_admin, seeded):
-    """The key is revoked at ZappWay: the first poll is refused and marks it; the polls after
-    it send nothing; once `RECHECK_AFTER_S` has passed one poll asks again. A person's own
-    poll of the trigger is not held."""
+@pytest.fixture
+def hooked(make_app, seeded) -> dict[str, Any]:
+    """A bridge that polls every 50 ms, a connection on the seeded key and one hook on its
+    first agent (whose watch the worker polls)."""
     app = make_app(**POLLS)
     client = app.test_client()
     created = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()
@@ -111,6 +112,15 @@ def test_polls_hold_a_rejected_key_then_probe_it(make_app, sim_admin, seeded):
         "/v1/hooks", json={"target_url": TARGET, "agent_id": agent}, headers=bearer(token)
     )
     assert hook.status_code == 201, hook.get_json()
+    return {"app": app, "client": client, "token": token, "agent": agent,
+            "connection_id": created["id"]}  # fmt: skip
+
+
+def test_polls_hold_a_rejected_key_then_probe_it(hooked, sim_admin, seeded):
+    """The key is revoked at ZappWay: the first poll is refused and marks it; the polls after
+    it send nothing; once `RECHECK_AFTER_S` has passed one poll asks again. A person's own
+    poll of the trigger is not held."""
+    app, client, token, agent = hooked["app"], hooked["client"], hooked["token"], hooked["agent"]
     sim_admin.revoke_key(seeded["key"])
     before = conversation_reads(sim_admin)
     poll_all(app)
@@ -128,7 +138,7 @@ def test_polls_hold_a_rejected_key_then_probe_it(make_app, sim_admin, seeded):
     long_ago = datetime.now(UTC) - timedelta(seconds=key_health.RECHECK_AFTER_S + 1)
     with runtime_of(app).sessions() as session:
         session.execute(
-            update(Connection).where(Connection.id == created["id"])
+            update(Connection).where(Connection.id == hooked["connection_id"])
             .values(key_checked_at=long_ago)
         )  # fmt: skip
         session.commit()
@@ -138,17 +148,10 @@ def test_polls_hold_a_rejected_key_then_probe_it(make_app, sim_admin, seeded):
     assert conversation_reads(sim_admin) == before + 3  # refused again: held again
 
 
-def test_the_hold_ends_when_a_call_is_answered(make_app, sim_admin, seeded):
+def test_the_hold_ends_when_a_call_is_answered(hooked, sim_admin):
     """A poll refused by a 401 that ZappWay takes back: an answered action lifts the hold at
     once, and the next poll reads again."""
-    app = make_app(**POLLS)
-    client = app.test_client()
-    created = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()
-    token, agent = created["token"], seeded["agents"][0]["id"]
-    hook = client.post(
-        "/v1/hooks", json={"target_url": TARGET, "agent_id": agent}, headers=bearer(token)
-    )
-    assert hook.status_code == 201, hook.get_json()
+    app, client, token, agent = hooked["app"], hooked["client"], hooked["token"], hooked["agent"]
     sim_admin.add_fault("status", status=401, path="/conversations", times=1)
     before = conversation_reads(sim_admin)
     poll_all(app)
