@@ -605,7 +605,7 @@ def create_hook(cid: str) -> str:
     created = hooks.subscribe(session, runtime(), cid, target_url=target_url,
                               event_type="new_conversation", agent_id=agent_id)  # fmt: skip
     session.commit()
-    context.service(HookTasks).poll_soon(created.watch_id)
+    context.service(HookTasks).poll_soon(created)
     return _page("secret_shown.html", row=service.row(connection, settings(), service.utcnow()),
                  title="Hook subscribed", shown_label="Hook signing secret",
                  secret=created.secret, base_url=_base_url(),

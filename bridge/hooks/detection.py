@@ -99,7 +99,12 @@ def is_watched(runtime: Runtime, watch_id: int) -> bool:
     """Whether a hook still wants this watch polled (a poll already scheduled for a watch whose
     hooks were disabled or deleted since then is skipped)."""
     with runtime.sessions() as session:
-        return session.scalar(_watched_query().where(Watch.id == watch_id)) is not None
+        return is_watched_in(session, watch_id)
+
+
+def is_watched_in(session: Session, watch_id: int) -> bool:
+    """`is_watched`, read in the caller's session (as the hooks in it stand)."""
+    return session.scalar(_watched_query().where(Watch.id == watch_id)) is not None
 
 
 def _watched_query() -> Select[int]:

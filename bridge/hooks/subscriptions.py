@@ -38,7 +38,10 @@ class HookError(InvalidInput):
 class NewSubscription:
     subscription: Subscription
     secret: str
-    watch_id: int  # poll it now: a new hook must not wait for the next minute's schedule
+    watch_id: int
+    # The watch had no active hook: poll it now, a new hook must not wait for the next minute's
+    # schedule (a watch that had one is already polled on its beat).
+    first_on_watch: bool
 
 
 def subscribe(
@@ -65,6 +68,7 @@ def subscribe(
         raise HookError(f"target_url: {exc}", fields=["target_url"]) from exc
     check_agent(runtime, connection_id, agent_id)
     watch_id = detection.ensure_watch(session, connection_id, event_type, agent_id).id
+    first_on_watch = not detection.is_watched_in(session, watch_id)
     secret = crypto.new_signing_secret()
     subscription = Subscription(
         id="hook_" + secrets.token_hex(10),
@@ -78,7 +82,7 @@ def subscribe(
     )
     session.add(subscription)
     session.flush()
-    return NewSubscription(subscription, secret, watch_id)
+    return NewSubscription(subscription, secret, watch_id, first_on_watch)
 
 
 def check_agent(runtime: Runtime, connection_id: str, agent_id: str) -> None:

@@ -1,19 +1,24 @@
 """The hooks feature's background work: poll watched agents, deliver events, recover lost work.
 
-`schedule_polls` runs every minute and schedules one `poll_watch` per watched agent at each
-poll-interval offset inside that minute (Huey's periodic tasks are minute-grained), shifted by
-the watch's own phase so watches do not all poll at once; a new hook's watch gets the same at once
-(`poll_soon`), so it is not left unpolled until the next minute. The watch lease turns duplicates
-from several workers into no-ops. `deliver_batch` makes the first attempts of a fan-out together
-and `deliver` each retry; `sweep_deliveries` re-enqueues due deliveries whose task was lost (a
-killed worker). A worker told to stop hands its batch or poll back at once: what it did not
-send is queued again unleased, and a task the stop timeout cuts short frees its leases as it
-is handed back, so a restarted worker goes on without waiting for a lease to expire.
+`schedule_polls` runs every minute and queues each watched agent's `poll_watch` on its beats
+of the coming minute (Huey's periodic tasks are minute-grained): times of the clock, one per
+poll interval at the watch's own phase, so watches do not all poll at once and every process
+schedules the same times. A watch's first hook polls it at once and queues its beats
+(`poll_soon`), so it is not left unpolled until the next minute; more hooks on it add nothing.
+The watch lease turns duplicates (several workers, overlapping windows) into no-ops.
+`deliver_batch` makes the first attempts of a fan-out together and `deliver` each retry;
+`sweep_deliveries` re-enqueues due deliveries whose task was lost (a killed worker). A worker
+told to stop hands its batch or poll back at once: what it did not send is queued again
+unleased, and a task the stop timeout cuts short frees its leases as it is handed back, so a
+restarted worker goes on without waiting for a lease to expire.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from huey import Huey, crontab
@@ -22,11 +27,15 @@ from huey.signals import SIGNAL_INTERRUPTED
 from bridge.connections.key_health import KeyOnHold
 from bridge.connections.service import ConnectionRevoked
 from bridge.hooks import deliveries, detection
+from bridge.hooks.subscriptions import NewSubscription
 from bridge.runtime import Runtime
 from bridge.upstream.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 GOLDEN_RATIO_FRACTION = 0.6180339887498949
+# Each `schedule_polls` queues this far ahead: its minute, plus a second of overlap with the
+# next run, so a run Huey starts a little late leaves no beat out (a repeated one is a no-op).
+SCHEDULE_AHEAD_S = 61.0
 DELIVERY_BATCH = 25  # deliveries per task: a fan-out to 100 hooks is 4 tasks, not 100
 
 
@@ -95,13 +104,12 @@ class HookTasks:
             elif name == "poll_watch":
                 detection.release_for_restart(runtime, int(args[0]))
 
-        offsets = list(range(0, 60, max(1, int(interval))))
-
         def poll_on_beat(watch_id: int) -> None:
-            """Poll the watch at its phase of each interval in the coming minute."""
+            """Queue the watch's polls of the coming `SCHEDULE_AHEAD_S`."""
+            now = time.time()
             phase = poll_phase(watch_id, interval)
-            for offset in offsets:
-                poll_watch.schedule((watch_id,), delay=offset + phase)
+            for beat in beats(now, now + SCHEDULE_AHEAD_S, interval, phase):
+                poll_watch.schedule((watch_id,), eta=datetime.fromtimestamp(beat, UTC))
 
         @huey.periodic_task(crontab(minute="*"), name="schedule_polls")  # type: ignore[untyped-decorator]
         def schedule_polls() -> None:
@@ -127,7 +135,23 @@ class HookTasks:
         for start in range(0, len(delivery_ids), DELIVERY_BATCH):
             self._deliver_batch(delivery_ids[start : start + DELIVERY_BATCH])
 
-    def poll_soon(self, watch_id: int) -> None:
-        """A new hook's watch: seed it now, then keep its beat until `schedule_polls` takes over."""
-        self.poll_watch(watch_id)
-        self._poll_on_beat(watch_id)
+    def poll_soon(self, created: NewSubscription) -> None:
+        """A watch's first hook: seed it now, then keep its beat until `schedule_polls` takes
+        over. A watch that already had a hook is on its beat: one more hook adds no poll (1,000
+        hooks subscribed at once would otherwise queue 1,000 polls and 4,000 beats)."""
+        if not created.first_on_watch:
+            return
+        self.poll_watch(created.watch_id)
+        self._poll_on_beat(created.watch_id)
+
+
+def beats(after: float, until: float, interval: float, phase: float) -> list[float]:
+    """A watch's poll times in (`after`, `until`]: UNIX times `phase` seconds into each
+    `interval` (at most one a second) counted from the epoch, so every process (a new hook's
+    web process, each worker's `schedule_polls`, which Huey runs every 60 s from the consumer's
+    start, not on the minute) schedules the same beat and overlapping windows repeat a poll
+    time (a no-op: the watch's lease) instead of shifting it."""
+    step = max(interval, 1.0)
+    first = math.floor((after - phase) / step) + 1
+    times = [phase + step * k for k in range(first, math.floor((until - phase) / step) + 1)]
+    return [t for t in times if after < t <= until]

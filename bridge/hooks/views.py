@@ -171,7 +171,7 @@ def subscribe() -> tuple[Response, int]:
         event_type=data["event"], agent_id=data["agent_id"],
     )  # fmt: skip
     session.commit()
-    service(HookTasks).poll_soon(created.watch_id)
+    service(HookTasks).poll_soon(created)
     body = {**hooks.describe(created.subscription), "secret": created.secret}
     return jsonify({**body, "expiration_date": None}), 201
 
