@@ -43,12 +43,26 @@ class Recorder(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.connections: list[tuple[str, int]] = []
         self.close_after_answer = close_after_answer
+        self._closed = 0
+        self._closing = threading.Condition()
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         self.connections.append(address)
         return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self._closing:
+            self._closed += 1
+            self._closing.notify_all()
+
+    def wait_closed(self, count: int, timeout: float = 5.0) -> None:
+        """Until the server has closed `count` connections: the answer reaches the client
+        before the server's close does, and a request sent in between meets a live socket."""
+        with self._closing:
+            assert self._closing.wait_for(lambda: self._closed >= count, timeout)
 
     @property
     def url(self) -> str:
@@ -144,9 +158,10 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
     with serving(Recorder(close_after_answer=True)) as server:
         pool = wire.new_pool(10, 10, ssl.create_default_context())
         try:
-            for _ in range(3):
+            for sent in range(1, 4):
                 answer = pool.request("GET", f"{server.url}/ping")
                 assert answer.status == 200
+                server.wait_closed(sent)  # now idle in the pool, closed by the server
         finally:
             pool.close()
     assert len(server.connections) == 3
