@@ -36,6 +36,10 @@ GOLDEN_RATIO_FRACTION = 0.6180339887498949
 # Each `schedule_polls` queues this far ahead: its minute, plus a second of overlap with the
 # next run, so a run Huey starts a little late leaves no beat out (a repeated one is a no-op).
 SCHEDULE_AHEAD_S = 61.0
+# A beat skips its read when the agent was read within this share of the interval: the same
+# beat queued twice (several workers, overlapping windows) or a person's poll just before.
+# Half, not more: a beat that ran late (a busy queue) must not make the next, on-time one skip.
+BEAT_SHARE = 0.5
 DELIVERY_BATCH = 25  # deliveries per task: a fan-out to 100 hooks is 4 tasks, not 100
 
 
@@ -76,7 +80,7 @@ class HookTasks:
             if watch is None or not detection.is_watched(runtime, watch_id):
                 return  # no active hook wants it any more (agent gone, disabled, deleted)
             try:
-                result = detection.refresh_watch(runtime, watch, max_age_s=interval * 0.8)
+                result = detection.refresh_watch(runtime, watch, max_age_s=interval * BEAT_SHARE)
             except KeyOnHold:
                 return  # recorded on the watch; logged when the key was rejected
             except (UpstreamError, ConnectionRevoked) as exc:

@@ -8,13 +8,16 @@ polls at a 15 s interval).
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from huey import Huey
+from sqlalchemy import update
 
-from bridge.hooks.tasks import beats, poll_phase
+from bridge.hooks import detection
+from bridge.hooks.tasks import HookTasks, beats, poll_phase
+from bridge.infra.models import Watch
 from bridge.web.context import service_of
-from tests.conftest import bearer
+from tests.conftest import bearer, runtime_of
 from tests.hooks.test_hooks import HOOK_SETTINGS, connect
 from tests.receivers import receiver
 
@@ -60,3 +63,27 @@ def test_only_a_watch_s_first_hook_queues_polls(make_app, seeded):
     for task in on_beat:
         seconds = task.eta.replace(tzinfo=UTC).timestamp()
         assert round((seconds - phase) % 15, 3) in (0.0, 15.0)
+
+
+def test_a_late_beat_does_not_make_the_next_one_skip(make_app, seeded, sim_admin):
+    """A beat that ran 4 s late (a busy queue) is followed 6 s later by the next, on-time one
+    at a 10 s interval: that one reads ZappWay; the same beat run twice reads once."""
+    app = make_app(**{**HOOK_SETTINGS, "poll_interval_s": 10.0})
+    token = connect(app, seeded["key"])
+    agent = seeded["agents"][0]["id"]
+    with receiver() as rec:
+        body = {"target_url": rec.url, "event": "new_conversation", "agent_id": agent}
+        assert (
+            app.test_client().post("/v1/hooks", json=body, headers=bearer(token)).status_code == 201
+        )
+    (watch_id,) = detection.watched(runtime_of(app))
+    with runtime_of(app).sessions() as session:
+        read_at = datetime.now(UTC) - timedelta(seconds=6)
+        session.execute(update(Watch).where(Watch.id == watch_id).values(polled_at=read_at))
+        session.commit()
+    sim_admin.clear_requests()
+    tasks = service_of(app, HookTasks)
+    tasks.poll_watch(watch_id)
+    tasks.poll_watch(watch_id)  # the same beat, queued by another worker
+    lists = [r for r in sim_admin.requests() if r["path"].endswith("/conversations")]
+    assert len(lists) == 1
