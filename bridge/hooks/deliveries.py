@@ -1,10 +1,11 @@
 """Delivering logged events to REST hooks (Standard Webhooks, Svix-like retries).
 
 A delivery is one event owed to one subscription. `attempt_deliveries` POSTs a batch under one
-lease (so two workers never send a delivery at the same time), records each attempt as its
-answer arrives, and decides what comes next: done on 2xx; subscription deleted on 410; otherwise
-the next slot of the hook schedule (`Backoff`, ±20 % jitter, at least the receiver's
-Retry-After). A delivery that exhausts the schedule is marked failed and disables its
+lease (so two workers never send a delivery at the same time; short, and renewed while the batch
+runs, `bridge.infra.leases`, so a killed worker's batch is free within `LEASE`), records each
+attempt as its answer arrives, and decides what comes next: done on 2xx; subscription deleted
+on 410; otherwise the next slot of the hook schedule (`Backoff`, ±20 % jitter, at least the
+receiver's Retry-After). A delivery that exhausts the schedule is marked failed and disables its
 subscription. `webhook-id` is stable per (event, subscription); each attempt has a fresh
 timestamp and signature. Delivery is at-least-once: a worker killed between the receiver's 2xx
 and our record sends that event once more, with the same id.
@@ -28,18 +29,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from bridge.infra import metrics, queue
+from bridge.infra import leases, metrics, queue
 from bridge.infra.backoff import Backoff
 from bridge.infra.models import Delivery, DeliveryAttempt, Event, Subscription
 from bridge.infra.outbound import PostOutcome
 from bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+LEASE = leases.LENGTH
 JITTER = 0.2
 POST_PARALLELISM = 10  # concurrent POSTs per batch of deliveries
 RECORD_WINDOW_S = 0.05  # answers this close together are recorded in one commit
-HELD = queue.HeldLeases()  # this process's delivery leases, for `release`
+HELD = leases.HeldLeases(Delivery)  # this process's delivery leases: renewed, and `release`
 OUTCOMES = {"delivered": "delivered", "cancelled": "gone", "failed": "failed"}  # else: retry
 
 
@@ -88,11 +89,11 @@ def attempt_batch(runtime: Runtime, delivery_ids: Sequence[int]) -> Attempts:
     result = Attempts({}, [])
     if not lease.won:
         return result
-    HELD.hold(lease.won, lease.until)
+    HELD.hold(runtime.sessions, lease.won, lease.token)
     try:
         _attempt_leased(runtime, lease, result)
     finally:
-        HELD.drop(lease.won)
+        HELD.drop(lease.won, lease.token)
     if result.handed_back:
         log.info("hooks.handed_back deliveries=%d", len(result.handed_back))
     return result
@@ -110,7 +111,7 @@ def _attempt_leased(runtime: Runtime, lease: Lease, result: Attempts) -> None:
         outbound = []
         for delivery, subscription, event in rows:
             if subscription is None or event is None or subscription.state != "active":
-                delivery.state, delivery.lease_until = "cancelled", None
+                delivery.state, delivery.lease_until, delivery.lease_token = "cancelled", None, None
             else:
                 outbound.append((delivery, subscription, event))
         session.commit()  # no transaction stays open while receivers answer
@@ -138,11 +139,11 @@ def release(runtime: Runtime, delivery_ids: Sequence[int]) -> int:
     delivery of the batch another worker leased is left to it."""
     freed = 0
     with runtime.sessions() as session:
-        for delivery_id, until in HELD.held(delivery_ids).items():
+        for delivery_id, token in HELD.held(delivery_ids).items():
             freed += session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
                 update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.lease_until == until)
-                .values(lease_until=None)
+                .where(Delivery.id == delivery_id, Delivery.lease_token == token)
+                .values(lease_until=None, lease_token=None)
             ).rowcount
         session.commit()
     return freed
@@ -198,14 +199,13 @@ class _Outgoing:
 def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
     """Release our lease on these deliveries; the ids whose lease was still ours.
 
-    Compare-and-set on the lease's end: another worker can claim a delivery only once our
-    lease has expired, so its lease ends strictly later than ours; and the stored value
-    round-trips exactly (microseconds, UTC) on SQLite and PostgreSQL.
+    Compare-and-set on the lease's token: another worker's claim (once ours lapsed) marks the
+    row with its own.
     """
     held = session.scalars(
         update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.lease_until == lease.until)
-        .values(lease_until=None)
+        .where(Delivery.id.in_(delivery_ids), Delivery.lease_token == lease.token)
+        .values(lease_until=None, lease_token=None)
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
@@ -245,7 +245,8 @@ def _record(
         )
     )
     delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-    delivery.lease_until = None  # as `_still_held` wrote it (its bulk UPDATE skips the session)
+    # As `_still_held` wrote them (its bulk UPDATE skips the session).
+    delivery.lease_until, delivery.lease_token = None, None
     delay = _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
     _observe(delivery)
     return delay
@@ -292,13 +293,13 @@ def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> 
 @dataclass(frozen=True)
 class Lease:
     won: list[int]  # the deliveries this caller holds
-    until: datetime  # the lease's end, the same for all of them: our mark on each row
+    token: str  # our mark on each of them (`lease_token`)
 
 
 def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
     """Lease the due, unleased deliveries among `delivery_ids`."""
     now = datetime.now(UTC)
-    until = now + _lease_for(len(delivery_ids))
+    token = leases.new_token()
     with runtime.sessions() as session:
         won = session.scalars(
             update(Delivery)
@@ -306,17 +307,11 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
             .where(Delivery.state == "pending")
             .where(Delivery.next_attempt_at <= now)  # never early: Retry-After is a floor
             .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
-            .values(lease_until=until)
+            .values(lease_until=now + LEASE, lease_token=token)
             .returning(Delivery.id)
         ).all()
         session.commit()
-    return Lease(list(won), until)
-
-
-def _lease_for(count: int) -> timedelta:
-    """`LEASE` per round of parallel POSTs (a round ends by the attempt deadline, at most the
-    30 s hook timeout plus connect), so no sweep re-sends a batch that is still being sent."""
-    return LEASE * -(-count // POST_PARALLELISM)
+    return Lease(list(won), token)
 
 
 def due(runtime: Runtime, limit: int = 500) -> list[int]:

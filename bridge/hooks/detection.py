@@ -3,10 +3,12 @@
 Polling requests and the worker both call `refresh`. A watch row per (connection, trigger, agent)
 holds the durable cursor, the time of the last read (a shared cache: 100 Zaps polling one agent
 cost one upstream call per interval) and a lease, so concurrent callers in any process never read
-the same agent twice at once. A worker told to stop gives a read up before its per-item lookups,
-and a read cut short by the stop timeout frees its lease (`release_for_restart`), so the poll
-queued again runs at once. What is read and how items look is the trigger module's business
-(`detect`, `render`); this module only keeps the cursor and the log.
+the same agent twice at once. The lease is short and renewed while the read runs
+(`bridge.infra.leases`), so a process killed mid-read holds the agent for `LEASE` at most. A worker
+told to stop gives a read up before its per-item lookups, and a read cut short by the stop timeout
+frees its lease (`release_for_restart`), so the poll queued again runs at once. What is read and
+how items look is the trigger module's business (`detect`, `render`); this module only keeps the
+cursor and the log.
 
 A new watch is seeded with the agent's most recent events from before the watch was created,
 which polls show at once (Zapier's seeding poll needs them) but hooks never receive (they only
@@ -21,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
 from bridge.hooks import event_log
-from bridge.infra import queue
+from bridge.infra import leases, queue
 from bridge.infra.models import Connection, Subscription, Watch
 from bridge.operation import Detected, Trigger
 from bridge.registry import trigger_for
@@ -37,9 +39,9 @@ from bridge.upstream.zappway import ZappWay
 
 log = logging.getLogger(__name__)
 SEED_COUNT = 50
-LEASE = timedelta(seconds=60)
+LEASE = leases.LENGTH
 AGENT_CHECK_POLLS = 40  # legacy profile: ask whether the agent still exists every 40 intervals
-HELD = queue.HeldLeases()  # this process's watch leases, for `release_for_restart`
+HELD = leases.HeldLeases(Watch)  # this process's watch leases: renewed, and `release_for_restart`
 
 
 @dataclass(frozen=True)
@@ -164,17 +166,47 @@ def refresh(
     with runtime.sessions() as session:
         watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
         last_read = _aware(watch.polled_at)  # before the claim moves it
-        lease_until = _claim(session, watch.id, max_age_s)
-        if lease_until is None:
+        token = _claim(session, watch.id, max_age_s)
+        if token is None:
             return RefreshResult(False, [])
-        cursor = _aware(watch.cursor_created_at)
-        seeding = watch.seeded_at is None
-        watched_since = _aware(watch.created_at)
-    # Never dropped: one entry per watch, and `release_for_restart` frees only this very lease.
-    HELD.hold([watch.id], lease_until)
+        claimed = _Claimed(
+            WatchKey(watch.id, connection_id, trigger.event_type, agent_id),
+            token=token,
+            last_read=last_read,
+            cursor=_aware(watch.cursor_created_at),
+            seeding=watch.seeded_at is None,
+            watched_since=_aware(watch.created_at),
+        )
+    HELD.hold(runtime.sessions, [watch.id], token)
+    try:
+        return _read(runtime, trigger, claimed, held)
+    finally:
+        HELD.drop([claimed.watch.id], token)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A watch whose lease `refresh` took, as it stood before the read."""
+
+    watch: WatchKey
+    token: str  # the lease's (`leases.new_token`)
+    last_read: datetime | None
+    cursor: datetime | None
+    seeding: bool  # never read before: what predates the watch is history
+    watched_since: datetime | None
+
+
+def _read(runtime: Runtime, trigger: Trigger, claimed: _Claimed, held: bool) -> RefreshResult:
+    """`refresh` once the lease is taken: read, then log what is new and free the watch."""
+    watch, cursor, seeding = claimed.watch, claimed.cursor, claimed.seeding
+    connection_id, agent_id, watched_since = (
+        watch.connection_id,
+        watch.agent_id,
+        claimed.watched_since,
+    )
     try:
         zappway = connections.open_zappway(runtime, connection_id, hold_rejected_key=held)
-        if _agent_check_due(zappway, last_read, runtime.settings.poll_interval_s):
+        if _agent_check_due(zappway, claimed.last_read, runtime.settings.poll_interval_s):
             zappway.get_agent(agent_id)
         found = trigger.detect(zappway, agent_id, cursor)
         if queue.stopping():  # a safe point: nothing stored yet, the next worker reads again
@@ -196,7 +228,7 @@ def refresh(
         release_for_restart(runtime, watch.id)
         return RefreshResult(False, [], handed_back=True)
     except Exception as exc:
-        _release(runtime, watch.id, error=_describe(exc))
+        _release(runtime, claimed, error=_describe(exc))
         if isinstance(exc, UpstreamNotFound):  # the agent itself is gone
             agent_gone(runtime, connection_id, trigger.event_type, agent_id)
         raise
@@ -208,9 +240,11 @@ def refresh(
             session, connection_id, trigger.event_type, agent_id, items[len(past) :], seeded=False
         )
         newest = max((item.occurred_at for item in items), default=cursor)
+        ours = Watch.lease_token == claimed.token  # else another read took over: its lease
         values: dict[str, Any] = {
             "cursor_created_at": newest,
-            "lease_until": None,
+            "lease_until": case((ours, None), else_=Watch.lease_until),
+            "lease_token": case((ours, None), else_=Watch.lease_token),
             "last_error": None,
         }
         if seeding:
@@ -243,20 +277,21 @@ def _agent_check_due(zappway: ZappWay, last_read: datetime | None, interval_s: f
     return last_read.timestamp() // slot != datetime.now(UTC).timestamp() // slot
 
 
-def _claim(session: Session, watch_id: int, max_age_s: float) -> datetime | None:
+def _claim(session: Session, watch_id: int, max_age_s: float) -> str | None:
     """Take the watch's lease if its last read is older than `max_age_s` and nobody holds it;
-    the lease's end, or None when not taken."""
+    the lease's token, or None when not taken."""
     now = datetime.now(UTC)
     stale = now - timedelta(seconds=max_age_s)
+    token = leases.new_token()
     won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
         update(Watch)
         .where(Watch.id == watch_id)
         .where(or_(Watch.lease_until.is_(None), Watch.lease_until < now))
         .where(or_(Watch.polled_at.is_(None), Watch.polled_at <= stale))
-        .values(lease_until=now + LEASE, polled_at=now)
+        .values(lease_until=now + LEASE, lease_token=token, polled_at=now)
     ).rowcount
     session.commit()
-    return now + LEASE if won else None
+    return token if won else None
 
 
 def release_for_restart(runtime: Runtime, watch_id: int) -> None:
@@ -264,22 +299,25 @@ def release_for_restart(runtime: Runtime, watch_id: int) -> None:
     stop timeout: the read's result is never stored, so the cursor has not moved) and forget
     that read, so the poll queued again reads at once instead of waiting for `LEASE` and the
     watch's interval. A lease another process took since is left alone."""
-    until = HELD.held([watch_id]).get(watch_id)
-    if until is None:
+    token = HELD.held([watch_id]).get(watch_id)
+    if token is None:
         return
     with runtime.sessions() as session:
         session.execute(
             update(Watch)
-            .where(Watch.id == watch_id, Watch.lease_until == until)
-            .values(lease_until=None, polled_at=None)
+            .where(Watch.id == watch_id, Watch.lease_token == token)
+            .values(lease_until=None, lease_token=None, polled_at=None)
         )
         session.commit()
 
 
-def _release(runtime: Runtime, watch_id: int, error: str) -> None:
+def _release(runtime: Runtime, claimed: _Claimed, error: str) -> None:
+    """Free the watch after a failed read and say why (not when another read took over)."""
     with runtime.sessions() as session:
         session.execute(
-            update(Watch).where(Watch.id == watch_id).values(lease_until=None, last_error=error)
+            update(Watch)
+            .where(Watch.id == claimed.watch.id, Watch.lease_token == claimed.token)
+            .values(lease_until=None, lease_token=None, last_error=error)
         )
         session.commit()
 

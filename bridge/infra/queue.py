@@ -12,7 +12,6 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,29 +37,6 @@ def stopping() -> bool:
     """True once this worker was told to stop: a long task ends after its current step and
     reschedules the rest, so a restarted worker goes on at once instead of after a lease."""
     return _STOPPING.is_set()
-
-
-class HeldLeases:
-    """The leases this process's running tasks hold (row id -> the lease's end), so a task
-    handed back at the stop timeout frees its own and never one another process took since."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._until: dict[int, datetime] = {}
-
-    def hold(self, ids: Iterable[int], until: datetime) -> None:
-        with self._lock:
-            self._until.update(dict.fromkeys(ids, until))
-
-    def drop(self, ids: Iterable[int]) -> None:
-        with self._lock:
-            for row_id in ids:
-                self._until.pop(row_id, None)
-
-    def held(self, ids: Iterable[int]) -> dict[int, datetime]:
-        """Of `ids`, those this process holds, with their lease's end."""
-        with self._lock:
-            return {i: self._until[i] for i in ids if i in self._until}
 
 
 def make_huey(settings: Settings) -> Huey:

@@ -275,7 +275,7 @@ def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim
                 rec.wait_for(len(arrived) + 1, timeout=5)
                 time.sleep(0.4)
                 # Kill between two polls: one killed mid-poll leaves its watch leased for
-                # `detection.LEASE` (60 s), a recovery this test is not about.
+                # up to `detection.LEASE` (the next test).
                 wait_until_no_poll_runs(app)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(5)
@@ -294,3 +294,50 @@ def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim
     assert sorted(pushed_ids(rec)) == sorted(created), log.read_text()[-3000:]
     assert set(counts.values()) == {1}
     assert killed_with < len(created)
+
+
+def test_a_worker_killed_mid_poll_holds_the_agent_for_one_lease_at_most(
+    make_app, seeded, sim_admin, sim_server, tmp_path
+):
+    """SIGKILL while a read is in flight (ZappWay answering slowly): the watch stays leased, as
+    nobody can tell a dead worker from a slow one, but only until its last renewal runs out.
+    A new worker then reads the agent and the hook gets the conversation within a lease and a
+    half: 30 s, where a fixed lease long enough for a slow read (60 s) held it for a minute."""
+    sim_admin.settings(rate_limit_enabled=False)
+    agent = seeded["agents"][0]["id"]
+    app = make_app(**SETTINGS, huey_immediate=False, upstream_base_url=f"{sim_server}/api/v1")
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    log = tmp_path / "worker.log"
+    lease_s = detection.LEASE.total_seconds()
+    with receiver() as rec:
+        hook = client.post(
+            "/v1/hooks", json={"url": rec.url, "agent_id": agent}, headers=bearer(token)
+        )
+        assert hook.status_code == 201
+        env = hook_worker_env(tmp_path, sim_server)
+        sim_admin.add_fault("latency", path="/conversations$", seconds=lease_s * 3)
+        with running_worker(env, log) as worker:
+            wait_until_a_poll_runs(app)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(5)
+        killed_at = time.monotonic()
+        sim_admin.clear_faults()
+        created = talk(sim_admin, agent)
+        with running_worker(env, log):
+            arrived = rec.wait_for(1, timeout=lease_s * 1.5)
+            took = time.monotonic() - killed_at
+    assert pushed_ids(rec) == [created], log.read_text()[-3000:]
+    assert took < lease_s * 1.5 <= 30, took
+    assert len(arrived) == 1
+
+
+def wait_until_a_poll_runs(app, timeout: float = 10.0) -> None:
+    """Return once a watch is leased (a worker's read is in flight)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with runtime_of(app).sessions() as session:
+            if session.scalar(select(Watch.id).where(Watch.lease_until.is_not(None))):
+                return
+        time.sleep(0.01)
+    raise AssertionError("no poll started")

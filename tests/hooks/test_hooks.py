@@ -705,7 +705,7 @@ def test_an_answer_after_another_worker_took_over_is_not_recorded(make_app, seed
 
     def another_worker_claims_it() -> int:
         with runtime_of(app).sessions() as session:
-            session.execute(update(Delivery).values(lease_until=other_lease))
+            session.execute(update(Delivery).values(lease_until=other_lease, lease_token="other"))
             session.commit()
         return 200
 

@@ -1,0 +1,214 @@
+"""Short leases, renewed while their task runs (`bridge.infra.leases`).
+
+A poll or a delivery batch that runs longer than the lease keeps it (no second worker reads the
+same agent or sends the same delivery meanwhile); a lease its process stopped renewing (killed)
+is free once it runs out; a renewal never revives a released lease or one another claim took.
+Leases here are shortened to fractions of a second (a registry of their own, and the claim's
+length), so the keeper renews them every tenth of a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bridge.hooks import deliveries, detection
+from bridge.infra import leases
+from bridge.infra.models import Delivery, Watch
+from bridge.registry import trigger_for
+from tests.conftest import runtime_of
+from tests.hooks.test_hooks import connect, deliveries_of, detect, hook_app, subscribe, talk
+from tests.receivers import receiver
+
+SHORT = timedelta(seconds=0.4)
+NEW_CONVERSATION = trigger_for("new_conversation")
+
+
+@pytest.fixture
+def short_leases(monkeypatch) -> None:
+    """Claims last `SHORT`, and the registries renew them by as much (every 0.1 s)."""
+    for module, model in ((detection, Watch), (deliveries, Delivery)):
+        monkeypatch.setattr(module, "LEASE", SHORT)
+        monkeypatch.setattr(module, "HELD", leases.HeldLeases(model, SHORT))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request) -> dict[str, str]:
+    """The app's database: the SQLite default, or PostgreSQL (skipped when absent)."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("pg_url")}
+
+
+def _lease_of(app, model: Any, row_id: int) -> tuple[datetime | None, str | None]:
+    with runtime_of(app).sessions() as session:
+        row = session.get(model, row_id)
+        return row.lease_until, row.lease_token
+
+
+def test_a_poll_that_outlasts_its_lease_keeps_it(
+    make_app, database, seeded, sim_admin, short_leases
+):
+    """A read taking 1.5 s under a 0.4 s lease: a second caller 1 s in is turned away, and
+    ZappWay is read once. Without renewal the second caller would read the agent too."""
+    app = hook_app(make_app, **database)
+    runtime = runtime_of(app)
+    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    connection_id = connection_id.get_json()["id"]
+    agent = seeded["agents"][0]["id"]
+    sim_admin.add_fault("latency", path="/conversations$", seconds=1.5)
+    sim_admin.clear_requests()
+    first: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: first.append(
+            detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
+        )
+    )
+    reader.start()
+    time.sleep(1.0)
+    second = detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
+    reader.join(10)
+    assert second.refreshed is False
+    assert first[0].refreshed is True
+    lists = [r for r in sim_admin.requests() if r["path"].endswith("/conversations")]
+    assert len(lists) == 1
+    with runtime.sessions() as session:
+        watch = session.scalar(select(Watch).where(Watch.agent_id == agent))
+    assert (watch.lease_until, watch.lease_token) == (None, None)
+
+
+def test_a_delivery_to_a_slow_receiver_keeps_its_lease(
+    make_app, database, seeded, sim_admin, short_leases
+):
+    """A receiver answering after 1.2 s under a 0.4 s lease: meanwhile no sweep finds the
+    delivery due (it would be sent twice), and the answer is recorded as ours."""
+    app = hook_app(make_app, **database)
+    token = connect(app, seeded["key"])
+    agent_id = seeded["agents"][0]["id"]
+    due_while_sending: list[list[int]] = []
+
+    def slow_answer() -> int:
+        time.sleep(1.2)
+        due_while_sending.append(deliveries.due(runtime_of(app)))
+        return 200
+
+    with receiver(then=slow_answer) as rec:
+        hook = subscribe(app, token, rec.url, agent_id)
+        talk(sim_admin, agent_id)
+        detect(app)
+        assert len(rec.wait_for(1)) == 1
+    assert due_while_sending == [[]]
+    (delivery,) = deliveries_of(app, hook["id"])
+    assert (delivery.state, delivery.attempts, delivery.lease_token) == ("delivered", 1, None)
+
+
+def test_a_lease_nobody_renews_runs_out(make_app, database, seeded, short_leases):
+    """What a killed process leaves: held while renewed, free within the lease once dropped
+    (the process's renewals stop with it)."""
+    app = hook_app(make_app, **database)
+    runtime = runtime_of(app)
+    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    connection_id = connection_id.get_json()["id"]
+    with runtime.sessions() as session:
+        watch_id = detection.ensure_watch(session, connection_id, "new_conversation", "a1").id
+        token = detection._claim(session, watch_id, max_age_s=0)
+    assert token is not None
+    detection.HELD.hold(runtime.sessions, [watch_id], token)
+    time.sleep(3 * SHORT.total_seconds())
+    with runtime.sessions() as session:
+        assert detection._claim(session, watch_id, max_age_s=0) is None  # renewed: still ours
+    detection.HELD.drop([watch_id], token)
+    time.sleep(SHORT.total_seconds() + 0.2)
+    with runtime.sessions() as session:
+        assert detection._claim(session, watch_id, max_age_s=0) is not None
+
+
+def test_renewal_leaves_released_and_taken_leases_alone(make_app, database, seeded):
+    """A renewal moves only the leases still marked with the holder's token and not released:
+    it never revives a lease its task freed, nor extends one another claim took."""
+    app = hook_app(make_app, **database)
+    runtime = runtime_of(app)
+    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    connection_id = connection_id.get_json()["id"]
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    with runtime.sessions() as session:
+        ids = [
+            detection.ensure_watch(session, connection_id, "new_conversation", agent).id
+            for agent in ("held", "released", "taken")
+        ]
+        session.execute(update(Watch).values(lease_until=soon, lease_token="mine"))
+        session.execute(
+            update(Watch).where(Watch.id == ids[1]).values(lease_until=None, lease_token=None)
+        )
+        session.execute(update(Watch).where(Watch.id == ids[2]).values(lease_token="theirs"))
+        session.commit()
+    registry = leases.HeldLeases(Watch, timedelta(minutes=10))
+    registry.hold(runtime.sessions, ids, "mine")
+    assert registry.renew() == 1
+    held, released, taken = (_lease_of(app, Watch, i) for i in ids)
+    assert held[0] > soon + timedelta(minutes=9) and held[1] == "mine"
+    assert released == (None, None)
+    assert taken == (soon, "theirs")
+    registry.drop(ids, "theirs")  # not this claim's token: still held
+    assert registry.held(ids) == dict.fromkeys(ids, "mine")
+    registry.drop(ids, "mine")
+    assert registry.held(ids) == {} and registry.renew() == 0
+
+
+def test_a_delivery_batch_lease_does_not_grow_with_the_batch(make_app, seeded, sim_admin):
+    """Renewal, not a longer lease, covers a long batch: a worker killed during a fan-out of 30
+    leaves the deliveries it held for `LEASE`, not for a lease per round of POSTs."""
+    app = hook_app(make_app)
+    token = connect(app, seeded["key"])
+    agent_id = seeded["agents"][0]["id"]
+    hooks = [subscribe(app, token, f"http://127.0.0.1:9/{i}", agent_id) for i in range(30)]
+    talk(sim_admin, agent_id)
+    runtime = runtime_of(app)
+    time.sleep(0.06)
+    with runtime.sessions() as session:
+        (connection_id,) = session.scalars(select(Watch.connection_id))
+    detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent_id, max_age_s=0)
+    ids = [d.id for hook in hooks for d in deliveries_of(app, hook["id"])]
+    assert len(ids) == 30
+    before = datetime.now(UTC)
+    lease = deliveries._claim(runtime, ids)  # the worker that then died
+    assert sorted(lease.won) == sorted(ids)
+    ends = {_lease_of(app, Delivery, i)[0] for i in ids}
+    (end,) = ends
+    assert end <= before + deliveries.LEASE + timedelta(seconds=1)
+
+
+def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
+    make_app, database, seeded, sim_admin
+):
+    """A read whose process stalled past its lease, while another claimed the watch: the old
+    read still logs what it found, but frees nothing that is not its own."""
+    app = hook_app(make_app, **database)
+    runtime = runtime_of(app)
+    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    connection_id = connection_id.get_json()["id"]
+    agent = seeded["agents"][0]["id"]
+    sim_admin.add_fault("latency", path="/conversations$", seconds=0.5)
+    theirs = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    result: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: result.append(
+            detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
+        )
+    )
+    reader.start()
+    time.sleep(0.25)  # the read is waiting for ZappWay
+    with runtime.sessions() as session:
+        session.execute(update(Watch).values(lease_until=theirs, lease_token="theirs"))
+        session.commit()
+    reader.join(10)
+    assert result[0].refreshed is True
+    with runtime.sessions() as session:
+        watch = session.scalar(select(Watch).where(Watch.agent_id == agent))
+    assert (watch.lease_until, watch.lease_token) == (theirs, "theirs")
+    assert watch.seeded_at is not None  # what it read was logged
