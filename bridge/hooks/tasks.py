@@ -7,7 +7,8 @@ schedules the same times. A watch's first hook polls it at once and queues its b
 (`poll_soon`), so it is not left unpolled until the next minute; more hooks on it add nothing.
 The watch lease turns duplicates (several workers, overlapping windows) into no-ops.
 `deliver_batch` makes the first attempts of a fan-out together and `deliver` each retry;
-`sweep_deliveries` re-enqueues due deliveries whose task was lost (a killed worker). A worker
+`sweep_deliveries` re-enqueues due deliveries whose task was lost (a killed worker, a flushed
+Redis) four times a minute, so they wait for the lease (20 s) and at most 15 s more. A worker
 told to stop hands its batch or poll back at once: what it did not send is queued again
 unleased, and a task the stop timeout cuts short frees its leases as it is handed back, so a
 restarted worker goes on without waiting for a lease to expire.
@@ -41,6 +42,7 @@ SCHEDULE_AHEAD_S = 61.0
 # Half, not more: a beat that ran late (a busy queue) must not make the next, on-time one skip.
 BEAT_SHARE = 0.5
 DELIVERY_BATCH = 25  # deliveries per task: a fan-out to 100 hooks is 4 tasks, not 100
+SWEEPS_PER_MINUTE = 4  # each an indexed read; a duplicate (several workers) claims nothing
 
 
 def poll_phase(watch_id: int, interval: float) -> float:
@@ -120,12 +122,20 @@ class HookTasks:
             for watch_id in detection.watched(runtime):
                 poll_on_beat(watch_id)
 
-        @huey.periodic_task(crontab(minute="*"), name="sweep_deliveries")  # type: ignore[untyped-decorator]
-        def sweep_deliveries() -> None:
+        @huey.task(name="sweep_deliveries_once")  # type: ignore[untyped-decorator]  # huey is untyped
+        def sweep_once() -> None:
             due = deliveries.due(runtime)
             if due:
                 log.info("hooks.sweep requeued=%d", len(due))
             self.deliver(due)
+
+        @huey.periodic_task(crontab(minute="*"), name="sweep_deliveries")  # type: ignore[untyped-decorator]
+        def sweep_deliveries() -> None:
+            """Sweep now and queue the minute's other sweeps (Huey's periodic tasks are
+            minute-grained)."""
+            sweep_once.call_local()
+            for k in range(1, SWEEPS_PER_MINUTE):
+                sweep_once.schedule(delay=60.0 * k / SWEEPS_PER_MINUTE)
 
         self._deliver_batch = deliver_batch
         self._poll_on_beat = poll_on_beat
@@ -133,6 +143,7 @@ class HookTasks:
         self.poll_watch = poll_watch
         self.schedule_polls = schedule_polls
         self.sweep_deliveries = sweep_deliveries
+        self.sweep_once = sweep_once
 
     def deliver(self, delivery_ids: list[int]) -> None:
         """Enqueue first attempts, `DELIVERY_BATCH` deliveries per task."""

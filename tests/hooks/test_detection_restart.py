@@ -11,7 +11,7 @@ import json
 import signal
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,7 @@ def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
         assert claimed.won == [delivery_id]
         huey = service_of(app, Huey)
         huey.flush()
-        sweep = service_of(app, HookTasks).sweep_deliveries
+        sweep = service_of(app, HookTasks).sweep_once
         sweep.call_local()
         assert huey.pending_count() == 0  # still leased: not swept yet
         time.sleep(0.35)
@@ -204,6 +204,18 @@ def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
             huey.execute(huey.dequeue())
         (request,) = rec.wait_for(1)
     assert request.headers["webhook-id"] == f"msg_{_event_of(app, delivery_id)}"
+
+
+def test_deliveries_are_swept_four_times_a_minute(make_app):
+    """The minute's sweep queues three more, 15 s apart: a delivery whose task was lost waits
+    for its lease and at most 15 s more, not for the next minute."""
+    app = make_app(**SETTINGS, huey_immediate=False)
+    huey = service_of(app, Huey)
+    huey.flush()
+    before = datetime.now(UTC).replace(tzinfo=None)  # huey keeps naive UTC times
+    service_of(app, HookTasks).sweep_deliveries.call_local()
+    sweeps = [task for task in huey.pending() if task.name == "sweep_deliveries_once"]
+    assert sorted(round((task.eta - before).total_seconds()) for task in sweeps) == [15, 30, 45]
 
 
 def _watch_key(app, watch_id: int) -> tuple[str, str]:
