@@ -315,14 +315,16 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
 
 
 def due(runtime: Runtime, limit: int = 500) -> list[int]:
-    """Pending deliveries whose time has come and that nobody holds (lost tasks, restarts)."""
+    """Pending deliveries whose task was lost (a killed worker, a flushed queue): due for at
+    least a lease, and held by nobody. The grace spares the deliveries whose task is waiting in
+    the queue right now (a fan-out's first attempts, a retry due this second) a duplicate."""
     now = datetime.now(UTC)
     with runtime.sessions() as session:
         return list(
             session.scalars(
                 select(Delivery.id)
                 .where(Delivery.state == "pending")
-                .where(Delivery.next_attempt_at <= now)
+                .where(Delivery.next_attempt_at <= now - LEASE)
                 .where(or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
                 .order_by(Delivery.next_attempt_at)
                 .limit(limit)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, or_, select, update
+from sqlalchemy import Select, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -199,11 +199,8 @@ class _Claimed:
 def _read(runtime: Runtime, trigger: Trigger, claimed: _Claimed, held: bool) -> RefreshResult:
     """`refresh` once the lease is taken: read, then log what is new and free the watch."""
     watch, cursor, seeding = claimed.watch, claimed.cursor, claimed.seeding
-    connection_id, agent_id, watched_since = (
-        watch.connection_id,
-        watch.agent_id,
-        claimed.watched_since,
-    )
+    connection_id, agent_id = watch.connection_id, watch.agent_id
+    watched_since = claimed.watched_since
     try:
         zappway = connections.open_zappway(runtime, connection_id, hold_rejected_key=held)
         if _agent_check_due(zappway, claimed.last_read, runtime.settings.poll_interval_s):
@@ -232,28 +229,50 @@ def _read(runtime: Runtime, trigger: Trigger, claimed: _Claimed, held: bool) -> 
         if isinstance(exc, UpstreamNotFound):  # the agent itself is gone
             agent_gone(runtime, connection_id, trigger.event_type, agent_id)
         raise
+    try:
+        delivery_ids = _store(runtime, trigger, claimed, items, len(past))
+    except IntegrityError:
+        # Only when this read's lease lapsed (its process stalled) and a read that took over
+        # logged the same events first: they are logged, once.
+        _release(runtime, claimed, error="another read logged these events first")
+        return RefreshResult(False, [])
+    if delivery_ids:
+        log.info("detection.new agent=%s deliveries=%d", agent_id, len(delivery_ids))
+    return RefreshResult(True, delivery_ids)
+
+
+def _store(
+    runtime: Runtime, trigger: Trigger, claimed: _Claimed, items: list[event_log.NewEvent],
+    seeded_count: int,
+) -> list[int]:  # fmt: skip
+    """Log what a read found (its first `seeded_count` items as history), move the cursor and
+    free the watch; the new deliveries' ids.
+
+    The cursor only moves forward, and the lease is freed only if it is still this read's: a
+    read whose lease lapsed (and was taken over) must not undo the newer read's work.
+    """
+    watch = claimed.watch
     with runtime.sessions() as session:
-        delivery_ids = event_log.append(
-            session, connection_id, trigger.event_type, agent_id, items[: len(past)], seeded=True
-        )
-        delivery_ids += event_log.append(
-            session, connection_id, trigger.event_type, agent_id, items[len(past) :], seeded=False
-        )
-        newest = max((item.occurred_at for item in items), default=cursor)
-        ours = Watch.lease_token == claimed.token  # else another read took over: its lease
+        key = (watch.connection_id, trigger.event_type, watch.agent_id)
+        delivery_ids = event_log.append(session, *key, items[:seeded_count], seeded=True)
+        delivery_ids += event_log.append(session, *key, items[seeded_count:], seeded=False)
+        ours = Watch.lease_token == claimed.token
         values: dict[str, Any] = {
-            "cursor_created_at": newest,
             "lease_until": case((ours, None), else_=Watch.lease_until),
             "lease_token": case((ours, None), else_=Watch.lease_token),
             "last_error": None,
         }
-        if seeding:
+        newest = max((item.occurred_at for item in items), default=None)
+        if newest is not None:
+            stored, fresh = Watch.cursor_created_at, literal(newest, Watch.cursor_created_at.type)
+            values["cursor_created_at"] = case(
+                (stored.is_(None) | (stored < fresh), fresh), else_=stored
+            )
+        if claimed.seeding:
             values["seeded_at"] = datetime.now(UTC)
         session.execute(update(Watch).where(Watch.id == watch.id).values(**values))
         session.commit()
-    if delivery_ids:
-        log.info("detection.new agent=%s deliveries=%d", agent_id, len(delivery_ids))
-    return RefreshResult(True, delivery_ids)
+    return delivery_ids
 
 
 def refresh_watch(runtime: Runtime, watch: WatchKey, max_age_s: float) -> RefreshResult:

@@ -8,7 +8,7 @@ schedules the same times. A watch's first hook polls it at once and queues its b
 The watch lease turns duplicates (several workers, overlapping windows) into no-ops.
 `deliver_batch` makes the first attempts of a fan-out together and `deliver` each retry;
 `sweep_deliveries` re-enqueues due deliveries whose task was lost (a killed worker, a flushed
-Redis) four times a minute, so they wait for the lease (20 s) and at most 15 s more. A worker
+Redis) four times a minute, so they wait for the lease (30 s) and at most 15 s more. A worker
 told to stop hands its batch or poll back at once: what it did not send is queued again
 unleased, and a task the stop timeout cuts short frees its leases as it is handed back, so a
 restarted worker goes on without waiting for a lease to expire.
@@ -133,9 +133,9 @@ class HookTasks:
         def sweep_deliveries() -> None:
             """Sweep now and queue the minute's other sweeps (Huey's periodic tasks are
             minute-grained)."""
-            sweep_once.call_local()
-            for k in range(1, SWEEPS_PER_MINUTE):
+            for k in range(1, SWEEPS_PER_MINUTE):  # first: a failed sweep now skips none
                 sweep_once.schedule(delay=60.0 * k / SWEEPS_PER_MINUTE)
+            sweep_once.call_local()
 
         self._deliver_batch = deliver_batch
         self._poll_on_beat = poll_on_beat

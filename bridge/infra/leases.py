@@ -6,9 +6,11 @@ slow receivers, a read that waits for the key's budget), and its process can die
 (SIGKILL, out of memory, a lost machine). A long fixed lease kept the first safe and made the
 second slow: a killed worker's rows waited out the lease, a minute for a poll and a minute per
 ten deliveries of a batch. So a lease is short (`LENGTH`), and each process renews the ones its
-tasks hold every quarter of it, from one daemon thread (`_Keeper`, started by the first `hold`).
-A row a live task holds stays held however long the task takes; a dead process's rows are
-free within `LENGTH`.
+tasks hold every sixth of it, from one daemon thread (`_Keeper`, started by the first `hold`).
+A row a live task holds stays held however long the task takes; a dead process's rows are free
+within `LENGTH`. A renewal may be late by five sixths of `LENGTH` (25 s: a database busy for
+that long, a stalled process) before the lease lapses; app servers' clocks must agree to well
+within that (NTP), since each stamps the lease's end with its own.
 
 The token, not the lease's end, says whose a lease is. A renewal moves the end; every release
 and record compares the token, so a task whose lease lapsed never frees or overwrites the lease
@@ -33,10 +35,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge.infra.models import Delivery, Watch
 
 log = logging.getLogger(__name__)
-LENGTH = timedelta(seconds=20)
+LENGTH = timedelta(seconds=30)
+RENEWALS_PER_LENGTH = 6  # a renewal every 5 s: one may come 25 s late before the lease lapses
 # A task still holding a lease after this is wedged (every wait it makes has a timeout): its
 # leases are no longer renewed, so another worker takes the rows over within `LENGTH`.
-MAX_HOLD = timedelta(hours=1)
+MAX_HOLD = timedelta(minutes=15)
 
 
 def new_token() -> str:
@@ -85,7 +88,7 @@ class HeldLeases:
     def renew(self) -> int:
         """Move the end of every held lease to `length` from now (one statement per claim);
         the rows renewed. A lease released, or taken by another token, is left as it is."""
-        now, clock = datetime.now(UTC), time.monotonic()
+        clock = time.monotonic()
         claims: dict[tuple[sessionmaker[Session], str], list[int]] = {}
         with self._lock:
             for row_id, entry in list(self._held.items()):
@@ -101,47 +104,70 @@ class HeldLeases:
                     update(self.model)
                     .where(self.model.id.in_(ids), self.model.lease_token == token)
                     .where(self.model.lease_until.is_not(None))
-                    .values(lease_until=now + self.length)
+                    # Read now, not at the tick's start: a statement that waited for the
+                    # database still gives the lease its whole length.
+                    .values(lease_until=datetime.now(UTC) + self.length)
                 ).rowcount
                 session.commit()
         return renewed
 
+    def _forget(self) -> None:
+        """In a forked child: the parent's leases are the parent's (and its lock may have been
+        held at the fork)."""
+        self._lock = threading.Lock()
+        self._held = {}
+
 
 class _Keeper:
-    """The process's one renewing thread. Started on first use and again after a fork (gunicorn
-    forks its workers), so it runs wherever a lease is held: in workers and in web processes
-    (a trigger poll reads in the request)."""
+    """The process's one renewing thread, started on first use and again after a fork or if it
+    ever died, so it runs wherever a lease is held: in workers and in web processes (a trigger
+    poll reads in the request)."""
 
     def __init__(self) -> None:
         self._registries: weakref.WeakSet[HeldLeases] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
         self._wake = threading.Event()  # a registry came: its length may call for a shorter tick
 
     def register(self, registry: HeldLeases) -> None:
-        self._registries.add(registry)
+        with self._lock:
+            self._registries.add(registry)
         self._wake.set()
 
     def ensure_running(self) -> None:
-        if self._pid == os.getpid():
+        if self._thread is not None and self._thread.is_alive():
             return
         with self._lock:
-            if self._pid == os.getpid():
-                return
-            threading.Thread(target=self._run, name="lease-keeper", daemon=True).start()
-            self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self._thread.start()
+
+    def after_fork_in_child(self) -> None:
+        """The parent's thread and leases do not exist here; the child starts its own keeper
+        on its first lease."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        for registry in list(self._registries):
+            registry._forget()
 
     def _run(self) -> None:
         while True:
-            registries = list(self._registries)
-            every = min((r.length for r in registries), default=LENGTH).total_seconds() / 4
-            if self._wake.wait(every):
-                self._wake.clear()
-            for registry in registries:
-                try:
-                    registry.renew()
-                except Exception:  # the database is away: the next tick tries again
-                    log.warning("leases.renew_failed table=%s", registry.model.__tablename__)
+            try:
+                with self._lock:
+                    registries = list(self._registries)
+                shortest = min((r.length for r in registries), default=LENGTH)
+                if self._wake.wait(shortest.total_seconds() / RENEWALS_PER_LENGTH):
+                    self._wake.clear()
+                for registry in registries:
+                    try:
+                        registry.renew()
+                    except Exception:  # the database is away: the next tick tries again
+                        log.warning("leases.renew_failed table=%s", registry.model.__tablename__)
+            except Exception:  # never end the thread: every lease in the process depends on it
+                log.exception("leases.keeper_error")
+                time.sleep(1)
 
 
 _KEEPER = _Keeper()
+os.register_at_fork(after_in_child=_KEEPER.after_fork_in_child)

@@ -3,7 +3,7 @@
 Real processes (`python -m bridge.worker`), a real receiver and the simulator on a socket: a
 delivery batch in flight against a slow receiver, or a detection poll against a slow simulator,
 is stopped; no delivery or watch lease is left behind, and a restarted worker delivers every
-event within seconds (the leases last 60 s), each `webhook-id` once unless it was cut mid-POST.
+event within seconds (a lease lasts 30 s), each `webhook-id` once unless it was cut mid-POST.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.receivers import HANG, receiver
 pytestmark = pytest.mark.slow
 LOOKUP = re.compile(r"/conversations/[^/]+$")  # one conversation's messages (`render`)
 NEW_CONVERSATION = trigger_for("new_conversation")
-PROMPT_S = 12  # a restarted worker's delivery of everything; the leases are 60 s
+PROMPT_S = 12  # a restarted worker's delivery of everything; a lease lasts 30 s
 
 
 def env_for(tmp_path: Path, sim_server: str, stop_timeout: float) -> dict[str, str]:
@@ -116,7 +116,7 @@ def test_sigterm_hands_back_a_batch_stuck_past_the_stop_timeout_unleased(
 ):
     """A receiver that does not answer holds the batch past BRIDGE_WORKER_STOP_TIMEOUT: the
     worker exits after the timeout with the deliveries unleased, and a restarted worker
-    delivers them within seconds (same `webhook-id`), not after the 60 s lease."""
+    delivers them within seconds (same `webhook-id`), not after the lease."""
     app, token, agent = hooked
     hanging = threading.Event()
     hanging.set()

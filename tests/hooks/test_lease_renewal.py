@@ -3,8 +3,8 @@
 A poll or a delivery batch that runs longer than the lease keeps it (no second worker reads the
 same agent or sends the same delivery meanwhile); a lease its process stopped renewing (killed)
 is free once it runs out; a renewal never revives a released lease or one another claim took.
-Leases here are shortened to fractions of a second (a registry of their own, and the claim's
-length), so the keeper renews them every tenth of a second.
+Leases here are shortened to 0.6 s (a registry of their own, and the claim's length), so the
+keeper renews them every tenth of a second.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.conftest import runtime_of
 from tests.hooks.test_hooks import connect, deliveries_of, detect, hook_app, subscribe, talk
 from tests.receivers import receiver
 
-SHORT = timedelta(seconds=0.4)
+SHORT = timedelta(seconds=0.6)
 NEW_CONVERSATION = trigger_for("new_conversation")
 
 
@@ -54,7 +54,7 @@ def _lease_of(app, model: Any, row_id: int) -> tuple[datetime | None, str | None
 def test_a_poll_that_outlasts_its_lease_keeps_it(
     make_app, database, seeded, sim_admin, short_leases
 ):
-    """A read taking 1.5 s under a 0.4 s lease: a second caller 1 s in is turned away, and
+    """A read taking 1.5 s under a 0.6 s lease: a second caller 1 s in is turned away, and
     ZappWay is read once. Without renewal the second caller would read the agent too."""
     app = hook_app(make_app, **database)
     runtime = runtime_of(app)
@@ -85,7 +85,7 @@ def test_a_poll_that_outlasts_its_lease_keeps_it(
 def test_a_delivery_to_a_slow_receiver_keeps_its_lease(
     make_app, database, seeded, sim_admin, short_leases
 ):
-    """A receiver answering after 1.2 s under a 0.4 s lease: meanwhile no sweep finds the
+    """A receiver answering after 1.2 s under a 0.6 s lease: meanwhile no sweep finds the
     delivery due (it would be sent twice), and the answer is recorded as ours."""
     app = hook_app(make_app, **database)
     token = connect(app, seeded["key"])
@@ -195,6 +195,7 @@ def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
     agent = seeded["agents"][0]["id"]
     sim_admin.add_fault("latency", path="/conversations$", seconds=0.5)
     theirs = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     result: list[Any] = []
     reader = threading.Thread(
         target=lambda: result.append(
@@ -202,13 +203,59 @@ def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
         )
     )
     reader.start()
-    time.sleep(0.25)  # the read is waiting for ZappWay
-    with runtime.sessions() as session:
-        session.execute(update(Watch).values(lease_until=theirs, lease_token="theirs"))
+    _wait_for_a_lease(app)  # the read is waiting for ZappWay
+    with runtime.sessions() as session:  # the read that took over, and got further
+        session.execute(
+            update(Watch).values(lease_until=theirs, lease_token="theirs", cursor_created_at=later)
+        )
         session.commit()
     reader.join(10)
     assert result[0].refreshed is True
     with runtime.sessions() as session:
         watch = session.scalar(select(Watch).where(Watch.agent_id == agent))
     assert (watch.lease_until, watch.lease_token) == (theirs, "theirs")
+    assert watch.cursor_created_at == later  # not moved back
     assert watch.seeded_at is not None  # what it read was logged
+
+
+def _wait_for_a_lease(app, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with runtime_of(app).sessions() as session:
+            if session.scalar(select(Watch.id).where(Watch.lease_token.is_not(None))):
+                return
+        time.sleep(0.01)
+    raise AssertionError("no read took a lease")
+
+
+class _FailingOnce(leases.HeldLeases):
+    """A registry whose first renewal fails, as when the database is away for a moment."""
+
+    failed = False
+
+    def renew(self) -> int:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the database is away")
+        return super().renew()
+
+
+def test_the_keeper_goes_on_after_a_failed_renewal(make_app, seeded):
+    """A renewal that fails (database away) is tried again at the next tick; the lease holds."""
+    app = hook_app(make_app)
+    runtime = runtime_of(app)
+    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    connection_id = connection_id.get_json()["id"]
+    registry = _FailingOnce(Watch, SHORT)
+    with runtime.sessions() as session:
+        watch_id = detection.ensure_watch(session, connection_id, "new_conversation", "a1").id
+        session.execute(
+            update(Watch).values(lease_until=datetime.now(UTC) + SHORT, lease_token="mine")
+        )
+        session.commit()
+    registry.hold(runtime.sessions, [watch_id], "mine")
+    time.sleep(3 * SHORT.total_seconds())
+    assert registry.failed
+    until, token = _lease_of(app, Watch, watch_id)
+    assert token == "mine" and until > datetime.now(UTC)
+    registry.drop([watch_id], "mine")
