@@ -25,7 +25,7 @@ from bridge.infra.models import Delivery, Watch
 from bridge.registry import trigger_for
 from bridge.web.context import service_of
 from tests.conftest import bearer, runtime_of
-from tests.processes import running_worker, worker_env
+from tests.processes import running_worker, wait_until, worker_env
 from tests.receivers import receiver
 
 NEW_CONVERSATION = trigger_for("new_conversation")
@@ -172,24 +172,32 @@ def test_failed_read_releases_the_lease_and_keeps_the_cursor(make_app, seeded, s
     assert items.get_json()[0]["id"] == fresh
 
 
+def log_one_delivery(app, seeded, sim_admin, url: str) -> int:
+    """Hook `url` on the first agent, talk to it and read it as a worker's poll would, without
+    delivering: the one pending delivery's id (its first attempt's task left in the queue)."""
+    agent = seeded["agents"][0]["id"]
+    runtime = runtime_of(app)
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    client.post("/v1/hooks", json={"url": url, "agent_id": agent}, headers=bearer(token))
+    talk(sim_admin, agent)
+    time.sleep(0.06)
+    for watch_id in detection.watched(runtime):
+        detection.refresh(runtime, NEW_CONVERSATION, *_watch_key(app, watch_id), max_age_s=0)
+    with runtime.sessions() as session:
+        (delivery_id,) = session.scalars(select(Delivery.id))
+    return int(delivery_id)
+
+
 def test_delivery_orphaned_by_a_dead_worker_is_swept_and_resent(
     make_app, seeded, sim_admin, monkeypatch
 ):
     """A delivery whose worker died mid-attempt is re-sent by the sweep with the same id."""
     monkeypatch.setattr(deliveries, "LEASE", timedelta(seconds=0.3))
-    agent = seeded["agents"][0]["id"]
     app = make_app(**SETTINGS, huey_immediate=False)
     runtime = runtime_of(app)
-    client = app.test_client()
-    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
     with receiver() as rec:
-        client.post("/v1/hooks", json={"url": rec.url, "agent_id": agent}, headers=bearer(token))
-        talk(sim_admin, agent)
-        time.sleep(0.06)
-        for watch_id in detection.watched(runtime):
-            detection.refresh(runtime, NEW_CONVERSATION, *_watch_key(app, watch_id), max_age_s=0)
-        with runtime_of(app).sessions() as session:
-            (delivery_id,) = session.scalars(select(Delivery.id))
+        delivery_id = log_one_delivery(app, seeded, sim_admin, rec.url)
         claimed = deliveries._claim(runtime, [delivery_id])  # by the worker that then died
         assert claimed.won == [delivery_id]
         huey = service_of(app, Huey)
@@ -212,19 +220,9 @@ def test_a_sweep_spares_a_delivery_whose_task_is_still_queued(
     """A delivery just fanned out (its task waits in the queue) is not swept, which would queue
     it twice; once it has been due for a lease with nobody holding it, its task was lost."""
     monkeypatch.setattr(deliveries, "LEASE", timedelta(seconds=0.3))
-    agent = seeded["agents"][0]["id"]
     app = make_app(**SETTINGS, huey_immediate=False)
     runtime = runtime_of(app)
-    client = app.test_client()
-    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
-    client.post("/v1/hooks", json={"url": "http://127.0.0.1:9/", "agent_id": agent},
-                headers=bearer(token))  # fmt: skip
-    talk(sim_admin, agent)
-    time.sleep(0.06)
-    for watch_id in detection.watched(runtime):
-        detection.refresh(runtime, NEW_CONVERSATION, *_watch_key(app, watch_id), max_age_s=0)
-    with runtime.sessions() as session:
-        (delivery_id,) = session.scalars(select(Delivery.id))
+    delivery_id = log_one_delivery(app, seeded, sim_admin, "http://127.0.0.1:9/")
     assert deliveries.due(runtime) == []
     time.sleep(0.35)
     assert deliveries.due(runtime) == [delivery_id]
@@ -277,13 +275,20 @@ def wait_until_no_poll_runs(app, timeout: float = 5.0) -> None:
     raise AssertionError("a poll was still running after 5 s")
 
 
-def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim_server, tmp_path):
-    """Conversations created before, during and after a SIGKILL all reach the hook, once each."""
+def app_for_a_real_worker(make_app, seeded, sim_admin, sim_server) -> tuple[Any, Any, str, str]:
+    """An app whose queue a `python -m bridge.worker` runs, on the simulator over its socket
+    (its rate limit off: the test is about the worker, not the budget); (app, its test client,
+    a connection's token, the first agent's id)."""
     sim_admin.settings(rate_limit_enabled=False)
-    agent = seeded["agents"][0]["id"]
     app = make_app(**SETTINGS, huey_immediate=False, upstream_base_url=f"{sim_server}/api/v1")
     client = app.test_client()
     token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    return app, client, token, seeded["agents"][0]["id"]
+
+
+def test_sigkilled_worker_loses_no_conversation(make_app, seeded, sim_admin, sim_server, tmp_path):
+    """Conversations created before, during and after a SIGKILL all reach the hook, once each."""
+    app, client, token, agent = app_for_a_real_worker(make_app, seeded, sim_admin, sim_server)
     log = tmp_path / "worker.log"
     created: list[str] = []
     stop = threading.Event()
@@ -341,11 +346,7 @@ def test_a_worker_killed_mid_poll_holds_the_agent_for_one_lease_at_most(
     nobody can tell a dead worker from a slow one, but only until its last renewal runs out.
     A new worker then reads the agent and the hook gets the conversation within the lease and
     15 s (45 s), where a fixed lease long enough for a slow read (60 s) held it for a minute."""
-    sim_admin.settings(rate_limit_enabled=False)
-    agent = seeded["agents"][0]["id"]
-    app = make_app(**SETTINGS, huey_immediate=False, upstream_base_url=f"{sim_server}/api/v1")
-    client = app.test_client()
-    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    app, client, token, agent = app_for_a_real_worker(make_app, seeded, sim_admin, sim_server)
     log = tmp_path / "worker.log"
     lease_s = detection.LEASE.total_seconds()
     with receiver() as rec:
@@ -356,7 +357,7 @@ def test_a_worker_killed_mid_poll_holds_the_agent_for_one_lease_at_most(
         env = hook_worker_env(tmp_path, sim_server)
         sim_admin.add_fault("latency", path="/conversations$", seconds=lease_s * 3)
         with running_worker(env, log) as worker:
-            wait_until_a_poll_runs(app)
+            wait_until(lambda: a_watch_is_leased(app), 10, "a poll in flight", log)
             worker.send_signal(signal.SIGKILL)
             worker.wait(5)
         killed_at = time.monotonic()
@@ -370,12 +371,7 @@ def test_a_worker_killed_mid_poll_holds_the_agent_for_one_lease_at_most(
     assert len(arrived) == 1
 
 
-def wait_until_a_poll_runs(app, timeout: float = 10.0) -> None:
-    """Return once a watch is leased (a worker's read is in flight)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with runtime_of(app).sessions() as session:
-            if session.scalar(select(Watch.id).where(Watch.lease_until.is_not(None))):
-                return
-        time.sleep(0.01)
-    raise AssertionError("no poll started")
+def a_watch_is_leased(app) -> bool:
+    """Whether a read is in flight (some watch holds a lease)."""
+    with runtime_of(app).sessions() as session:
+        return session.scalar(select(Watch.id).where(Watch.lease_token.is_not(None))) is not None

@@ -10,6 +10,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,6 +62,19 @@ def detect(app: Flask) -> None:
     runtime = runtime_of(app)
     for watch_id in detection.watched(runtime):
         service_of(app, HookTasks).poll_watch(watch_id)
+
+
+def deliver_one_through(
+    app: Flask, sim_admin, token: str, agent_id: str, then: Callable[[], Any]
+) -> dict[str, Any]:
+    """Hook a receiver whose answer is `then()` on the agent, start a conversation, run the
+    worker's poll and wait for the one POST; the hook."""
+    with receiver(then=then) as rec:
+        hook = subscribe(app, token, rec.url, agent_id)
+        talk(sim_admin, agent_id)
+        detect(app)
+        assert len(rec.wait_for(1)) == 1
+    return hook
 
 
 def talk(sim_admin, agent_id: str, text: str = "Hello there", **options: Any) -> dict[str, Any]:
@@ -709,10 +723,6 @@ def test_an_answer_after_another_worker_took_over_is_not_recorded(make_app, seed
             session.commit()
         return 200
 
-    with receiver(then=another_worker_claims_it) as rec:
-        hook = subscribe(app, token, rec.url, agent_id)
-        talk(sim_admin, agent_id)
-        detect(app)
-        assert len(rec.wait_for(1)) == 1
+    hook = deliver_one_through(app, sim_admin, token, agent_id, another_worker_claims_it)
     (delivery,) = deliveries_of(app, hook["id"])
     assert (delivery.state, delivery.attempts, delivery.lease_until) == ("pending", 0, other_lease)

@@ -22,8 +22,16 @@ from bridge.infra import leases
 from bridge.infra.models import Delivery, Watch
 from bridge.registry import trigger_for
 from tests.conftest import runtime_of
-from tests.hooks.test_hooks import connect, deliveries_of, detect, hook_app, subscribe, talk
-from tests.receivers import receiver
+from tests.hooks.test_detection_restart import a_watch_is_leased
+from tests.hooks.test_hooks import (
+    connect,
+    deliver_one_through,
+    deliveries_of,
+    hook_app,
+    subscribe,
+    talk,
+)
+from tests.processes import wait_until
 
 SHORT = timedelta(seconds=0.6)
 NEW_CONVERSATION = trigger_for("new_conversation")
@@ -45,6 +53,23 @@ def database(request) -> dict[str, str]:
     return {"database_url": request.getfixturevalue("pg_url")}
 
 
+def _connection_id(app, seeded) -> str:
+    response = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
+    return str(response.get_json()["id"])
+
+
+def _read_in_background(runtime, connection_id: str, agent: str) -> tuple[threading.Thread, list]:
+    """Start a read of the agent on a thread; its `RefreshResult` lands in the list."""
+    result: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: result.append(
+            detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
+        )
+    )
+    reader.start()
+    return reader, result
+
+
 def _lease_of(app, model: Any, row_id: int) -> tuple[datetime | None, str | None]:
     with runtime_of(app).sessions() as session:
         row = session.get(model, row_id)
@@ -58,18 +83,10 @@ def test_a_poll_that_outlasts_its_lease_keeps_it(
     ZappWay is read once. Without renewal the second caller would read the agent too."""
     app = hook_app(make_app, **database)
     runtime = runtime_of(app)
-    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
-    connection_id = connection_id.get_json()["id"]
-    agent = seeded["agents"][0]["id"]
+    connection_id, agent = _connection_id(app, seeded), seeded["agents"][0]["id"]
     sim_admin.add_fault("latency", path="/conversations$", seconds=1.5)
     sim_admin.clear_requests()
-    first: list[Any] = []
-    reader = threading.Thread(
-        target=lambda: first.append(
-            detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
-        )
-    )
-    reader.start()
+    reader, first = _read_in_background(runtime, connection_id, agent)
     time.sleep(1.0)
     second = detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
     reader.join(10)
@@ -97,11 +114,7 @@ def test_a_delivery_to_a_slow_receiver_keeps_its_lease(
         due_while_sending.append(deliveries.due(runtime_of(app)))
         return 200
 
-    with receiver(then=slow_answer) as rec:
-        hook = subscribe(app, token, rec.url, agent_id)
-        talk(sim_admin, agent_id)
-        detect(app)
-        assert len(rec.wait_for(1)) == 1
+    hook = deliver_one_through(app, sim_admin, token, agent_id, slow_answer)
     assert due_while_sending == [[]]
     (delivery,) = deliveries_of(app, hook["id"])
     assert (delivery.state, delivery.attempts, delivery.lease_token) == ("delivered", 1, None)
@@ -112,8 +125,7 @@ def test_a_lease_nobody_renews_runs_out(make_app, database, seeded, short_leases
     (the process's renewals stop with it)."""
     app = hook_app(make_app, **database)
     runtime = runtime_of(app)
-    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
-    connection_id = connection_id.get_json()["id"]
+    connection_id = _connection_id(app, seeded)
     with runtime.sessions() as session:
         watch_id = detection.ensure_watch(session, connection_id, "new_conversation", "a1").id
         token = detection._claim(session, watch_id, max_age_s=0)
@@ -133,8 +145,7 @@ def test_renewal_leaves_released_and_taken_leases_alone(make_app, database, seed
     it never revives a lease its task freed, nor extends one another claim took."""
     app = hook_app(make_app, **database)
     runtime = runtime_of(app)
-    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
-    connection_id = connection_id.get_json()["id"]
+    connection_id = _connection_id(app, seeded)
     soon = datetime.now(UTC) + timedelta(seconds=5)
     with runtime.sessions() as session:
         ids = [
@@ -190,20 +201,12 @@ def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
     read still logs what it found, but frees nothing that is not its own."""
     app = hook_app(make_app, **database)
     runtime = runtime_of(app)
-    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
-    connection_id = connection_id.get_json()["id"]
-    agent = seeded["agents"][0]["id"]
+    connection_id, agent = _connection_id(app, seeded), seeded["agents"][0]["id"]
     sim_admin.add_fault("latency", path="/conversations$", seconds=0.5)
     theirs = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    result: list[Any] = []
-    reader = threading.Thread(
-        target=lambda: result.append(
-            detection.refresh(runtime, NEW_CONVERSATION, connection_id, agent, max_age_s=0)
-        )
-    )
-    reader.start()
-    _wait_for_a_lease(app)  # the read is waiting for ZappWay
+    reader, result = _read_in_background(runtime, connection_id, agent)
+    wait_until(lambda: a_watch_is_leased(app), 5, "the read's lease")  # it waits for ZappWay
     with runtime.sessions() as session:  # the read that took over, and got further
         session.execute(
             update(Watch).values(lease_until=theirs, lease_token="theirs", cursor_created_at=later)
@@ -216,16 +219,6 @@ def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
     assert (watch.lease_until, watch.lease_token) == (theirs, "theirs")
     assert watch.cursor_created_at == later  # not moved back
     assert watch.seeded_at is not None  # what it read was logged
-
-
-def _wait_for_a_lease(app, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with runtime_of(app).sessions() as session:
-            if session.scalar(select(Watch.id).where(Watch.lease_token.is_not(None))):
-                return
-        time.sleep(0.01)
-    raise AssertionError("no read took a lease")
 
 
 class _FailingOnce(leases.HeldLeases):
@@ -244,8 +237,7 @@ def test_the_keeper_goes_on_after_a_failed_renewal(make_app, seeded):
     """A renewal that fails (database away) is tried again at the next tick; the lease holds."""
     app = hook_app(make_app)
     runtime = runtime_of(app)
-    connection_id = app.test_client().post("/v1/connections", json={"api_key": seeded["key"]})
-    connection_id = connection_id.get_json()["id"]
+    connection_id = _connection_id(app, seeded)
     registry = _FailingOnce(Watch, SHORT)
     with runtime.sessions() as session:
         watch_id = detection.ensure_watch(session, connection_id, "new_conversation", "a1").id
