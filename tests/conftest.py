@@ -152,6 +152,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def app_database(request) -> dict[str, str]:
+    """`make_app`'s database, for a test run on both: the SQLite default, or PostgreSQL
+    (skipped when absent)."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("pg_url")}
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A private schema in the local PostgreSQL `test` database; skipped when absent."""

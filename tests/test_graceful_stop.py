@@ -42,7 +42,7 @@ def leases_held(bridge: Bridge) -> list[str]:
     with bridge.runtime.sessions() as session:
         return list(
             session.scalars(
-                select(DocumentMapping.external_id).where(DocumentMapping.locked_until > now)
+                select(DocumentMapping.external_id).where(DocumentMapping.lease_until > now)
             )
         )
 

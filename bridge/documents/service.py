@@ -96,11 +96,13 @@ def upsert_documents(
             if known and row and row.content_hash == digest and not unconfirmed:
                 results[external_id] = UpsertOutcome(external_id, known, "unchanged")
             elif known and zappway.legacy:
+                documents_map.ensure_held([row] if row else [])
                 upstream_id = _replace_legacy(zappway, documents_map, datastore_id, known, doc)
                 documents_map.record(datastore_id, external_id, upstream_id, digest)
                 results[external_id] = UpsertOutcome(external_id, upstream_id, "updated")
             else:
                 to_send.append(doc)
+        documents_map.ensure_held(rows[doc["id"]] for doc in to_send if doc["id"] in rows)
         documents_map.mark_unconfirmed(
             datastore_id,
             [
@@ -191,6 +193,7 @@ def delete_document(
             targets = list(
                 dict.fromkeys(targets + _copies(zappway, documents_map, datastore_id, row))
             )
+        documents_map.ensure_held([row] if row else [])
         existed = False
         for upstream_id in targets:
             existed = zappway.delete_document(upstream_id) or existed

@@ -3,27 +3,31 @@
 Per connection and datastore, which upstream document each external id became, plus a hash of
 what was sent (an unchanged document costs no upstream call), and whether a create was sent
 whose answer has not been seen (`unconfirmed_at`, `sent_name`). Concurrent writers of one external
-id are serialised by a short lease on its map row (an UPDATE that only one caller can win), never
-by a database lock held across the upstream call, which on SQLite would stall every other writer.
+id are serialised by a lease on its map row (an UPDATE that only one caller can win), never by a
+database lock held across the upstream call, which on SQLite would stall every other writer.
+The lease is short and renewed while its writer runs (`bridge.infra.leases`): a process killed
+in the middle of an upsert leaves its documents busy for `LEASE` at most, and a writer slower
+than that (a batch waiting for its key's budget) keeps them.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.infra import leases
 from bridge.infra.errors import Conflict
 from bridge.infra.models import DocumentMapping
 
-LEASE = timedelta(seconds=120)
+LEASE = leases.LENGTH
+HELD = leases.HeldLeases(DocumentMapping)  # this process's writers' leases, renewed
 IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
 
 
@@ -69,75 +73,88 @@ class DocumentMap:
         self, datastore_id: str, external_ids: Sequence[str], wait_s: float = 30.0
     ) -> Iterator[dict[str, DocumentMapping]]:
         """Hold the leases of several external ids (sorted, so writers never deadlock)."""
-        token = self._lease_prefix + secrets.token_hex(8)
+        token = self._lease_prefix + leases.new_token()
         wanted = sorted(set(external_ids))
-        held: list[str] = []
+        held: dict[str, int] = {}  # external id -> map row id
         try:
             self._ensure_rows(datastore_id, wanted)
-            if self._claim_all(datastore_id, wanted, token):
-                held = wanted
+            held = self._claim_all(datastore_id, wanted, token)
             for external_id in wanted if not held else ():
-                self._claim(datastore_id, external_id, token, wait_s)
-                held.append(external_id)
+                held[external_id] = self._claim(datastore_id, external_id, token, wait_s)
             # Read, then close the session: the caller's upstream call may take a minute, and
             # must not keep a pooled connection (idle in a transaction) for all that time.
             with self._sessions() as session:
                 rows = {
                     row.external_id: row
                     for row in session.scalars(
-                        select(DocumentMapping).where(
-                            (DocumentMapping.connection_id == self._connection_id)
-                            & (DocumentMapping.datastore_id == datastore_id)
-                            & DocumentMapping.external_id.in_(held)
-                        )
+                        select(DocumentMapping).where(DocumentMapping.id.in_(held.values()))
                     )
                 }
             yield rows
         finally:
-            self._release(datastore_id, held, token)
+            HELD.drop(held.values(), token)
+            self._release(list(held.values()), token)
 
-    def _claim_all(self, datastore_id: str, external_ids: list[str], token: str) -> bool:
+    def ensure_held(self, rows: Iterable[DocumentMapping]) -> None:
+        """Check, before writing to ZappWay, that this writer surely still holds each row's
+        lease (the rows `leased` yielded, which carry its token).
+
+        Raises:
+            DocumentBusy: a lease may have lapsed (renewals late for most of it: a stalled
+                process, a database away), so another writer may be sending that document.
+        """
+        for row in rows:
+            if not HELD.surely_held(row.id, row.lease_token or ""):
+                raise DocumentBusy(
+                    f"document {row.external_id!r} may be written by another request"
+                )
+
+    def _claim_all(self, datastore_id: str, external_ids: list[str], token: str) -> dict[str, int]:
         """Take every lease in one statement, or none (a batch's fast path; rows exist)."""
         if len(external_ids) < 2 or len(external_ids) > IN_LIMIT:
-            return False
+            return {}
+        claimed = time.monotonic()
         now = datetime.now(UTC)
         with self._sessions() as session:
-            won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+            won = session.execute(
                 update(DocumentMapping)
                 .where(
                     (DocumentMapping.connection_id == self._connection_id)
                     & (DocumentMapping.datastore_id == datastore_id)
                     & DocumentMapping.external_id.in_(external_ids)
                 )
-                .where(
-                    DocumentMapping.locked_until.is_(None) | (DocumentMapping.locked_until < now)
-                )
-                .values(lock_token=token, locked_until=now + LEASE)
-            ).rowcount
-            if won != len(external_ids):
+                .where(DocumentMapping.lease_until.is_(None) | (DocumentMapping.lease_until < now))
+                .values(lease_token=token, lease_until=now + LEASE)
+                .returning(DocumentMapping.external_id, DocumentMapping.id)
+            ).all()
+            if len(won) != len(external_ids):
                 session.rollback()  # someone holds one of them: claim one by one, in order
-                return False
+                return {}
             session.commit()
-        return True
+        HELD.hold(self._sessions, [row_id for _e, row_id in won], token, claimed)
+        return {external_id: row_id for external_id, row_id in won}
 
-    def _claim(self, datastore_id: str, external_id: str, token: str, wait_s: float) -> None:
+    def _claim(self, datastore_id: str, external_id: str, token: str, wait_s: float) -> int:
+        """Take one lease, waiting up to `wait_s` for its holder; the map row's id."""
         self._ensure_row(datastore_id, external_id)
         deadline = time.monotonic() + wait_s
         while True:
+            claimed = time.monotonic()
             now = datetime.now(UTC)
             with self._sessions() as session:
-                won = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
+                won = session.scalar(
                     update(DocumentMapping)
                     .where(self._key(datastore_id, external_id))
                     .where(
-                        DocumentMapping.locked_until.is_(None)
-                        | (DocumentMapping.locked_until < now)
+                        DocumentMapping.lease_until.is_(None) | (DocumentMapping.lease_until < now)
                     )
-                    .values(lock_token=token, locked_until=now + LEASE)
-                ).rowcount
+                    .values(lease_token=token, lease_until=now + LEASE)
+                    .returning(DocumentMapping.id)
+                )
                 session.commit()
-            if won:
-                return
+            if won is not None:
+                HELD.hold(self._sessions, [won], token, claimed)
+                return int(won)
             if time.monotonic() > deadline:
                 raise DocumentBusy(f"document {external_id!r} is being written by another request")
             time.sleep(0.05)
@@ -188,19 +205,14 @@ class DocumentMap:
             except IntegrityError:
                 session.rollback()  # a concurrent writer created it first: fine
 
-    def _release(self, datastore_id: str, external_ids: list[str], token: str) -> None:
-        if not external_ids:
+    def _release(self, row_ids: list[int], token: str) -> None:
+        if not row_ids:
             return
         with self._sessions() as session:
             session.execute(
                 update(DocumentMapping)
-                .where(
-                    (DocumentMapping.connection_id == self._connection_id)
-                    & (DocumentMapping.datastore_id == datastore_id)
-                    & DocumentMapping.external_id.in_(external_ids)
-                    & (DocumentMapping.lock_token == token)
-                )
-                .values(lock_token=None, locked_until=None)
+                .where(DocumentMapping.id.in_(row_ids), DocumentMapping.lease_token == token)
+                .values(lease_token=None, lease_until=None)
             )
             session.commit()
 
@@ -306,8 +318,8 @@ def release_prefixed_leases(
         count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
             update(DocumentMapping)
             .where(DocumentMapping.connection_id == connection_id)
-            .where(DocumentMapping.lock_token.startswith(prefix, autoescape=True))
-            .values(lock_token=None, locked_until=None)
+            .where(DocumentMapping.lease_token.startswith(prefix, autoescape=True))
+            .values(lease_token=None, lease_until=None)
         ).rowcount
         session.commit()
     return int(count)

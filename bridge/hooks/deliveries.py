@@ -10,6 +10,10 @@ subscription. `webhook-id` is stable per (event, subscription); each attempt has
 timestamp and signature. Delivery is at-least-once: a worker killed between the receiver's 2xx
 and our record sends that event once more, with the same id.
 
+A batch whose lease may have lapsed (renewals late for most of it: a stalled process, a database
+away) starts no new POST either (`leases.HeldLeases.surely_held`): another worker may have taken
+those deliveries over. They are handed back like a stopping worker's, if still ours.
+
 A worker told to stop (`queue.stopping()`) starts no new POST: the ones in flight are answered
 and recorded, the rest of the batch is released at once and handed back (`Attempts.handed_back`)
 so a restarted worker sends it without waiting for the lease; `release` frees a batch the stop
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -89,7 +94,7 @@ def attempt_batch(runtime: Runtime, delivery_ids: Sequence[int]) -> Attempts:
     result = Attempts({}, [])
     if not lease.won:
         return result
-    HELD.hold(runtime.sessions, lease.won, lease.token)
+    HELD.hold(runtime.sessions, lease.won, lease.token, lease.claimed)
     try:
         _attempt_leased(runtime, lease, result)
     finally:
@@ -123,7 +128,7 @@ def _attempt_leased(runtime: Runtime, lease: Lease, result: Attempts) -> None:
                         log.warning("hooks.lease-lost delivery=%s status=%s", delivery.id,
                                     attempt.status)  # fmt: skip
                         continue
-                    if attempt is NOT_SENT:  # the worker is stopping: its lease is freed above
+                    if attempt in UNSENT:  # stopping, or the lease lapsed: freed above if ours
                         result.handed_back.append(delivery.id)
                         continue
                     delay = _record(runtime, session, delivery, subscription, attempt)
@@ -185,6 +190,8 @@ def _post_as_answered(
 class _Outgoing:
     """What one POST needs, read from the ORM objects before it leaves for a thread."""
 
+    delivery_id: int
+    lease_token: str
     target_url: str
     message_id: str
     payload_json: str
@@ -192,7 +199,8 @@ class _Outgoing:
 
     @classmethod
     def of(cls, delivery: Delivery, subscription: Subscription, event: Event) -> _Outgoing:
-        return cls(subscription.target_url, message_id(delivery), event.payload_json,
+        return cls(delivery.id, delivery.lease_token or "", subscription.target_url,
+                   message_id(delivery), event.payload_json,
                    subscription.secret_ciphertext)  # fmt: skip
 
 
@@ -213,13 +221,18 @@ def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[
 
 
 NOT_SENT = PostOutcome(0, 0, "not sent: the worker is stopping")
+LEASE_LAPSED = PostOutcome(0, 0, "not sent: the batch's lease may have lapsed")
+UNSENT = (NOT_SENT, LEASE_LAPSED)
 
 
 def _post(runtime: Runtime, request: _Outgoing) -> PostOutcome:
-    """POST one delivery, unless the worker was told to stop (checked as each POST starts, so
-    a stopping worker begins no new round and only waits for the answers in flight)."""
+    """POST one delivery, unless the worker was told to stop or the batch's lease may have
+    lapsed (both checked as each POST starts, so the batch begins no new round and only waits
+    for the answers in flight)."""
     if queue.stopping():
         return NOT_SENT
+    if not HELD.surely_held(request.delivery_id, request.lease_token):
+        return LEASE_LAPSED
     try:
         secret = runtime.box.decrypt(request.secret_ciphertext)
         payload = json.loads(request.payload_json)
@@ -294,10 +307,12 @@ def _end(subscription: Subscription, state: str, reason: str, now: datetime) -> 
 class Lease:
     won: list[int]  # the deliveries this caller holds
     token: str  # our mark on each of them (`lease_token`)
+    claimed: float  # time.monotonic() before the lease's end was computed
 
 
 def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
     """Lease the due, unleased deliveries among `delivery_ids`."""
+    claimed = time.monotonic()
     now = datetime.now(UTC)
     token = leases.new_token()
     with runtime.sessions() as session:
@@ -311,7 +326,7 @@ def _claim(runtime: Runtime, delivery_ids: Sequence[int]) -> Lease:
             .returning(Delivery.id)
         ).all()
         session.commit()
-    return Lease(list(won), token)
+    return Lease(list(won), token, claimed)
 
 
 def due(runtime: Runtime, limit: int = 500) -> list[int]:

@@ -1,20 +1,27 @@
 """Short leases on the rows a running task works on, renewed while the task runs.
 
 A lease (a row's `lease_until` and `lease_token`) says: a task is working on this row, nobody
-else start it. Polls and hook deliveries take one. The task can run long (a batch of POSTs to
-slow receivers, a read that waits for the key's budget), and its process can die at any moment
-(SIGKILL, out of memory, a lost machine). A long fixed lease kept the first safe and made the
-second slow: a killed worker's rows waited out the lease, a minute for a poll and a minute per
-ten deliveries of a batch. So a lease is short (`LENGTH`), and each process renews the ones its
-tasks hold every sixth of it, from one daemon thread (`_Keeper`, started by the first `hold`).
-A row a live task holds stays held however long the task takes; a dead process's rows are free
-within `LENGTH`. A renewal may be late by five sixths of `LENGTH` (25 s: a database busy for
-that long, a stalled process) before the lease lapses; app servers' clocks must agree to well
-within that (NTP), since each stamps the lease's end with its own.
+else start it. Polls, hook delivery batches and document writers take one. The task can run
+long (a batch of POSTs to slow receivers, a read that waits for the key's budget), and its
+process can die at any moment (SIGKILL, out of memory, a lost machine). A long fixed lease kept
+the first safe and made the second slow: a killed worker's rows waited out the lease, a minute
+for a poll, a minute per ten deliveries of a batch, two for a document. So a lease is short
+(`LENGTH`), and each process renews the ones its tasks hold every sixth of it, from one daemon
+thread (`_Keeper`, started by the first `hold`). A row a live task holds stays held however
+long the task takes; a dead process's rows are free within `LENGTH`. A renewal may be late by
+five sixths of `LENGTH` (25 s: a database busy for that long, a stalled process) before the
+lease lapses; app servers' clocks must agree to well within that (NTP), since each stamps the
+lease's end with its own.
 
 The token, not the lease's end, says whose a lease is. A renewal moves the end; every release
 and record compares the token, so a task whose lease lapsed never frees or overwrites the lease
 another process took since. A renewal never revives a released lease (`lease_until` NULL).
+
+A task about to do what only the lease's holder may do (POST a hook delivery, write a document
+to ZappWay) asks `surely_held` first: true while the lease's end, as last set by this process, is
+more than a renewal's interval away. A process stalled past its renewals, whose rows another
+worker may have taken, starts nothing more on them; a renewal that finds a row released or
+taken forgets it at once.
 """
 
 from __future__ import annotations
@@ -26,13 +33,13 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.infra.models import Delivery, Watch
+from bridge.infra.models import Delivery, DocumentMapping, Watch
 
 log = logging.getLogger(__name__)
 LENGTH = timedelta(seconds=30)
@@ -47,26 +54,40 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
+Leased = type[Watch] | type[Delivery] | type[DocumentMapping]  # tables with `lease_*` columns
+
+
 @dataclass(frozen=True)
 class _Held:
     token: str
     sessions: sessionmaker[Session]  # the database the row is in (tests run several)
     since: float  # time.monotonic() of the claim
+    # time.monotonic() taken before the lease's end was last set (by the claim or a renewal):
+    # the end is at least `length` after it
+    confirmed: float
 
 
 class HeldLeases:
     """The leases this process's running tasks hold on one table's rows (row id -> token)."""
 
-    def __init__(self, model: type[Watch] | type[Delivery], length: timedelta = LENGTH) -> None:
+    def __init__(self, model: Leased, length: timedelta = LENGTH) -> None:
         self.model = model
         self.length = length
         self._lock = threading.Lock()
         self._held: dict[int, _Held] = {}
         _KEEPER.register(self)
 
-    def hold(self, sessions: sessionmaker[Session], ids: Iterable[int], token: str) -> None:
-        """Keep these rows' lease (taken with `token`) alive until `drop`."""
-        entry = _Held(token, sessions, time.monotonic())
+    def hold(
+        self,
+        sessions: sessionmaker[Session],
+        ids: Iterable[int],
+        token: str,
+        claimed: float | None = None,
+    ) -> None:
+        """Keep these rows' lease (taken with `token`) alive until `drop`. `claimed` is
+        time.monotonic() before the claim computed the lease's end (default: now)."""
+        now = time.monotonic()
+        entry = _Held(token, sessions, now, now if claimed is None else claimed)
         with self._lock:
             self._held.update(dict.fromkeys(ids, entry))
         _KEEPER.ensure_running()
@@ -85,9 +106,22 @@ class HeldLeases:
         with self._lock:
             return {i: self._held[i].token for i in ids if i in self._held}
 
+    def surely_held(self, row_id: int, token: str) -> bool:
+        """Whether this claim's lease on the row has more than a renewal's interval left, as
+        far as this process knows: the last time it set the lease's end, it was still its own.
+        False once renewals have been late for most of the lease (a stalled process, a database
+        away), when another worker may have taken the row."""
+        with self._lock:
+            entry = self._held.get(row_id)
+        if entry is None or entry.token != token:
+            return False
+        margin = self.length.total_seconds() / RENEWALS_PER_LENGTH
+        return time.monotonic() - entry.confirmed < self.length.total_seconds() - margin
+
     def renew(self) -> int:
         """Move the end of every held lease to `length` from now (one statement per claim);
-        the rows renewed. A lease released, or taken by another token, is left as it is."""
+        the rows renewed. A lease released, or taken by another token, is left as it is, and
+        forgotten here."""
         clock = time.monotonic()
         claims: dict[tuple[sessionmaker[Session], str], list[int]] = {}
         with self._lock:
@@ -99,17 +133,36 @@ class HeldLeases:
                 claims.setdefault((entry.sessions, entry.token), []).append(row_id)
         renewed = 0
         for (sessions, token), ids in claims.items():
+            started = time.monotonic()
             with sessions() as session:
-                renewed += session.execute(  # type: ignore[attr-defined]  # DML has rowcount
-                    update(self.model)
-                    .where(self.model.id.in_(ids), self.model.lease_token == token)
-                    .where(self.model.lease_until.is_not(None))
-                    # Read now, not at the tick's start: a statement that waited for the
-                    # database still gives the lease its whole length.
-                    .values(lease_until=datetime.now(UTC) + self.length)
-                ).rowcount
+                kept = set(
+                    session.scalars(
+                        update(self.model)
+                        .where(self.model.id.in_(ids), self.model.lease_token == token)
+                        .where(self.model.lease_until.is_not(None))
+                        # Read now, not at the tick's start: a statement that waited for the
+                        # database still gives the lease its whole length.
+                        .values(lease_until=datetime.now(UTC) + self.length)
+                        .returning(self.model.id)
+                    )
+                )
                 session.commit()
+            self._confirm(ids, token, kept, started)
+            renewed += len(kept)
         return renewed
+
+    def _confirm(self, ids: list[int], token: str, kept: set[int], started: float) -> None:
+        """After a renewal: the rows `kept` are this claim's until `started` + `length`; the
+        others were released or taken, and are forgotten."""
+        with self._lock:
+            for row_id in ids:
+                entry = self._held.get(row_id)
+                if entry is None or entry.token != token:
+                    continue  # dropped meanwhile, or claimed again under another token
+                if row_id in kept:
+                    self._held[row_id] = replace(entry, confirmed=started)
+                else:
+                    del self._held[row_id]
 
     def _forget(self) -> None:
         """In a forked child: the parent's leases are the parent's (and its lock may have been

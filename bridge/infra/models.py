@@ -153,8 +153,10 @@ class DocumentMapping(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     upstream_id: Mapped[str | None] = mapped_column(String(100))
     content_hash: Mapped[str | None] = mapped_column(String(64))
-    lock_token: Mapped[str | None] = mapped_column(String(32))
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A writer's lease (`bridge.infra.leases`), named as the watches' and deliveries' are; the
+    # columns keep the names they were created with.
+    lease_token: Mapped[str | None] = mapped_column("lock_token", String(32))
+    lease_until: Mapped[datetime | None] = mapped_column("locked_until", UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # Set before a create is sent, cleared when its answer (the upstream id) is recorded: while
     # set, ZappWay may hold a copy the map does not know, found by `sent_name` or external id.

@@ -32,6 +32,7 @@ from tests.hooks.test_hooks import (
     talk,
 )
 from tests.processes import wait_until
+from tests.receivers import receiver
 
 SHORT = timedelta(seconds=0.6)
 NEW_CONVERSATION = trigger_for("new_conversation")
@@ -43,14 +44,6 @@ def short_leases(monkeypatch) -> None:
     for module, model in ((detection, Watch), (deliveries, Delivery)):
         monkeypatch.setattr(module, "LEASE", SHORT)
         monkeypatch.setattr(module, "HELD", leases.HeldLeases(model, SHORT))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request) -> dict[str, str]:
-    """The app's database: the SQLite default, or PostgreSQL (skipped when absent)."""
-    if request.param == "sqlite":
-        return {}
-    return {"database_url": request.getfixturevalue("pg_url")}
 
 
 def _connection_id(app, seeded) -> str:
@@ -77,11 +70,11 @@ def _lease_of(app, model: Any, row_id: int) -> tuple[datetime | None, str | None
 
 
 def test_a_poll_that_outlasts_its_lease_keeps_it(
-    make_app, database, seeded, sim_admin, short_leases
+    make_app, app_database, seeded, sim_admin, short_leases
 ):
     """A read taking 1.5 s under a 0.6 s lease: a second caller 1 s in is turned away, and
     ZappWay is read once. Without renewal the second caller would read the agent too."""
-    app = hook_app(make_app, **database)
+    app = hook_app(make_app, **app_database)
     runtime = runtime_of(app)
     connection_id, agent = _connection_id(app, seeded), seeded["agents"][0]["id"]
     sim_admin.add_fault("latency", path="/conversations$", seconds=1.5)
@@ -100,11 +93,11 @@ def test_a_poll_that_outlasts_its_lease_keeps_it(
 
 
 def test_a_delivery_to_a_slow_receiver_keeps_its_lease(
-    make_app, database, seeded, sim_admin, short_leases
+    make_app, app_database, seeded, sim_admin, short_leases
 ):
     """A receiver answering after 1.2 s under a 0.6 s lease: meanwhile no sweep finds the
     delivery due (it would be sent twice), and the answer is recorded as ours."""
-    app = hook_app(make_app, **database)
+    app = hook_app(make_app, **app_database)
     token = connect(app, seeded["key"])
     agent_id = seeded["agents"][0]["id"]
     due_while_sending: list[list[int]] = []
@@ -120,10 +113,10 @@ def test_a_delivery_to_a_slow_receiver_keeps_its_lease(
     assert (delivery.state, delivery.attempts, delivery.lease_token) == ("delivered", 1, None)
 
 
-def test_a_lease_nobody_renews_runs_out(make_app, database, seeded, short_leases):
+def test_a_lease_nobody_renews_runs_out(make_app, app_database, seeded, short_leases):
     """What a killed process leaves: held while renewed, free within the lease once dropped
     (the process's renewals stop with it)."""
-    app = hook_app(make_app, **database)
+    app = hook_app(make_app, **app_database)
     runtime = runtime_of(app)
     connection_id = _connection_id(app, seeded)
     with runtime.sessions() as session:
@@ -140,10 +133,10 @@ def test_a_lease_nobody_renews_runs_out(make_app, database, seeded, short_leases
         assert detection._claim(session, watch_id, max_age_s=0) is not None
 
 
-def test_renewal_leaves_released_and_taken_leases_alone(make_app, database, seeded):
+def test_renewal_leaves_released_and_taken_leases_alone(make_app, app_database, seeded):
     """A renewal moves only the leases still marked with the holder's token and not released:
     it never revives a lease its task freed, nor extends one another claim took."""
-    app = hook_app(make_app, **database)
+    app = hook_app(make_app, **app_database)
     runtime = runtime_of(app)
     connection_id = _connection_id(app, seeded)
     soon = datetime.now(UTC) + timedelta(seconds=5)
@@ -165,8 +158,9 @@ def test_renewal_leaves_released_and_taken_leases_alone(make_app, database, seed
     assert held[0] > soon + timedelta(minutes=9) and held[1] == "mine"
     assert released == (None, None)
     assert taken == (soon, "theirs")
+    assert registry.held(ids) == {ids[0]: "mine"}  # the renewal forgot the other two
     registry.drop(ids, "theirs")  # not this claim's token: still held
-    assert registry.held(ids) == dict.fromkeys(ids, "mine")
+    assert registry.held(ids) == {ids[0]: "mine"}
     registry.drop(ids, "mine")
     assert registry.held(ids) == {} and registry.renew() == 0
 
@@ -195,11 +189,11 @@ def test_a_delivery_batch_lease_does_not_grow_with_the_batch(make_app, seeded, s
 
 
 def test_a_read_whose_lease_was_taken_over_leaves_the_new_lease(
-    make_app, database, seeded, sim_admin
+    make_app, app_database, seeded, sim_admin
 ):
     """A read whose process stalled past its lease, while another claimed the watch: the old
     read still logs what it found, but frees nothing that is not its own."""
-    app = hook_app(make_app, **database)
+    app = hook_app(make_app, **app_database)
     runtime = runtime_of(app)
     connection_id, agent = _connection_id(app, seeded), seeded["agents"][0]["id"]
     sim_admin.add_fault("latency", path="/conversations$", seconds=0.5)
@@ -251,3 +245,101 @@ def test_the_keeper_goes_on_after_a_failed_renewal(make_app, seeded):
     until, token = _lease_of(app, Watch, watch_id)
     assert token == "mine" and until > datetime.now(UTC)
     registry.drop([watch_id], "mine")
+
+
+class NeverRenewing(leases.HeldLeases):
+    """A registry whose renewals all fail while it holds a lease: a database away for longer
+    than a lease."""
+
+    def renew(self) -> int:
+        if self._held:
+            raise RuntimeError("the database is away")
+        return 0
+
+
+def _held_watch(app, seeded) -> int:
+    """A watch leased with the token "mine" for `SHORT`."""
+    runtime = runtime_of(app)
+    with runtime.sessions() as session:
+        watch_id = detection.ensure_watch(
+            session, _connection_id(app, seeded), "new_conversation", "a1"
+        ).id
+        session.execute(
+            update(Watch).values(lease_until=datetime.now(UTC) + SHORT, lease_token="mine")
+        )
+        session.commit()
+    return watch_id
+
+
+def test_a_lease_is_surely_held_only_while_renewals_come(make_app, seeded):
+    """`surely_held` stays true while renewals succeed, and turns false once the last one is
+    older than the lease less a renewal's interval: the row may be another worker's by then."""
+    app = hook_app(make_app)
+    runtime = runtime_of(app)
+    watch_id = _held_watch(app, seeded)
+    renewing, failing = leases.HeldLeases(Watch, SHORT), NeverRenewing(Watch, SHORT)
+    for registry in (renewing, failing):
+        registry.hold(runtime.sessions, [watch_id], "mine")
+        assert registry.surely_held(watch_id, "mine")
+        assert not registry.surely_held(watch_id, "theirs")
+    time.sleep(2 * SHORT.total_seconds())
+    assert renewing.surely_held(watch_id, "mine")
+    assert not failing.surely_held(watch_id, "mine")
+    renewing.drop([watch_id], "mine")
+    failing.drop([watch_id], "mine")
+    assert not renewing.surely_held(watch_id, "mine")
+
+
+def test_a_renewal_that_finds_the_row_taken_forgets_it(make_app, seeded):
+    """Another claim took the row (ours had lapsed): the next renewal forgets our lease, so
+    the task starts nothing more on it."""
+    app = hook_app(make_app)
+    runtime = runtime_of(app)
+    watch_id = _held_watch(app, seeded)
+    registry = leases.HeldLeases(Watch, SHORT)
+    registry.hold(runtime.sessions, [watch_id], "mine")
+    with runtime.sessions() as session:
+        session.execute(update(Watch).values(lease_token="theirs"))
+        session.commit()
+    wait_until(lambda: not registry.surely_held(watch_id, "mine"), 5, "the renewal's verdict")
+    assert registry.held([watch_id]) == {}
+    assert _lease_of(app, Watch, watch_id)[1] == "theirs"
+
+
+def test_a_batch_whose_lease_lapsed_starts_no_more_posts(
+    make_app, app_database, seeded, sim_admin, short_leases, monkeypatch
+):
+    """One POST at a time to a receiver answering in 0.8 s, while no renewal gets through: the
+    first delivery is sent, the second is not (its lease may be another worker's by then) and
+    is handed back to be sent again at once."""
+    monkeypatch.setattr(deliveries, "HELD", NeverRenewing(Delivery, SHORT))
+    monkeypatch.setattr(deliveries, "POST_PARALLELISM", 1)
+    app = hook_app(make_app, **app_database)
+    runtime = runtime_of(app)
+    token = connect(app, seeded["key"])
+    agent_id = seeded["agents"][0]["id"]
+
+    def slow_answer() -> int:
+        time.sleep(0.8)
+        return 200
+
+    with receiver(then=slow_answer) as rec:
+        hooks = [subscribe(app, token, f"{rec.url}?hook={i}", agent_id) for i in range(2)]
+        talk(sim_admin, agent_id)
+        time.sleep(0.06)
+        detection.refresh(runtime, NEW_CONVERSATION, _watched_connection(app), agent_id, 0)
+        ids = [d.id for hook in hooks for d in deliveries_of(app, hook["id"])]
+        attempts = deliveries.attempt_batch(runtime, ids)
+        assert len(rec.received) == 1
+    sent, unsent = (deliveries_of(app, hook["id"])[0] for hook in hooks)
+    if sent.attempts == 0:
+        sent, unsent = unsent, sent
+    assert (sent.state, sent.attempts) == ("delivered", 1)
+    assert (unsent.state, unsent.attempts, unsent.lease_token) == ("pending", 0, None)
+    assert attempts.handed_back == [unsent.id]
+
+
+def _watched_connection(app) -> str:
+    with runtime_of(app).sessions() as session:
+        (connection_id,) = session.scalars(select(Watch.connection_id))
+    return str(connection_id)

@@ -194,6 +194,6 @@ def leased(bridge: Bridge) -> bool:
     with bridge.runtime.sessions() as session:
         return bool(
             session.scalar(
-                select(DocumentMapping.id).where(DocumentMapping.lock_token.is_not(None))
+                select(DocumentMapping.id).where(DocumentMapping.lease_token.is_not(None))
             )
         )
