@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from bridge.documents.store import SENT_NAME_MAX, DocumentMap
@@ -25,6 +26,7 @@ from bridge.upstream.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from bridge.upstream.gate import sending_only_if
 from bridge.upstream.zappway import ZappWay
 
 MAX_BATCH_BYTES = 900_000  # below the upstream's 1 MB JSON body cap
@@ -77,11 +79,15 @@ def upsert_documents(
     the document if it was deleted upstream), new ids are created and remembered. A create is
     marked unconfirmed in the map before it is sent; on the legacy profile an unconfirmed one
     is looked up first and the copy ZappWay already holds is adopted instead of duplicated.
+    Every call about a leased document is sent only while its lease is surely held.
     """
     anonymous = [doc for doc in documents if not doc.get("id")]
     keyed = {doc["id"]: doc for doc in documents if doc.get("id")}  # last one wins
     results: dict[str, UpsertOutcome] = {}
-    with documents_map.leased(datastore_id, list(keyed)) as rows:
+    with (
+        documents_map.leased(datastore_id, list(keyed)) as rows,
+        sending_only_if(lambda: documents_map.ensure_held(rows.values())),
+    ):
         to_send: list[dict[str, Any]] = []
         for external_id, doc in keyed.items():
             row = rows.get(external_id)
@@ -96,13 +102,11 @@ def upsert_documents(
             if known and row and row.content_hash == digest and not unconfirmed:
                 results[external_id] = UpsertOutcome(external_id, known, "unchanged")
             elif known and zappway.legacy:
-                documents_map.ensure_held([row] if row else [])
                 upstream_id = _replace_legacy(zappway, documents_map, datastore_id, known, doc)
                 documents_map.record(datastore_id, external_id, upstream_id, digest)
                 results[external_id] = UpsertOutcome(external_id, upstream_id, "updated")
             else:
                 to_send.append(doc)
-        documents_map.ensure_held(rows[doc["id"]] for doc in to_send if doc["id"] in rows)
         documents_map.mark_unconfirmed(
             datastore_id,
             [
@@ -111,15 +115,18 @@ def upsert_documents(
                 if not (rows.get(doc["id"]) and rows[doc["id"]].upstream_id)
             ],
         )
-        sent = list(zip(to_send, _send_batches(zappway, datastore_id, to_send), strict=True))
-        documents_map.record_many(
-            datastore_id, [(doc["id"], upstream_id, content_hash(doc)) for doc, upstream_id in sent]
-        )
-        for doc, upstream_id in sent:
-            row = rows.get(doc["id"])
-            status = "updated" if row and row.upstream_id else "created"
-            results[doc["id"]] = UpsertOutcome(doc["id"], upstream_id, status)
-    created = _send_batches(zappway, datastore_id, anonymous)
+        for batch, upstream_ids in _send_batches(zappway, datastore_id, to_send):
+            sent = list(zip(batch, upstream_ids, strict=True))
+            documents_map.record_many(  # each batch as it is answered: a later one may fail
+                datastore_id, [(doc["id"], uid, content_hash(doc)) for doc, uid in sent]
+            )
+            for doc, upstream_id in sent:
+                row = rows.get(doc["id"])
+                status = "updated" if row and row.upstream_id else "created"
+                results[doc["id"]] = UpsertOutcome(doc["id"], upstream_id, status)
+    created = [
+        uid for _batch, ids in _send_batches(zappway, datastore_id, anonymous) for uid in ids
+    ]
     anonymous_results = iter(UpsertOutcome(None, uid, "created") for uid in created)
     return [results[doc["id"]] if doc.get("id") else next(anonymous_results) for doc in documents]
 
@@ -158,21 +165,21 @@ def _replace_legacy(
         return zappway.upsert_documents(datastore_id, [doc])[0]
 
 
-def _send_batches(zappway: ZappWay, datastore_id: str, docs: list[dict[str, Any]]) -> list[str]:
-    """Upsert in as few calls as the 1 MB body cap allows; ids in input order."""
-    ids: list[str] = []
+def _send_batches(
+    zappway: ZappWay, datastore_id: str, docs: list[dict[str, Any]]
+) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+    """Upsert in as few calls as the 1 MB body cap allows; each batch with its ids, in order."""
     batch: list[dict[str, Any]] = []
     size = 0
     for doc in docs:
         doc_size = len(json.dumps(doc, default=str))
         if batch and size + doc_size > MAX_BATCH_BYTES:
-            ids.extend(zappway.upsert_documents(datastore_id, batch))
+            yield batch, zappway.upsert_documents(datastore_id, batch)
             batch, size = [], 0
         batch.append(doc)
         size += doc_size
     if batch:
-        ids.extend(zappway.upsert_documents(datastore_id, batch))
-    return ids
+        yield batch, zappway.upsert_documents(datastore_id, batch)
 
 
 def delete_document(
@@ -186,14 +193,16 @@ def delete_document(
     Raises:
         DocumentOutcomeUnknown: the lookup could not be made; nothing was concluded.
     """
-    with documents_map.leased(datastore_id, [external_id]) as rows:
+    with (
+        documents_map.leased(datastore_id, [external_id]) as rows,
+        sending_only_if(lambda: documents_map.ensure_held(rows.values())),
+    ):
         row = rows.get(external_id)
         targets = [row.upstream_id] if row and row.upstream_id else []
         if row is not None and row.unconfirmed_at is not None:
             targets = list(
                 dict.fromkeys(targets + _copies(zappway, documents_map, datastore_id, row))
             )
-        documents_map.ensure_held([row] if row else [])
         existed = False
         for upstream_id in targets:
             existed = zappway.delete_document(upstream_id) or existed

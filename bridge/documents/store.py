@@ -96,15 +96,15 @@ class DocumentMap:
             self._release(list(held.values()), token)
 
     def ensure_held(self, rows: Iterable[DocumentMapping]) -> None:
-        """Check, before writing to ZappWay, that this writer surely still holds each row's
-        lease (the rows `leased` yielded, which carry its token).
+        """Check, as a call about these rows is about to leave for ZappWay, that this writer
+        still holds each row's lease (the rows `leased` yielded, which carry its token).
 
         Raises:
-            DocumentBusy: a lease may have lapsed (renewals late for most of it: a stalled
-                process, a database away), so another writer may be sending that document.
+            DocumentBusy: a lease lapsed and another writer took it (this process stalled past
+                its renewals), or it cannot be confirmed (the database is away).
         """
         for row in rows:
-            if not HELD.surely_held(row.id, row.lease_token or ""):
+            if not HELD.still_held(row.id, row.lease_token or ""):
                 raise DocumentBusy(
                     f"document {row.external_id!r} may be written by another request"
                 )
@@ -310,16 +310,26 @@ class DocumentMap:
 
 
 def release_prefixed_leases(
-    sessions: sessionmaker[Session], connection_id: str, prefix: str
+    sessions: sessionmaker[Session], connection_id: str, prefix: str, *, abandoned_only: bool
 ) -> int:
-    """Free the connection's leases whose token starts with `prefix`; returns how many (for a
-    writer that knows every holder with that prefix is dead)."""
+    """Free the connection's leases whose token starts with `prefix`; returns how many.
+
+    `abandoned_only`: only those not renewed within `surely_held`'s horizon
+    (`leases.abandoned_before`), for a writer that presumes their holders dead without knowing
+    it (a live holder stops writing under such a lease). Otherwise every one, for a process
+    freeing its own; this process forgets the freed ones either way.
+    """
+    statement = (
+        update(DocumentMapping)
+        .where(DocumentMapping.connection_id == connection_id)
+        .where(DocumentMapping.lease_token.startswith(prefix, autoescape=True))
+        .values(lease_token=None, lease_until=None)
+        .returning(DocumentMapping.id)
+    )
+    if abandoned_only:
+        statement = statement.where(DocumentMapping.lease_until < leases.abandoned_before())
     with sessions() as session:
-        count = session.execute(  # type: ignore[attr-defined]  # DML results have rowcount
-            update(DocumentMapping)
-            .where(DocumentMapping.connection_id == connection_id)
-            .where(DocumentMapping.lease_token.startswith(prefix, autoescape=True))
-            .values(lease_token=None, lease_until=None)
-        ).rowcount
+        freed = list(session.scalars(statement))
         session.commit()
-    return int(count)
+    HELD.forget(freed)
+    return len(freed)

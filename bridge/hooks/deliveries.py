@@ -10,9 +10,10 @@ subscription. `webhook-id` is stable per (event, subscription); each attempt has
 timestamp and signature. Delivery is at-least-once: a worker killed between the receiver's 2xx
 and our record sends that event once more, with the same id.
 
-A batch whose lease may have lapsed (renewals late for most of it: a stalled process, a database
-away) starts no new POST either (`leases.HeldLeases.surely_held`): another worker may have taken
-those deliveries over. They are handed back like a stopping worker's, if still ours.
+A batch whose lease lapsed and was taken by another worker (this process stalled past its
+renewals, or the database was away) starts no new POST of those deliveries
+(`leases.HeldLeases.still_held`, checked as each POST starts): the other worker sends them. One
+whose lease cannot be confirmed (the database away) is handed back like a stopping worker's.
 
 A worker told to stop (`queue.stopping()`) starts no new POST: the ones in flight are answered
 and recorded, the rest of the batch is released at once and handed back (`Attempts.handed_back`)
@@ -67,15 +68,16 @@ def attempt_delivery(runtime: Runtime, delivery_id: int) -> float | None:
 
 def attempt_deliveries(runtime: Runtime, delivery_ids: Sequence[int]) -> dict[int, float]:
     """One attempt for each due delivery among `delivery_ids`; {id: seconds to its next attempt}
-    for those to retry (those a stopping worker did not send are due now: see `attempt_batch`)."""
+    for those to retry (those handed back unsent are due now: see `attempt_batch`)."""
     attempts = attempt_batch(runtime, delivery_ids)
     return {**attempts.retry, **dict.fromkeys(attempts.handed_back, 0.0)}
 
 
 @dataclass
 class Attempts:
-    """What one batch leaves to do: retries by delay, and those a stopping worker never sent
-    (unleased, due now: the caller queues them again at once, as one batch)."""
+    """What one batch leaves to do: retries by delay, and those it never sent because the
+    worker is stopping or their lease could not be confirmed (unleased, due now: the caller
+    queues them again at once, as one batch)."""
 
     retry: dict[int, float]
     handed_back: list[int]
@@ -122,7 +124,9 @@ def _attempt_leased(runtime: Runtime, lease: Lease, result: Attempts) -> None:
         session.commit()  # no transaction stays open while receivers answer
         with closing(_post_as_answered(runtime, outbound)) as answers:  # cancels on error
             for finished in answers:
-                held = _still_held(session, [delivery.id for delivery, _s, _a in finished], lease)
+                held = _release_if_ours(
+                    session, [delivery.id for delivery, _s, _a in finished], lease
+                )
                 for delivery, subscription, attempt in finished:
                     if delivery.id not in held:  # another worker took over: its record stands
                         log.warning("hooks.lease-lost delivery=%s status=%s", delivery.id,
@@ -204,7 +208,7 @@ class _Outgoing:
                    subscription.secret_ciphertext)  # fmt: skip
 
 
-def _still_held(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
+def _release_if_ours(session: Session, delivery_ids: list[int], lease: Lease) -> set[int]:
     """Release our lease on these deliveries; the ids whose lease was still ours.
 
     Compare-and-set on the lease's token: another worker's claim (once ours lapsed) marks the
@@ -231,7 +235,7 @@ def _post(runtime: Runtime, request: _Outgoing) -> PostOutcome:
     for the answers in flight)."""
     if queue.stopping():
         return NOT_SENT
-    if not HELD.surely_held(request.delivery_id, request.lease_token):
+    if not HELD.still_held(request.delivery_id, request.lease_token):
         return LEASE_LAPSED
     try:
         secret = runtime.box.decrypt(request.secret_ciphertext)
@@ -258,7 +262,7 @@ def _record(
         )
     )
     delivery.last_status, delivery.last_error = attempt.status or None, attempt.error
-    # As `_still_held` wrote them (its bulk UPDATE skips the session).
+    # As `_release_if_ours` wrote them (its bulk UPDATE skips the session).
     delivery.lease_until, delivery.lease_token = None, None
     delay = _after_attempt(runtime, delivery, subscription, attempt.status, attempt.retry_after)
     _observe(delivery)

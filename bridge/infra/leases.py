@@ -18,10 +18,11 @@ and record compares the token, so a task whose lease lapsed never frees or overw
 another process took since. A renewal never revives a released lease (`lease_until` NULL).
 
 A task about to do what only the lease's holder may do (POST a hook delivery, write a document
-to ZappWay) asks `surely_held` first: true while the lease's end, as last set by this process, is
-more than a renewal's interval away. A process stalled past its renewals, whose rows another
-worker may have taken, starts nothing more on them; a renewal that finds a row released or
-taken forgets it at once.
+to ZappWay) asks `still_held` first: true while the lease's end, as last set by this process, is
+more than a renewal's interval away (`surely_held`, no round trip), or else if the lease can be
+renewed at that moment (it lapsed, but nobody took it). A process stalled past its renewals
+whose rows another worker took starts nothing more on them; a renewal that finds a row
+released or taken forgets it at once.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.infra.models import Delivery, DocumentMapping, Watch
@@ -55,6 +57,12 @@ def new_token() -> str:
 
 
 Leased = type[Watch] | type[Delivery] | type[DocumentMapping]  # tables with `lease_*` columns
+
+
+def abandoned_before(length: timedelta = LENGTH) -> datetime:
+    """Leases ending before this moment were not renewed within `surely_held`'s horizon: their
+    holder, even if still alive, starts nothing more under them, so another may free them."""
+    return datetime.now(UTC) + length / RENEWALS_PER_LENGTH
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,12 @@ class HeldLeases:
                 if entry is not None and entry.token == token:
                     del self._held[row_id]
 
+    def forget(self, ids: Iterable[int]) -> None:
+        """Stop renewing these rows' leases, whoever's claim they were (they were freed)."""
+        with self._lock:
+            for row_id in ids:
+                self._held.pop(row_id, None)
+
     def held(self, ids: Iterable[int]) -> dict[int, str]:
         """Of `ids`, those this process holds, with their lease's token."""
         with self._lock:
@@ -131,25 +145,44 @@ class HeldLeases:
                     del self._held[row_id]
                     continue
                 claims.setdefault((entry.sessions, entry.token), []).append(row_id)
-        renewed = 0
-        for (sessions, token), ids in claims.items():
-            started = time.monotonic()
-            with sessions() as session:
-                kept = set(
-                    session.scalars(
-                        update(self.model)
-                        .where(self.model.id.in_(ids), self.model.lease_token == token)
-                        .where(self.model.lease_until.is_not(None))
-                        # Read now, not at the tick's start: a statement that waited for the
-                        # database still gives the lease its whole length.
-                        .values(lease_until=datetime.now(UTC) + self.length)
-                        .returning(self.model.id)
-                    )
+        return sum(
+            len(self._renew_claim(sessions, token, ids))
+            for (sessions, token), ids in claims.items()
+        )
+
+    def still_held(self, row_id: int, token: str) -> bool:
+        """Whether this claim may act on the row now: `surely_held`, or else a renewal made
+        right now succeeds (the lease lapsed, but nobody took it: a claim marks the row with
+        its own token). False when it cannot be told (the database is away)."""
+        if self.surely_held(row_id, token):
+            return True
+        with self._lock:
+            entry = self._held.get(row_id)
+        if entry is None or entry.token != token:
+            return False
+        try:
+            return row_id in self._renew_claim(entry.sessions, token, [row_id])
+        except SQLAlchemyError:
+            return False
+
+    def _renew_claim(self, sessions: sessionmaker[Session], token: str, ids: list[int]) -> set[int]:
+        """Renew one claim's leases on these rows; the rows renewed (see `_confirm`)."""
+        started = time.monotonic()
+        with sessions() as session:
+            kept = set(
+                session.scalars(
+                    update(self.model)
+                    .where(self.model.id.in_(ids), self.model.lease_token == token)
+                    .where(self.model.lease_until.is_not(None))
+                    # Read for each claim, not once per tick (the statements before this
+                    # one may have waited for the database); `started` is earlier still.
+                    .values(lease_until=datetime.now(UTC) + self.length)
+                    .returning(self.model.id)
                 )
-                session.commit()
-            self._confirm(ids, token, kept, started)
-            renewed += len(kept)
-        return renewed
+            )
+            session.commit()
+        self._confirm(ids, token, kept, started)
+        return kept
 
     def _confirm(self, ids: list[int], token: str, kept: set[int], started: float) -> None:
         """After a renewal: the rows `kept` are this claim's until `started` + `length`; the

@@ -148,16 +148,18 @@ def fail_all(runtime: Runtime, connection_id: str, reason: str) -> int:
     return int(count)
 
 
-def release_leases(runtime: Runtime, connection_id: str) -> int:
+def release_leases(runtime: Runtime, connection_id: str, *, own: bool = False) -> int:
     """Free the document leases earlier sync runs of the connection hold; returns how many.
 
-    Only for a sync run holding the connection's marker (`sync_connection`, as it starts): the
-    marker was claimed from nobody or from a run presumed dead, or kept by this run's own
-    earlier turn, which released its leases as its batch ended. So no other sync run of the
-    connection is alive, and these leases belong to a run a killed worker interrupted: they
-    would otherwise block its documents for `documents.store.LEASE` (minutes).
+    A sync run holding the connection's marker (`sync_connection`, as it starts) frees those
+    their holder no longer renews: the marker was claimed from nobody or from a run presumed
+    dead (its marker stale), so they belong to a run a killed worker interrupted. A run that
+    was only slow still renews its leases, and keeps them. `own`: a process handing back its
+    interrupted run frees them all.
     """
-    return release_prefixed_leases(runtime.sessions, connection_id, LEASE_PREFIX)
+    return release_prefixed_leases(
+        runtime.sessions, connection_id, LEASE_PREFIX, abandoned_only=not own
+    )
 
 
 def next_due_in(runtime: Runtime, connection_id: str) -> float | None:

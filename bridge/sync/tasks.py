@@ -29,8 +29,8 @@ class SyncTasks:
         @huey.task(name="sync_connection")  # type: ignore[untyped-decorator]  # huey is untyped
         def sync_connection(connection_id: str) -> None:
             """Drain one connection; it holds the connection's sync marker while it runs, so
-            any sync lease of the connection left now is a killed run's: freed first, whoever
-            claimed the marker from it (the sweep, or a webhook that found it stale)."""
+            any sync lease of the connection nobody renews is a killed run's: freed first,
+            whoever claimed the marker from it (the sweep, or a webhook that found it stale)."""
             sync_state.release_leases(runtime, connection_id)
             outcome = drain.sync(runtime, connection_id)
             log.info(
@@ -65,7 +65,7 @@ class SyncTasks:
             """A drain still running when its worker's stop timeout ran out dies with the
             process: free its document leases so the drain queued again runs at once."""
             if getattr(task, "name", None) == "sync_connection" and task.args:
-                sync_state.release_leases(runtime, str(task.args[0]))
+                sync_state.release_leases(runtime, str(task.args[0]), own=True)
 
         self.sync_connection = sync_connection
         self.sweep_syncs = sweep_syncs

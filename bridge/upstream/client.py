@@ -44,7 +44,7 @@ from bridge.upstream.errors import (
     error_from_response,
     is_legacy_auth_denial,
 )
-from bridge.upstream.gate import NeverSent, current_gate
+from bridge.upstream.gate import NeverSent, check_before_sending, current_gate
 from bridge.upstream.ratelimit import KeyRateLimiter
 
 log = logging.getLogger(__name__)
@@ -335,6 +335,7 @@ class UpstreamClient:
         keep_meta: bool,
     ) -> Any:
         self._take_budget(max(0.0, deadline - time.monotonic()))
+        check_before_sending()
         url = self._pool.settings.upstream_base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
         started = time.monotonic()

@@ -8,6 +8,11 @@ passes through `admit()` between taking a budget slot and sending, and never wai
 past the gate's deadline. At the deadline the runner calls `withdraw()`: when nothing was sent
 the run is called off (a later `admit()` raises) and the caller gets `NeverSent`, a 429 with
 Retry-After, instead of a job to poll.
+
+A writer may also set a precondition on its calls (`sending_only_if`): checked as each request is
+about to leave, after its budget slot, so a wait for the budget or a retry's backoff never
+separates the check from the send. The document writers check there that they still hold their
+documents' leases.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from contextvars import ContextVar
 from bridge.upstream.errors import UpstreamRateLimited
 
 _current: ContextVar[SendGate | None] = ContextVar("zwb_send_gate", default=None)
+_precondition: ContextVar[Callable[[], None] | None] = ContextVar(
+    "zwb_send_precondition", default=None
+)
 
 
 class NeverSent(UpstreamRateLimited):
@@ -100,3 +108,21 @@ class SendGate:
 def current_gate() -> SendGate | None:
     """The gate of the run this code executes in, if the runner bound one."""
     return _current.get()
+
+
+@contextmanager
+def sending_only_if(check: Callable[[], None]) -> Iterator[None]:
+    """Run `check` as each upstream request made inside the block is about to be sent; it
+    raises (any error but an `UpstreamError`, so the call is not retried) to send nothing."""
+    token = _precondition.set(check)
+    try:
+        yield
+    finally:
+        _precondition.reset(token)
+
+
+def check_before_sending() -> None:
+    """The client's side of `sending_only_if`: raises what the block's check raises."""
+    check = _precondition.get()
+    if check is not None:
+        check()

@@ -306,12 +306,14 @@ def test_a_renewal_that_finds_the_row_taken_forgets_it(make_app, seeded):
     assert _lease_of(app, Watch, watch_id)[1] == "theirs"
 
 
-def test_a_batch_whose_lease_lapsed_starts_no_more_posts(
-    make_app, app_database, seeded, sim_admin, short_leases, monkeypatch
+@pytest.mark.parametrize("taken", [True, False], ids=["taken-over", "not-taken"])
+def test_a_batch_whose_lease_lapsed_sends_only_what_is_still_its_own(
+    make_app, app_database, seeded, sim_admin, short_leases, monkeypatch, taken
 ):
-    """One POST at a time to a receiver answering in 0.8 s, while no renewal gets through: the
-    first delivery is sent, the second is not (its lease may be another worker's by then) and
-    is handed back to be sent again at once."""
+    """One POST at a time to a receiver answering in 0.8 s, while no renewal gets through under
+    a 0.6 s lease. If another worker took the deliveries over meanwhile, the second is not sent
+    (the other worker sends it) and the first's answer is not recorded as ours. If nobody did,
+    the lease is renewed as the second POST starts, and both are sent."""
     monkeypatch.setattr(deliveries, "HELD", NeverRenewing(Delivery, SHORT))
     monkeypatch.setattr(deliveries, "POST_PARALLELISM", 1)
     app = hook_app(make_app, **app_database)
@@ -320,6 +322,14 @@ def test_a_batch_whose_lease_lapsed_starts_no_more_posts(
     agent_id = seeded["agents"][0]["id"]
 
     def slow_answer() -> int:
+        if taken:  # another worker's claim, made while ours had lapsed
+            with runtime.sessions() as session:
+                session.execute(
+                    update(Delivery).values(
+                        lease_token="theirs", lease_until=datetime.now(UTC) + timedelta(minutes=1)
+                    )
+                )
+                session.commit()
         time.sleep(0.8)
         return 200
 
@@ -330,13 +340,15 @@ def test_a_batch_whose_lease_lapsed_starts_no_more_posts(
         detection.refresh(runtime, NEW_CONVERSATION, _watched_connection(app), agent_id, 0)
         ids = [d.id for hook in hooks for d in deliveries_of(app, hook["id"])]
         attempts = deliveries.attempt_batch(runtime, ids)
-        assert len(rec.received) == 1
-    sent, unsent = (deliveries_of(app, hook["id"])[0] for hook in hooks)
-    if sent.attempts == 0:
-        sent, unsent = unsent, sent
-    assert (sent.state, sent.attempts) == ("delivered", 1)
-    assert (unsent.state, unsent.attempts, unsent.lease_token) == ("pending", 0, None)
-    assert attempts.handed_back == [unsent.id]
+        assert len(rec.received) == (1 if taken else 2)
+    rows = [deliveries_of(app, hook["id"])[0] for hook in hooks]
+    assert attempts.handed_back == []
+    if taken:
+        assert [(d.state, d.attempts, d.lease_token) for d in rows] == [
+            ("pending", 0, "theirs")
+        ] * 2
+    else:
+        assert [(d.state, d.attempts, d.lease_token) for d in rows] == [("delivered", 1, None)] * 2
 
 
 def _watched_connection(app) -> str:

@@ -13,11 +13,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bridge.documents import store
 from bridge.infra import leases
 from bridge.infra.models import DocumentMapping
+from bridge.sync import state as sync_state
 from tests.actions_helpers import act, at_once, build, calls, mapping_rows, sim_documents
+from tests.conftest import runtime_of
 from tests.hooks.test_lease_renewal import NeverRenewing
 from tests.processes import wait_until
 
@@ -76,13 +79,14 @@ def test_a_writers_lease_ends_one_lease_after_its_last_renewal(legacy, seeded, s
     assert store.LEASE == leases.LENGTH == timedelta(seconds=30)
 
 
-def test_a_writer_whose_lease_may_have_lapsed_writes_nothing_more(
+def test_a_writer_whose_document_was_taken_over_writes_nothing_more(
     legacy, seeded, sim_admin, monkeypatch
 ):
     """Two documents replaced one after the other (legacy: one update call each), ZappWay
-    taking 0.8 s for each, while no renewal gets through under a 0.6 s lease: the first is
-    sent; the second is not, since another writer may hold it by then. The caller is told to
-    try again (409), and the retry sends only what is left."""
+    taking 0.8 s for each, while no renewal gets through under a 0.6 s lease, and another
+    writer takes the second document over meanwhile: the first is sent; the second is not, and
+    the caller is told to try again (409). The retry, once the other's lease is over, sends
+    only what is left."""
     datastore = seeded["datastores"][0]["id"]
     monkeypatch.setattr(store, "LEASE", SHORT)
     monkeypatch.setattr(store, "HELD", NeverRenewing(DocumentMapping, SHORT))
@@ -91,10 +95,22 @@ def test_a_writer_whose_lease_may_have_lapsed_writes_nothing_more(
         documents = [{"id": "a", "text": text}, {"id": "b", "text": text}]
         return legacy.act(UPSERT, {"datastore_id": datastore, "documents": documents})
 
+    def take_b_over() -> None:
+        with runtime_of(legacy.app).sessions() as session:
+            session.execute(
+                update(DocumentMapping)
+                .where(DocumentMapping.external_id == "b")
+                .values(lease_token="theirs", lease_until=datetime.now(UTC) + SHORT)
+            )
+            session.commit()
+
     assert both("One").status_code == 200
     sim_admin.clear_requests()
     sim_admin.add_fault("latency", path="/update/", seconds=0.8)
+    taker = threading.Timer(0.4, take_b_over)  # while the update of "a" is in flight
+    taker.start()
     refused = both("Two")
+    taker.join()
     assert refused.status_code == 409, refused.get_json()
     assert refused.get_json()["error"]["code"] == "document_busy"
     assert len(calls(sim_admin, "/update/", "POST")) == 1
@@ -102,3 +118,50 @@ def test_a_writer_whose_lease_may_have_lapsed_writes_nothing_more(
     assert again.status_code == 200, again.get_json()
     assert sorted(d["status"] for d in again.get_json()["documents"]) == ["unchanged", "updated"]
     assert len(calls(sim_admin, "/update/", "POST")) == 2
+
+
+def test_a_lapsed_lease_nobody_took_is_renewed_as_the_write_leaves(
+    legacy, seeded, sim_admin, monkeypatch
+):
+    """The same, with nobody taking the second document: its lease lapsed unrenewed, but no
+    other claim marked it, so it is renewed as its update is about to leave, and both are
+    sent (no refusal that was not needed)."""
+    datastore = seeded["datastores"][0]["id"]
+    monkeypatch.setattr(store, "LEASE", SHORT)
+    monkeypatch.setattr(store, "HELD", NeverRenewing(DocumentMapping, SHORT))
+    documents = [{"id": "a", "text": "One"}, {"id": "b", "text": "One"}]
+    assert (
+        legacy.act(UPSERT, {"datastore_id": datastore, "documents": documents}).status_code == 200
+    )
+    sim_admin.clear_requests()
+    sim_admin.add_fault("latency", path="/update/", seconds=0.8)
+    documents = [{"id": "a", "text": "Two"}, {"id": "b", "text": "Two"}]
+    answer = legacy.act(UPSERT, {"datastore_id": datastore, "documents": documents})
+    assert answer.status_code == 200, answer.get_json()
+    assert [d["status"] for d in answer.get_json()["documents"]] == ["updated", "updated"]
+    assert len(calls(sim_admin, "/update/", "POST")) == 2
+
+
+def test_a_sync_run_frees_only_leases_past_renewal(legacy, seeded):
+    """A sync run taking a connection over frees the document leases their holder stopped
+    renewing (a killed run's), not those a slow but live run still renews; a process handing
+    its own interrupted run back frees them all."""
+    runtime = runtime_of(legacy.app)
+    datastore = seeded["datastores"][0]["id"]
+    documents = store.DocumentMap(runtime.sessions, legacy.connection_id)
+    now = datetime.now(UTC)
+    ends = {"renewed": now + leases.LENGTH, "dead": now + timedelta(seconds=2)}
+    with runtime.sessions() as session:
+        for external_id, end in ends.items():
+            session.add(
+                DocumentMapping(
+                    connection_id=legacy.connection_id, datastore_id=datastore,
+                    external_id=external_id, lease_token=f"sync-{external_id}", lease_until=end,
+                )
+            )  # fmt: skip
+        session.commit()
+    assert sync_state.release_leases(runtime, legacy.connection_id) == 1
+    assert documents.get(datastore, "dead").lease_token is None
+    assert documents.get(datastore, "renewed").lease_token == "sync-renewed"
+    assert sync_state.release_leases(runtime, legacy.connection_id, own=True) == 1
+    assert documents.get(datastore, "renewed").lease_token is None
