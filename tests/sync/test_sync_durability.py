@@ -15,11 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from bridge.documents.store import DocumentMap
+from bridge.infra import leases
+from bridge.infra.models import DocumentMapping
 from bridge.sync import state as sync_state
 from tests.conftest import TEST_SECRET
 from tests.processes import ROOT, running_worker, wait_until, worker_env
@@ -291,6 +293,21 @@ def test_newer_version_arriving_mid_call_is_sent_after_it(
     assert (row.state, row.delivered_version) == ("delivered", row.version)
 
 
+def leased_by_a_dead_run(bridge: Bridge, datastore_id: str, external_ids: list[str]) -> None:
+    """The document leases a killed sync run left: never released, no longer renewed (its
+    process is gone), so they end within a renewal's interval (`leases.abandoned_before`)."""
+    ends = datetime.now(UTC) + leases.LENGTH / leases.RENEWALS_PER_LENGTH / 2
+    with bridge.runtime.sessions() as session:
+        session.add_all(
+            DocumentMapping(
+                connection_id=bridge.connection_id, datastore_id=datastore_id,
+                external_id=external_id, lease_token="sync-dead", lease_until=ends,
+            )
+            for external_id in external_ids
+        )  # fmt: skip
+        session.commit()
+
+
 def test_sweep_restarts_a_lost_sync_but_not_a_live_one(make_app, seeded, sim_admin, unlimited):
     """A marker younger than `sync_stale_after_s` is a live task and is left alone; an older
     one was lost with its worker: the sweep frees that run's leases and syncs again."""
@@ -299,9 +316,7 @@ def test_sweep_restarts_a_lost_sync_but_not_a_live_one(make_app, seeded, sim_adm
     source = bridge.create_source(seeded["datastores"][0]["id"])
     bridge.ingest_bulk(source, ((f"d{n}", 1, f"text {n}") for n in range(3)))
     assert bridge.marker() is not None  # claimed for a task that is never run: it died
-    dead_run = DocumentMap(bridge.runtime.sessions, bridge.connection_id, "sync-")
-    leases = dead_run.leased(source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
-    leases.__enter__()  # held by the dead run; never released by it
+    leased_by_a_dead_run(bridge, source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
     sim_admin.clear_requests()
     bridge.tasks.sweep_syncs.call_local()
     assert bridge.states() == {"pending": 3}  # too young to be presumed dead
@@ -315,16 +330,15 @@ def test_sweep_restarts_a_lost_sync_but_not_a_live_one(make_app, seeded, sim_adm
 def test_a_webhook_that_takes_over_a_dead_runs_marker_frees_its_leases(
     make_app, seeded, sim_app, unlimited
 ):
-    """A worker killed mid-batch leaves its marker and its document leases (120 s). When the
-    next webhook, not the sweep, claims the stale marker, the sync it schedules frees those
-    leases too: no run of the connection is alive but the marker's holder."""
+    """A worker killed mid-batch leaves its marker and its document leases. When the next
+    webhook, not the sweep, claims the stale marker, the sync it schedules frees those leases
+    too, once they are past renewal: no run of the connection is alive but the marker's
+    holder."""
     app = make_app(**FAST, sync_stale_after_s=0.5)
     bridge = Bridge(app, seeded["key"])
     source = bridge.create_source(seeded["datastores"][0]["id"])
     bridge.ingest_bulk(source, ((f"d{n}", 1, f"text {n}") for n in range(3)))
-    dead_run = DocumentMap(bridge.runtime.sessions, bridge.connection_id, "sync-")
-    leases = dead_run.leased(source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
-    leases.__enter__()  # held by the dead run; never released by it
+    leased_by_a_dead_run(bridge, source.datastore_id, [f"{source.id}:d{n}" for n in range(3)])
     time.sleep(0.6)  # the marker is stale: its run is presumed dead
     bridge.change(source, "d0", 2, "newer text")  # claims the marker, schedules the sync
     bridge.drain(timeout=5)
