@@ -12,6 +12,7 @@ than that (a batch waiting for its key's budget) keeps them.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from bridge.infra.errors import Conflict
 from bridge.infra.models import DocumentMapping
 
 LEASE = leases.LENGTH
+LEASE_S = int(LEASE.total_seconds())
+WAIT_S = 10.0  # for another writer's lease, before answering 409 (a request must not hang)
 HELD = leases.HeldLeases(DocumentMapping)  # this process's writers' leases, renewed
 IN_LIMIT = 500  # ids per batched statement (well under every driver's parameter cap)
 
@@ -42,6 +45,14 @@ class DocumentBusy(Conflict):
     code = "document_busy"
     retry_after = 2
 
+    def __init__(self, message: str | None = None, retry_after_s: float | None = None) -> None:
+        """`retry_after_s`: when the holder's lease ends (it is renewed while it writes)."""
+        super().__init__(message)
+        self.wait_s = self.retry_after if retry_after_s is None else retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, min(math.ceil(self.wait_s), LEASE_S)))}
+
 
 class DocumentMap:
     """Per-connection access to the map; each method commits its own short transaction."""
@@ -49,8 +60,8 @@ class DocumentMap:
     def __init__(
         self, sessions: sessionmaker[Session], connection_id: str, lease_prefix: str = ""
     ) -> None:
-        """`lease_prefix` marks this writer's leases (the CMS sync uses `sync-`, so a sync run
-        that takes over from a killed one can release what that one left behind)."""
+        """`lease_prefix` marks this writer's leases (the CMS sync uses `sync-`, so a worker
+        handing back a sync run it cannot finish frees that run's leases)."""
         self._sessions = sessions
         self._connection_id = connection_id
         self._lease_prefix = lease_prefix
@@ -70,9 +81,11 @@ class DocumentMap:
 
     @contextmanager
     def leased(
-        self, datastore_id: str, external_ids: Sequence[str], wait_s: float = 30.0
+        self, datastore_id: str, external_ids: Sequence[str], wait_s: float | None = None
     ) -> Iterator[dict[str, DocumentMapping]]:
-        """Hold the leases of several external ids (sorted, so writers never deadlock)."""
+        """Hold the leases of several external ids (sorted, so writers never deadlock),
+        waiting `wait_s` (`WAIT_S`) at most for each one another writer holds."""
+        wait_s = WAIT_S if wait_s is None else wait_s
         token = self._lease_prefix + leases.new_token()
         wanted = sorted(set(external_ids))
         held: dict[str, int] = {}  # external id -> map row id
@@ -103,11 +116,16 @@ class DocumentMap:
             DocumentBusy: a lease lapsed and another writer took it (this process stalled past
                 its renewals), or it cannot be confirmed (the database is away).
         """
+        by_token: dict[str, list[DocumentMapping]] = {}
         for row in rows:
-            if not HELD.still_held(row.id, row.lease_token or ""):
-                raise DocumentBusy(
-                    f"document {row.external_id!r} may be written by another request"
-                )
+            by_token.setdefault(row.lease_token or "", []).append(row)
+        for token, claimed in by_token.items():
+            held = HELD.still_held_many([row.id for row in claimed], token)
+            for row in claimed:
+                if row.id not in held:
+                    raise DocumentBusy(
+                        f"document {row.external_id!r} may be written by another request"
+                    )
 
     def _claim_all(self, datastore_id: str, external_ids: list[str], token: str) -> dict[str, int]:
         """Take every lease in one statement, or none (a batch's fast path; rows exist)."""
@@ -156,8 +174,18 @@ class DocumentMap:
                 HELD.hold(self._sessions, [won], token, claimed)
                 return int(won)
             if time.monotonic() > deadline:
-                raise DocumentBusy(f"document {external_id!r} is being written by another request")
+                raise DocumentBusy(
+                    f"document {external_id!r} is being written by another request",
+                    self._lease_left_s(datastore_id, external_id),
+                )
             time.sleep(0.05)
+
+    def _lease_left_s(self, datastore_id: str, external_id: str) -> float | None:
+        """Seconds until the holder's lease on the document ends, if it is held."""
+        row = self.get(datastore_id, external_id)
+        if row is None or row.lease_until is None:
+            return None
+        return (row.lease_until - datetime.now(UTC)).total_seconds()
 
     def _ensure_rows(self, datastore_id: str, external_ids: list[str]) -> None:
         """Create the missing map rows of a batch in one transaction (one by one on a race)."""
@@ -309,27 +337,26 @@ class DocumentMap:
             session.commit()
 
 
-def release_prefixed_leases(
-    sessions: sessionmaker[Session], connection_id: str, prefix: str, *, abandoned_only: bool
-) -> int:
-    """Free the connection's leases whose token starts with `prefix`; returns how many.
-
-    `abandoned_only`: only those not renewed within `surely_held`'s horizon
-    (`leases.abandoned_before`), for a writer that presumes their holders dead without knowing
-    it (a live holder stops writing under such a lease). Otherwise every one, for a process
-    freeing its own; this process forgets the freed ones either way.
-    """
-    statement = (
-        update(DocumentMapping)
-        .where(DocumentMapping.connection_id == connection_id)
-        .where(DocumentMapping.lease_token.startswith(prefix, autoescape=True))
-        .values(lease_token=None, lease_until=None)
-        .returning(DocumentMapping.id)
-    )
-    if abandoned_only:
-        statement = statement.where(DocumentMapping.lease_until < leases.abandoned_before())
-    with sessions() as session:
-        freed = list(session.scalars(statement))
-        session.commit()
-    HELD.forget(freed)
-    return len(freed)
+def release_own_leases(sessions: sessionmaker[Session], connection_id: str, prefix: str) -> int:
+    """Free the connection's leases this process holds under tokens starting with `prefix`
+    (a process handing back a run it cannot finish); returns how many. A lease of the same
+    rows another claim took since is left to it."""
+    freed = 0
+    by_token: dict[str, list[int]] = {}
+    for row_id, token in HELD.held_with_prefix(prefix).items():
+        by_token.setdefault(token, []).append(row_id)
+    for token, ids in by_token.items():
+        with sessions() as session:
+            released = list(
+                session.scalars(
+                    update(DocumentMapping)
+                    .where(DocumentMapping.id.in_(ids), DocumentMapping.lease_token == token)
+                    .where(DocumentMapping.connection_id == connection_id)
+                    .values(lease_token=None, lease_until=None)
+                    .returning(DocumentMapping.id)
+                )
+            )
+            session.commit()
+        HELD.drop(released, token)
+        freed += len(released)
+    return freed

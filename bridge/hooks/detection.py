@@ -19,6 +19,7 @@ a visitor writes, then the worker's first read) are new.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,6 +167,7 @@ def refresh(
     with runtime.sessions() as session:
         watch = ensure_watch(session, connection_id, trigger.event_type, agent_id)
         last_read = _aware(watch.polled_at)  # before the claim moves it
+        claimed_at = time.monotonic()  # before the lease's end is computed
         token = _claim(session, watch.id, max_age_s)
         if token is None:
             return RefreshResult(False, [])
@@ -177,7 +179,7 @@ def refresh(
             seeding=watch.seeded_at is None,
             watched_since=_aware(watch.created_at),
         )
-    HELD.hold(runtime.sessions, [watch.id], token)
+    HELD.hold(runtime.sessions, [watch.id], token, claimed_at)
     try:
         return _read(runtime, trigger, claimed, held)
     finally:

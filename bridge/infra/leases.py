@@ -59,12 +59,6 @@ def new_token() -> str:
 Leased = type[Watch] | type[Delivery] | type[DocumentMapping]  # tables with `lease_*` columns
 
 
-def abandoned_before(length: timedelta = LENGTH) -> datetime:
-    """Leases ending before this moment were not renewed within `surely_held`'s horizon: their
-    holder, even if still alive, starts nothing more under them, so another may free them."""
-    return datetime.now(UTC) + length / RENEWALS_PER_LENGTH
-
-
 @dataclass(frozen=True)
 class _Held:
     token: str
@@ -86,16 +80,12 @@ class HeldLeases:
         _KEEPER.register(self)
 
     def hold(
-        self,
-        sessions: sessionmaker[Session],
-        ids: Iterable[int],
-        token: str,
-        claimed: float | None = None,
+        self, sessions: sessionmaker[Session], ids: Iterable[int], token: str, claimed: float
     ) -> None:
         """Keep these rows' lease (taken with `token`) alive until `drop`. `claimed` is
-        time.monotonic() before the claim computed the lease's end (default: now)."""
-        now = time.monotonic()
-        entry = _Held(token, sessions, now, now if claimed is None else claimed)
+        time.monotonic() read before the claim computed the lease's end: the end is at least
+        `length` after it, which `surely_held` counts on."""
+        entry = _Held(token, sessions, time.monotonic(), claimed)
         with self._lock:
             self._held.update(dict.fromkeys(ids, entry))
         _KEEPER.ensure_running()
@@ -109,16 +99,16 @@ class HeldLeases:
                 if entry is not None and entry.token == token:
                     del self._held[row_id]
 
-    def forget(self, ids: Iterable[int]) -> None:
-        """Stop renewing these rows' leases, whoever's claim they were (they were freed)."""
-        with self._lock:
-            for row_id in ids:
-                self._held.pop(row_id, None)
-
     def held(self, ids: Iterable[int]) -> dict[int, str]:
         """Of `ids`, those this process holds, with their lease's token."""
         with self._lock:
             return {i: self._held[i].token for i in ids if i in self._held}
+
+    def held_with_prefix(self, prefix: str) -> dict[int, str]:
+        """The rows this process holds under tokens starting with `prefix` (one kind of
+        writer's), with their token."""
+        with self._lock:
+            return {i: e.token for i, e in self._held.items() if e.token.startswith(prefix)}
 
     def surely_held(self, row_id: int, token: str) -> bool:
         """Whether this claim's lease on the row has more than a renewal's interval left, as
@@ -151,19 +141,31 @@ class HeldLeases:
         )
 
     def still_held(self, row_id: int, token: str) -> bool:
-        """Whether this claim may act on the row now: `surely_held`, or else a renewal made
-        right now succeeds (the lease lapsed, but nobody took it: a claim marks the row with
-        its own token). False when it cannot be told (the database is away)."""
-        if self.surely_held(row_id, token):
-            return True
+        """Whether this claim may act on the row now: see `still_held_many`."""
+        return row_id in self.still_held_many([row_id], token)
+
+    def still_held_many(self, ids: Iterable[int], token: str) -> set[int]:
+        """Of these rows, those this claim may act on now: `surely_held`, or else renewed by
+        one statement made now (the lease lapsed, but nobody took it: a claim marks the row
+        with its own token). None of the others when that cannot be told (the database is
+        away)."""
+        ids = list(ids)
+        sure = {row_id for row_id in ids if self.surely_held(row_id, token)}
         with self._lock:
-            entry = self._held.get(row_id)
-        if entry is None or entry.token != token:
-            return False
+            unsure = [
+                row_id
+                for row_id in ids
+                if row_id not in sure
+                and (entry := self._held.get(row_id)) is not None
+                and entry.token == token
+            ]
+            sessions = self._held[unsure[0]].sessions if unsure else None
+        if sessions is None:
+            return sure
         try:
-            return row_id in self._renew_claim(entry.sessions, token, [row_id])
+            return sure | self._renew_claim(sessions, token, unsure)
         except SQLAlchemyError:
-            return False
+            return sure
 
     def _renew_claim(self, sessions: sessionmaker[Session], token: str, ids: list[int]) -> set[int]:
         """Renew one claim's leases on these rows; the rows renewed (see `_confirm`)."""

@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
-from bridge.documents.store import release_prefixed_leases
+from bridge.documents import store as document_map
 from bridge.infra.backoff import Backoff
 from bridge.infra.models import Connection, PendingDocument
 from bridge.runtime import Runtime
@@ -148,18 +148,13 @@ def fail_all(runtime: Runtime, connection_id: str, reason: str) -> int:
     return int(count)
 
 
-def release_leases(runtime: Runtime, connection_id: str, *, own: bool = False) -> int:
-    """Free the document leases earlier sync runs of the connection hold; returns how many.
-
-    A sync run holding the connection's marker (`sync_connection`, as it starts) frees those
-    their holder no longer renews: the marker was claimed from nobody or from a run presumed
-    dead (its marker stale), so they belong to a run a killed worker interrupted. A run that
-    was only slow still renews its leases, and keeps them. `own`: a process handing back its
-    interrupted run frees them all.
-    """
-    return release_prefixed_leases(
-        runtime.sessions, connection_id, LEASE_PREFIX, abandoned_only=not own
-    )
+def release_own_leases(runtime: Runtime, connection_id: str) -> int:
+    """Free the document leases this process's sync run of the connection holds; returns how
+    many. For a process handing back a run it cannot finish, so the run queued again goes on
+    at once instead of after the leases. (A killed run's leases need nothing: nobody renews
+    them, so they end within `documents.store.LEASE`, 30 s, before its marker is presumed
+    dead at the default BRIDGE_SYNC_STALE_AFTER.)"""
+    return document_map.release_own_leases(runtime.sessions, connection_id, LEASE_PREFIX)
 
 
 def next_due_in(runtime: Runtime, connection_id: str) -> float | None:

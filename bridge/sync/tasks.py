@@ -28,10 +28,7 @@ class SyncTasks:
     def __init__(self, huey: Huey, runtime: Runtime) -> None:
         @huey.task(name="sync_connection")  # type: ignore[untyped-decorator]  # huey is untyped
         def sync_connection(connection_id: str) -> None:
-            """Drain one connection; it holds the connection's sync marker while it runs, so
-            any sync lease of the connection nobody renews is a killed run's: freed first,
-            whoever claimed the marker from it (the sweep, or a webhook that found it stale)."""
-            sync_state.release_leases(runtime, connection_id)
+            """Drain one connection; it holds the connection's sync marker while it runs."""
             outcome = drain.sync(runtime, connection_id)
             log.info(
                 "sync.run connection=%s delivered=%d failed=%d again_in=%s",
@@ -49,7 +46,7 @@ class SyncTasks:
                     claimed = marker.claim(session, connection_id, 0, stale_after)
                     session.commit()
                 if claimed:
-                    sync_connection(connection_id)  # which frees a killed run's leases
+                    sync_connection(connection_id)
 
         every = crontab(minute=f"*/{runtime.settings.housekeeping_minutes}")
 
@@ -65,7 +62,7 @@ class SyncTasks:
             """A drain still running when its worker's stop timeout ran out dies with the
             process: free its document leases so the drain queued again runs at once."""
             if getattr(task, "name", None) == "sync_connection" and task.args:
-                sync_state.release_leases(runtime, str(task.args[0]), own=True)
+                sync_state.release_own_leases(runtime, str(task.args[0]))
 
         self.sync_connection = sync_connection
         self.sweep_syncs = sweep_syncs

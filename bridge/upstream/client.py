@@ -335,7 +335,6 @@ class UpstreamClient:
         keep_meta: bool,
     ) -> Any:
         self._take_budget(max(0.0, deadline - time.monotonic()))
-        check_before_sending()
         url = self._pool.settings.upstream_base_url + path
         headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
         started = time.monotonic()
@@ -361,7 +360,8 @@ class UpstreamClient:
         raise error
 
     def _take_budget(self, max_wait: float) -> None:
-        """Take a slot of the key's budget, within the run's deadline while nothing was sent.
+        """Take a slot of the key's budget, within the run's deadline while nothing was sent;
+        then the caller's precondition on sending (`gate.sending_only_if`).
 
         Raises:
             UpstreamRateLimited: no slot within `max_wait`; `NeverSent` when the run's
@@ -370,6 +370,7 @@ class UpstreamClient:
         gate = current_gate()
         if gate is None:
             self._pool.limiter.acquire(self._fp, self._per_minute, max_wait=max_wait)
+            check_before_sending()
             return
         allowed = gate.max_wait(max_wait)
         gate.waiting(lambda: self._pool.limiter.seconds_until_free(self._fp))
@@ -379,6 +380,7 @@ class UpstreamClient:
             if allowed < max_wait:
                 raise NeverSent(exc.retry_after or 1.0) from exc
             raise
+        check_before_sending()  # before the run counts as having sent anything
         gate.admit()
 
     def _observe(self, operation: str, status: str, started: float) -> None:

@@ -113,8 +113,16 @@ def current_gate() -> SendGate | None:
 @contextmanager
 def sending_only_if(check: Callable[[], None]) -> Iterator[None]:
     """Run `check` as each upstream request made inside the block is about to be sent; it
-    raises (any error but an `UpstreamError`, so the call is not retried) to send nothing."""
-    token = _precondition.set(check)
+    raises (any error but an `UpstreamError`, so the call is not retried) to send nothing.
+    Inside another such block, both checks run."""
+    outer = _precondition.get()
+
+    def both() -> None:
+        if outer is not None:
+            outer()
+        check()
+
+    token = _precondition.set(both if outer is not None else check)
     try:
         yield
     finally:

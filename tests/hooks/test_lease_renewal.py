@@ -123,7 +123,7 @@ def test_a_lease_nobody_renews_runs_out(make_app, app_database, seeded, short_le
         watch_id = detection.ensure_watch(session, connection_id, "new_conversation", "a1").id
         token = detection._claim(session, watch_id, max_age_s=0)
     assert token is not None
-    detection.HELD.hold(runtime.sessions, [watch_id], token)
+    detection.HELD.hold(runtime.sessions, [watch_id], token, time.monotonic())
     time.sleep(3 * SHORT.total_seconds())
     with runtime.sessions() as session:
         assert detection._claim(session, watch_id, max_age_s=0) is None  # renewed: still ours
@@ -152,7 +152,7 @@ def test_renewal_leaves_released_and_taken_leases_alone(make_app, app_database, 
         session.execute(update(Watch).where(Watch.id == ids[2]).values(lease_token="theirs"))
         session.commit()
     registry = leases.HeldLeases(Watch, timedelta(minutes=10))
-    registry.hold(runtime.sessions, ids, "mine")
+    registry.hold(runtime.sessions, ids, "mine", time.monotonic())
     assert registry.renew() == 1
     held, released, taken = (_lease_of(app, Watch, i) for i in ids)
     assert held[0] > soon + timedelta(minutes=9) and held[1] == "mine"
@@ -239,7 +239,7 @@ def test_the_keeper_goes_on_after_a_failed_renewal(make_app, seeded):
             update(Watch).values(lease_until=datetime.now(UTC) + SHORT, lease_token="mine")
         )
         session.commit()
-    registry.hold(runtime.sessions, [watch_id], "mine")
+    registry.hold(runtime.sessions, [watch_id], "mine", time.monotonic())
     time.sleep(3 * SHORT.total_seconds())
     assert registry.failed
     until, token = _lease_of(app, Watch, watch_id)
@@ -248,8 +248,8 @@ def test_the_keeper_goes_on_after_a_failed_renewal(make_app, seeded):
 
 
 class NeverRenewing(leases.HeldLeases):
-    """A registry whose renewals all fail while it holds a lease: a database away for longer
-    than a lease."""
+    """A registry whose periodic renewals all fail while it holds a lease: a process stalled
+    past its renewals (a renewal made on the spot, `still_held`, still reaches the database)."""
 
     def renew(self) -> int:
         if self._held:
@@ -279,7 +279,7 @@ def test_a_lease_is_surely_held_only_while_renewals_come(make_app, seeded):
     watch_id = _held_watch(app, seeded)
     renewing, failing = leases.HeldLeases(Watch, SHORT), NeverRenewing(Watch, SHORT)
     for registry in (renewing, failing):
-        registry.hold(runtime.sessions, [watch_id], "mine")
+        registry.hold(runtime.sessions, [watch_id], "mine", time.monotonic())
         assert registry.surely_held(watch_id, "mine")
         assert not registry.surely_held(watch_id, "theirs")
     time.sleep(2 * SHORT.total_seconds())
@@ -297,7 +297,7 @@ def test_a_renewal_that_finds_the_row_taken_forgets_it(make_app, seeded):
     runtime = runtime_of(app)
     watch_id = _held_watch(app, seeded)
     registry = leases.HeldLeases(Watch, SHORT)
-    registry.hold(runtime.sessions, [watch_id], "mine")
+    registry.hold(runtime.sessions, [watch_id], "mine", time.monotonic())
     with runtime.sessions() as session:
         session.execute(update(Watch).values(lease_token="theirs"))
         session.commit()

@@ -142,26 +142,42 @@ def test_a_lapsed_lease_nobody_took_is_renewed_as_the_write_leaves(
     assert len(calls(sim_admin, "/update/", "POST")) == 2
 
 
-def test_a_sync_run_frees_only_leases_past_renewal(legacy, seeded):
-    """A sync run taking a connection over frees the document leases their holder stopped
-    renewing (a killed run's), not those a slow but live run still renews; a process handing
-    its own interrupted run back frees them all."""
+def test_a_hand_back_frees_only_this_processs_sync_leases(legacy, seeded):
+    """A worker handing back a sync run it cannot finish frees the document leases that run
+    holds in this process, not another process's (a run elsewhere, or a claim made since)."""
     runtime = runtime_of(legacy.app)
     datastore = seeded["datastores"][0]["id"]
-    documents = store.DocumentMap(runtime.sessions, legacy.connection_id)
-    now = datetime.now(UTC)
-    ends = {"renewed": now + leases.LENGTH, "dead": now + timedelta(seconds=2)}
-    with runtime.sessions() as session:
-        for external_id, end in ends.items():
+    ours = store.DocumentMap(runtime.sessions, legacy.connection_id, sync_state.LEASE_PREFIX)
+    with ours.leased(datastore, ["mine"]):
+        with runtime.sessions() as session:
             session.add(
                 DocumentMapping(
                     connection_id=legacy.connection_id, datastore_id=datastore,
-                    external_id=external_id, lease_token=f"sync-{external_id}", lease_until=end,
+                    external_id="theirs", lease_token="sync-elsewhere",
+                    lease_until=datetime.now(UTC) + leases.LENGTH,
                 )
             )  # fmt: skip
+            session.commit()
+        assert sync_state.release_own_leases(runtime, legacy.connection_id) == 1
+        assert ours.get(datastore, "mine").lease_token is None
+        assert ours.get(datastore, "theirs").lease_token == "sync-elsewhere"
+        assert store.HELD.held([ours.get(datastore, "mine").id]) == {}
+
+
+def test_a_writer_kept_waiting_is_told_when_the_lease_ends(legacy, seeded, monkeypatch):
+    """Another writer holds the document longer than a request may wait: 409 `document_busy`
+    with a Retry-After of the time left on that writer's lease."""
+    monkeypatch.setattr(store, "WAIT_S", 0.2)
+    datastore = seeded["datastores"][0]["id"]
+    with runtime_of(legacy.app).sessions() as session:
+        session.add(
+            DocumentMapping(
+                connection_id=legacy.connection_id, datastore_id=datastore, external_id="held",
+                lease_token="other", lease_until=datetime.now(UTC) + timedelta(seconds=12),
+            )
+        )  # fmt: skip
         session.commit()
-    assert sync_state.release_leases(runtime, legacy.connection_id) == 1
-    assert documents.get(datastore, "dead").lease_token is None
-    assert documents.get(datastore, "renewed").lease_token == "sync-renewed"
-    assert sync_state.release_leases(runtime, legacy.connection_id, own=True) == 1
-    assert documents.get(datastore, "renewed").lease_token is None
+    answer = _upsert(legacy, datastore, "held")
+    assert answer.status_code == 409, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "document_busy"
+    assert int(answer.headers["Retry-After"]) in (11, 12)
