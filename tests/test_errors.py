@@ -117,23 +117,13 @@ def test_validation_errors_name_their_fields():
     assert error.body()["error"]["fields"] == ["query", "contact.email"]
 
 
-def test_a_database_connection_cut_mid_request_is_a_503_then_recovers(make_app, pg_url, seeded):
-    """PostgreSQL ends the bridge's pooled connections (`pg_terminate_backend`, as a restart or
-    a failover does): the request that meets the dead connection answers 503
-    `storage_unavailable` with Retry-After (it used to be a 500), and the next one succeeds on a
-    fresh connection. Only this test's own backends are ended (by application_name)."""
-    import uuid
-
+def _end_backends(name: str) -> None:
+    """End the PostgreSQL backends whose application_name is `name` (this test's only), as a
+    restart or a failover does."""
     import sqlalchemy as sa
 
     from tests.conftest import PG_BASE
 
-    name = f"zwb_cut_{uuid.uuid4().hex[:10]}"
-    app = make_app(database_url=f"{pg_url}&application_name={name}")
-    client = app.test_client()
-    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
-    me = {"Authorization": f"Bearer {token}"}
-    assert client.get("/v1/me", headers=me).status_code == 200
     admin = sa.create_engine(PG_BASE)
     try:
         with admin.begin() as db:
@@ -147,8 +137,58 @@ def test_a_database_connection_cut_mid_request_is_a_503_then_recovers(make_app, 
     finally:
         admin.dispose()
     assert ended and ended >= 1
-    cut = client.get("/v1/me", headers=me)
+
+
+def _cut_app(make_app, pg_url, seeded, **settings):
+    """An app on PostgreSQL under its own application_name, a connection's token, and that
+    name."""
+    import uuid
+
+    name = f"zwb_cut_{uuid.uuid4().hex[:10]}"
+    app = make_app(database_url=f"{pg_url}&application_name={name}", **settings)
+    client = app.test_client()
+    token = client.post("/v1/connections", json={"api_key": seeded["key"]}).get_json()["token"]
+    return client, {"Authorization": f"Bearer {token}"}, name
+
+
+def test_a_read_that_meets_a_cut_database_connection_is_made_again(make_app, pg_url, seeded):
+    """PostgreSQL ends the bridge's pooled connections: the next request's authenticating read
+    meets a dead one, and is made once more on a fresh connection, so the request succeeds."""
+    client, me, name = _cut_app(make_app, pg_url, seeded)
+    assert client.get("/v1/me", headers=me).status_code == 200
+    _end_backends(name)
+    answer = client.get("/v1/me", headers=me)
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_a_write_that_meets_a_cut_database_connection_is_a_503_then_recovers(
+    make_app, pg_url, redis_url, seeded
+):
+    """A write is not made again (it may have been applied): the request that meets the dead
+    connection answers 503 `storage_unavailable` with Retry-After (it used to be a 500), and
+    the next one succeeds on a fresh connection. (The rate budget is on Redis here, so the
+    write is the request's only use of PostgreSQL.)"""
+    client, me, name = _cut_app(make_app, pg_url, seeded, redis_url=redis_url)
+    assert client.get("/v1/me", headers=me).status_code == 200
+    _end_backends(name)
+    cut = client.post("/v1/connections", json={"api_key": seeded["key"]})
     assert cut.status_code == 503, cut.get_json()
     assert cut.get_json()["error"]["code"] == "storage_unavailable"
     assert cut.headers["Retry-After"] == "1"
-    assert client.get("/v1/me", headers=me).status_code == 200
+    assert client.post("/v1/connections", json={"api_key": seeded["key"]}).status_code == 201
+
+
+def test_a_cut_connection_of_the_postgres_rate_budget_is_retried_not_a_500(
+    make_app, pg_url, seeded
+):
+    """Without Redis the key's budget is kept in PostgreSQL, on a pool of its own. When the
+    server ends those connections too, the budget's check fails as a store that cannot be
+    reached (nothing was sent: the client retries it on a fresh connection), not with the
+    driver's error unhandled (a 500)."""
+    client, me, name = _cut_app(make_app, pg_url, seeded)
+    agent = seeded["agents"][0]["id"]
+    body = {"agent_id": agent, "query": "Hello"}
+    assert client.post("/v1/actions/query_agent", json=body, headers=me).status_code == 200
+    _end_backends(name)
+    answer = client.post("/v1/actions/query_agent", json=body, headers=me)
+    assert answer.status_code == 200, answer.get_json()

@@ -14,7 +14,8 @@ revocation still applies to the very next request. A forked process opens its ow
 
 On PostgreSQL a read is a network round trip, which one shared connection would serialise:
 there each read takes a pooled connection in autocommit and runs on the driver
-(`storage.autocommit`, `prepared.first_row`), as before.
+(`storage.autocommit`, `prepared.first_row`), as before. A read that meets a connection the
+server cut (a restart, a failover) is made once more, on a fresh one.
 """
 
 from __future__ import annotations
@@ -51,11 +52,19 @@ class HotReads:
 
         Raises:
             sqlalchemy.exc.DBAPIError: the database failed, as SQLAlchemy raises it (the web
-                layer answers 503); on SQLite the connection is dropped and reopened next time.
+                layer answers 503; on PostgreSQL, after one more try if the connection was
+                cut); on SQLite the connection is dropped and reopened next time.
         """
         if self._path is None:
-            with storage.autocommit(self._engine) as db:
-                return prepared.first_row(db, statement, values)
+            try:
+                return self._pooled_read(statement, values)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A connection the server cut while it sat in the pool (a restart, a failover):
+                # the pool has dropped every connection as old as it, and a read is safe to
+                # make again, so the request does not pay for it with a 503.
+                return self._pooled_read(statement, values)
         compiled = prepared.sqlite_statement(statement)
         parameters = compiled.parameters(values)
         with self._lock:
@@ -69,6 +78,12 @@ class HotReads:
                 self._discard()
                 raise DBAPIError.instance(compiled.sql, parameters, exc, sqlite3.Error) from exc
         return None if row is None else tuple(row)
+
+    def _pooled_read(
+        self, statement: ClauseElement, values: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        with storage.autocommit(self._engine) as db:
+            return prepared.first_row(db, statement, values)
 
     def _open(self) -> sqlite3.Connection:
         if self._connection is None or self._pid != os.getpid():

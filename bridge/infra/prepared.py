@@ -161,11 +161,14 @@ def _compiled(statement: ClauseElement, kind: type[_T]) -> _T:
 
 
 def _as_sqlalchemy_error(db: Connection, sql: str, exc: Exception) -> DBAPIError:
-    """The driver's error as SQLAlchemy raises it; a cut connection is invalidated first, so
-    the pool hands out a fresh one next (SQLAlchemy's own disconnect handling)."""
+    """The driver's error as SQLAlchemy raises it. A cut connection is invalidated first, and
+    with it every connection the pool opened before it (SQLAlchemy's own disconnect handling:
+    a server that cut one, by a restart, a failover or `pg_terminate_backend`, has cut them
+    all), so the pool hands out fresh ones next."""
     dialect = db.dialect
     cut = dialect.is_disconnect(cast(Any, exc), db.connection.dbapi_connection, None)
     if cut:
+        db.engine.pool._invalidate(db.connection, exc)  # the one SQLAlchemy calls itself
         db.invalidate(exc)
     return cast(
         DBAPIError,

@@ -31,6 +31,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
+import psycopg
 from pyrate_limiter import AbstractBucket, BucketFactory, Limiter, Rate, RateItem
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,8 +42,10 @@ from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from bridge.upstream.redis_budget import GuardedRedisBucket, RedisLossGuard
 
 WINDOW_MS = 62_000
-# What a budget store raises when it cannot be reached (the SQL database holds Redis's epoch).
-STORE_ERRORS = (RedisError, SQLAlchemyError)
+# What a budget store raises when it cannot be reached: Redis, the SQL database (which holds
+# Redis's epoch), and psycopg itself under pyrate-limiter's PostgreSQL bucket (a connection the
+# server cut, after a restart or a failover: its pool replaces it, and the client retries).
+STORE_ERRORS = (RedisError, SQLAlchemyError, psycopg.Error)
 
 
 class KeyRateLimiter:

@@ -182,6 +182,26 @@ def test_a_cut_postgres_connection_is_sqlalchemys_error_and_is_replaced(
         assert first_row(db, BY_NAME, {"name": "kept"}) == ("kept", AT)
 
 
+def test_a_cut_postgres_connection_retires_the_pools_older_ones(pg_engine: Engine) -> None:
+    """A server that cut one pooled connection (a restart, a failover) has cut the others: the
+    first read that meets one invalidates them all, so the next two reads both get fresh
+    connections instead of the second meeting another dead one."""
+    with storage.autocommit(pg_engine) as first, storage.autocommit(pg_engine) as second:
+        pids = [first_row(db, select(func.pg_backend_pid()), {})[0] for db in (first, second)]
+    admin = make_engine(str(pg_engine.url.render_as_string(hide_password=False)))
+    try:
+        with admin.begin() as other:
+            for pid in pids:
+                other.execute(select(func.pg_terminate_backend(bindparam("pid"))), {"pid": pid})
+    finally:
+        admin.dispose()
+    with pytest.raises(OperationalError), storage.autocommit(pg_engine) as db:
+        first_row(db, BY_NAME, {"name": "kept"})
+    with storage.autocommit(pg_engine) as first, storage.autocommit(pg_engine) as second:
+        fresh = [first_row(db, select(func.pg_backend_pid()), {})[0] for db in (first, second)]
+    assert not set(fresh) & set(pids)
+
+
 def test_a_postgres_write_binds_its_literals_and_converts_its_values(pg_engine: Engine) -> None:
     """What the statement binds itself (`literal`) is sent with the caller's values, and each
     value goes through its type's bind processing, as `Connection.execute` would do."""
