@@ -112,8 +112,30 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
+def pg_schemas() -> Iterator[list[str]]:
+    """PostgreSQL schemas `pg_url` made for this test, dropped when the test's apps are closed.
+
+    `make_app` asks for this fixture, so it is set up before any app and torn down after all
+    of them: a test that asks for `pg_url` after `make_app` no longer drops its schema under
+    apps still running (their activity log's last flush failed into the log)."""
+    schemas: list[str] = []
+    yield schemas
+    if not schemas:
+        return
+    import sqlalchemy as sa
+
+    admin_engine = sa.create_engine(PG_BASE)
+    try:
+        with admin_engine.begin() as conn:
+            for schema in schemas:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin_engine.dispose()
+
+
+@pytest.fixture
 def make_app(
-    base_settings: dict[str, Any], sim_transport: httpx.WSGITransport
+    base_settings: dict[str, Any], sim_transport: httpx.WSGITransport, pg_schemas: list[str]
 ) -> Iterator[AppFactory]:
     """Build migrated bridge apps; keyword overrides replace settings fields."""
     built: list[Flask] = []
@@ -162,22 +184,22 @@ def app_database(request) -> dict[str, str]:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A private schema in the local PostgreSQL `test` database; skipped when absent."""
+def pg_url(pg_schemas: list[str]) -> str:
+    """A private schema in the local PostgreSQL `test` database (dropped by `pg_schemas`);
+    skipped when absent."""
     if not _port_open(5432):
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin_engine = sa.create_engine(PG_BASE)
-    with admin_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
         with admin_engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    finally:
         admin_engine.dispose()
+    pg_schemas.append(schema)
+    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -135,6 +136,7 @@ class SharedBuckets(BucketFactory):
         self._limits: dict[str, int] = {}
         self._lock = threading.Lock()
         self._guard: RedisLossGuard | None = None
+        self._closers: list[Callable[[], None]] = []  # what the backend opened, for close()
         self._backend = self._make_backend(settings, guard_loss)
         # Redis checks and inserts in one Lua script; SQLite under its own write lock
         # (`sqlite_budget`). pyrate-limiter's PostgreSQL bucket counts, then inserts.
@@ -191,16 +193,19 @@ class SharedBuckets(BucketFactory):
         super().close()
         with self._lock:
             self._buckets.clear()
+        for close in self._closers:
+            close()
         if self._guard is not None:
             self._guard.close()
 
     def _make_backend(self, settings: Settings, guard_loss: bool) -> Any:
         """Return a function (name, rates) -> bucket for the configured shared store."""
         if not settings.redis_url:
-            return _make_sql_backend(settings)
+            return _make_sql_backend(settings, self._closers)
         import redis
 
         client = redis.Redis.from_url(settings.redis_url)
+        self._closers.append(client.close)
         if guard_loss:
             self._guard = RedisLossGuard(client, settings.database_url, self._window_ms)
         guard = self._guard
@@ -212,8 +217,9 @@ def is_postgres(settings: Settings) -> bool:
     return settings.database_url.startswith("postgresql")
 
 
-def _make_sql_backend(settings: Settings) -> Any:
-    """Return a function (name, rates) -> bucket for PostgreSQL or the local SQLite file."""
+def _make_sql_backend(settings: Settings, closers: list[Callable[[], None]]) -> Any:
+    """Return a function (name, rates) -> bucket for PostgreSQL or the local SQLite file, and
+    add to `closers` what must be closed with the factory."""
     if is_postgres(settings):
         from psycopg_pool import ConnectionPool
         from pyrate_limiter import PostgresBucket
@@ -222,6 +228,9 @@ def _make_sql_backend(settings: Settings) -> Any:
         dsn = make_url(settings.database_url).set(drivername="postgresql")
         conninfo = dsn.render_as_string(hide_password=False)
         pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+        # Each bucket closes the pool it shares, but a factory that never made a bucket (no
+        # call yet) must close it too, or its connections outlive the app.
+        closers.append(pool.close)
         return lambda name, rates: PostgresBucket(pool, f"zwb_{name}", rates)
     from pyrate_limiter import SQLiteBucket
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,38 @@ def test_sqlite_budget_admits_in_one_statement(tmp_path):
         assert count == 2
     finally:
         limiter.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("calls", [0, 1])
+def test_closing_a_postgresql_budget_closes_its_connections(pg_url, tmp_path, calls):
+    """The PostgreSQL budget opens a connection pool when it is built. Closing the limiter
+    ends its connections whether or not a call ever made a bucket: before, a limiter closed
+    without a call (an app that never reached ZappWay) kept its pool open until exit."""
+    import sqlalchemy as sa
+
+    name = f"zwb_budget_{uuid.uuid4().hex[:10]}"
+    url = f"{pg_url}&application_name={name}"
+    settings = {"secret_key": TEST_SECRET, "var_dir": tmp_path / "var", "database_url": url}
+    admin = sa.create_engine(pg_url)
+
+    def connections() -> int:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+        with admin.connect() as conn:
+            return int(conn.execute(sa.text(query), {"name": name}).scalar_one())
+
+    try:
+        limiter = KeyRateLimiter(Settings.for_tests(settings))
+        for _ in range(calls):
+            limiter.acquire("fp-close", 5, max_wait=0)
+        deadline = time.monotonic() + 5
+        while connections() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the pool connects in its own thread
+        assert connections() >= 1
+        limiter.close()
+        deadline = time.monotonic() + 5
+        while connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert connections() == 0
+    finally:
+        admin.dispose()
