@@ -7,25 +7,16 @@ Code never passes secrets to a logger; the filter is defence in depth for what l
 from __future__ import annotations
 
 import logging
-import re
 import sys
 
-SECRET_PATTERNS = (
-    (re.compile(r"(?i)(bearer\s+)[^\s'\"]+"), r"\1<SECRET>"),
-    (re.compile(r"zwb_[A-Za-z0-9_-]+"), "zwb_<SECRET>"),
-    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_<SECRET>"),
-    (re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1<SECRET>"),
-)
+from bridge.infra.redact import redact
 
 
 class RedactSecrets(logging.Filter):
     """Rewrite the formatted message so credential-shaped strings never reach the handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for pattern, replacement in SECRET_PATTERNS:
-            message = pattern.sub(replacement, message)
-        record.msg, record.args = message, None
+        record.msg, record.args = redact(record.getMessage()), None
         return True
 
 

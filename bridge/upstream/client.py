@@ -350,7 +350,7 @@ class UpstreamClient:
             if self._verdicts is not None:
                 self._verdicts.accepted()
             return _unwrap(response, keep_meta)
-        error = error_from_response(response)
+        error = error_from_response(response, (self._api_key,))
         if response.status_code == 403 and is_legacy_auth_denial(response):
             error = self._resolve_ambiguous_403(operation, error)
         if isinstance(error, UpstreamAuthError):

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from bridge.infra.backoff import parse_retry_after
 from bridge.infra.errors import BridgeError, clip
+from bridge.infra.redact import redact
 from bridge.upstream.wire import Answer
 
 
@@ -168,10 +170,17 @@ class UpstreamServerError(UpstreamResponseError):
     default_message = "ZappWay had an internal error"
 
 
-def error_from_response(response: Answer) -> UpstreamResponseError:
-    """Map an error response (either profile, JSON or not) to the matching exception."""
+def error_from_response(
+    response: Answer, sent_secrets: Sequence[str] = ()
+) -> UpstreamResponseError:
+    """Map an error response (either profile, JSON or not) to the matching exception.
+
+    ZappWay's own message is passed on (it says what to fix), but first any quote of the
+    `sent_secrets` (the key the call sent) is masked: the message travels on to the caller, a
+    job's record, a source's events and the log.
+    """
     status = response.status_code
-    _code, message, fields = _read_error_body(response)
+    _code, message, fields = _read_error_body(response, sent_secrets)
     if status == 401:
         return UpstreamAuthError(upstream_status=status)
     if status == 403:
@@ -206,24 +215,31 @@ def is_legacy_auth_denial(response: Answer) -> bool:
     return code.upper() == "UNAUTHORIZED" or message.strip().lower() == "forbidden"
 
 
-def _read_error_body(response: Answer) -> tuple[str, str, tuple[str, ...]]:
-    """Return (code, message, field names) from any of the upstream's error shapes."""
+def _read_error_body(
+    response: Answer, sent_secrets: Sequence[str] = ()
+) -> tuple[str, str, tuple[str, ...]]:
+    """Return (code, message, field names) from any of the upstream's error shapes, the message
+    with credentials and quotes of `sent_secrets` masked."""
+
+    def text_of(message: str) -> str:
+        return clip(redact(message, sent_secrets))
+
     try:
         body: Any = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         text = response.text.strip()
         looks_html = text.startswith("<") or "html" in (response.header("content-type") or "")
-        return "", "" if looks_html else clip(text), ()
+        return "", "" if looks_html else text_of(text), ()
     if not isinstance(body, dict):
         return "", "", ()
     error = body.get("error")
     fields = _field_names(body.get("details"))
     if isinstance(error, dict):
-        return str(error.get("code") or ""), clip(str(error.get("message") or "")), fields
+        return str(error.get("code") or ""), text_of(str(error.get("message") or "")), fields
     if isinstance(error, str):
         is_code = error.isupper() and " " not in error
-        return (error, "", fields) if is_code else ("", clip(error), fields)
-    return "", clip(str(body.get("message") or "")), fields
+        return (error, "", fields) if is_code else ("", text_of(error), fields)
+    return "", text_of(str(body.get("message") or "")), fields
 
 
 def _field_names(details: Any) -> tuple[str, ...]:
