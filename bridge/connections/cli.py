@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.connections import service as connections
-from bridge.infra import storage
+from bridge.infra import rekey, storage
 from bridge.infra.errors import BridgeError
 from bridge.infra.models import Connection
 from bridge.upstream.client import Organization
@@ -111,7 +111,16 @@ def rotate_key_command(connection_id: str, api_key_stdin: bool) -> None:
 
 @connections_cli.command("reencrypt")
 def reencrypt_command() -> None:
-    """Re-encrypt stored keys under the current BRIDGE_SECRET_KEY (after a secret rotation)."""
+    """Re-encrypt every stored secret (ZappWay keys, signing secrets, hook and source secrets,
+    inbound URL tokens) under the current BRIDGE_SECRET_KEY, after a secret rotation."""
     with storage.session_scope(_sessions()) as session:
-        count = connections.reencrypt_all(session, context.runtime().box)
-    click.echo(f"re-encrypted {count} connection(s)")
+        done = rekey.reencrypt_all(session, context.runtime().box)
+    for column, count in done.rewritten.items():
+        click.echo(f"{column}: {count}")
+    click.echo(f"re-encrypted {done.total} secret(s)")
+    if done.unreadable:
+        rows = ", ".join(done.unreadable)
+        raise click.ClickException(
+            f"no configured key decrypts {len(done.unreadable)} value(s), left as they were: "
+            f"{rows}. Keep the key that wrote them in BRIDGE_OLD_SECRET_KEYS and run this again."
+        )

@@ -344,14 +344,6 @@ def list_all(session: Session, include_revoked: bool = False) -> list[Connection
     return list(session.scalars(query))
 
 
-def reencrypt_all(session: Session, box: crypto.SecretBox) -> int:
-    """Re-encrypt every stored key under the primary secret; returns how many rows."""
-    rows = list(session.scalars(select(Connection)))
-    for connection in rows:
-        connection.api_key_ciphertext = box.rotate(connection.api_key_ciphertext)
-    return len(rows)
-
-
 def describe(connection: Connection, settings: Settings) -> dict[str, object]:
     """Public view of a connection: never the key or the token, only their last 4."""
     return {

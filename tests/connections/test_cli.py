@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from bridge import create_app
-from bridge.infra import storage
+from sqlalchemy import select
+
+from bridge.infra.models import Connection, Subscription
 from tests.conftest import TEST_SECRET, bearer, random_key, runtime_of
+from tests.sources_helpers import connect, signed_for
 
 
 def run(app, *args, stdin=None):
@@ -66,25 +68,59 @@ def test_rotate_key_verifies_first(app, seeded, sim_admin):
     assert listed[0]["api_key_last4"] == good_key[-4:]
 
 
-def test_reencrypt_after_master_secret_rotation(base_settings, sim_transport, seeded):
-    """After BRIDGE_SECRET_KEY changes (old one kept as old), reencrypt rewrites every key."""
-    app = create_app(base_settings, upstream_transport=sim_transport)
-    storage.migrate(runtime_of(app).engine)
-    run(app, "connections", "create", "--api-key-stdin", stdin=seeded["key"])
+def test_reencrypt_moves_every_stored_secret_to_the_new_master_key(make_app, seeded):
+    """After BRIDGE_SECRET_KEY changes (the old one kept in BRIDGE_OLD_SECRET_KEYS), `reencrypt`
+    rewrites every secret, not only the ZappWay keys: once the old key is dropped, the
+    connection's signing secret, a hook's secret and a CMS source's secrets and inbound URL
+    still decrypt, and the source still verifies its webhooks. (Before, only the keys were
+    rewritten; the source's pages and webhooks then answered 500.)"""
+    bridge = connect(make_app, seeded, allow_private_targets=True)
+    source = bridge.source("woocommerce")
+    hook = bridge.client.post(
+        "/v1/hooks", headers=bridge.headers(),
+        json={"target_url": "http://127.0.0.1:9/hook", "agent_id": seeded["agents"][0]["id"]},
+    )  # fmt: skip
+    assert hook.status_code == 201, hook.get_json()
+    database = runtime_of(bridge.app).settings.database_url
     new_secret = "new-" + TEST_SECRET
-    rotated = create_app(
-        {**base_settings, "secret_key": new_secret, "old_secret_keys": (TEST_SECRET,)},
-        upstream_transport=sim_transport,
-    )
-    assert "re-encrypted 1" in run(rotated, "connections", "reencrypt").output
-    only_new = create_app(
-        {**base_settings, "secret_key": new_secret}, upstream_transport=sim_transport
-    )
-    with runtime_of(only_new).sessions() as session:
-        from bridge.infra.models import Connection
 
-        row = session.query(Connection).one()
-        assert runtime_of(only_new).box.decrypt(row.api_key_ciphertext) == seeded["key"]
+    rotated = make_app(secret_key=new_secret, old_secret_keys=(TEST_SECRET,),
+                       database_url=database)  # fmt: skip
+    result = run(rotated, "connections", "reencrypt")
+    assert result.exit_code == 0, result.output
+    for column in ("connections.api_key_ciphertext: 1", "connections.signing_secret_ciphertext: 1",
+                   "subscriptions.secret_ciphertext: 1", "sources.path_token_ciphertext: 1",
+                   "sources.secrets_ciphertext: 1"):  # fmt: skip
+        assert column in result.output
+    assert "re-encrypted 5 secret(s)" in result.output
+
+    only_new = make_app(secret_key=new_secret, database_url=database)
+    client = only_new.test_client()
+    assert client.get("/v1/me", headers=bridge.headers()).status_code == 200
+    listed = client.get("/v1/sources", headers=bridge.headers())
+    assert listed.status_code == 200, listed.get_json()
+    assert listed.get_json()[0]["inbound_path"] == source["inbound_path"]
+    request = signed_for(source, "woocommerce")
+    answer = client.post(source["inbound_path"], data=request.body, headers=request.headers)
+    assert answer.status_code == 202, answer.get_json()
+    box = runtime_of(only_new).box
+    with runtime_of(only_new).sessions() as session:
+        subscription = session.scalars(select(Subscription)).one()
+        assert box.decrypt(subscription.secret_ciphertext) == hook.get_json()["secret"]
+        row = session.scalars(select(Connection)).one()
+        assert box.decrypt(row.api_key_ciphertext) == seeded["key"]
+
+
+def test_reencrypt_names_what_no_key_can_read(make_app, seeded):
+    """A value no configured key decrypts is named, left as it was, and the command fails."""
+    bridge = connect(make_app, seeded)
+    database = runtime_of(bridge.app).settings.database_url
+    lost = make_app(secret_key="new-" + TEST_SECRET, database_url=database)
+    result = run(lost, "connections", "reencrypt")
+    assert result.exit_code != 0
+    assert f"connections.api_key_ciphertext {bridge.connection_id}" in result.output
+    assert "BRIDGE_OLD_SECRET_KEYS" in result.output
+    assert seeded["key"] not in result.output
 
 
 def test_migrate_command_is_idempotent(app):
