@@ -254,3 +254,18 @@ def test_verify_flags_a_key_revoked_upstream(client, connection, sim_admin, seed
         client.get("/v1/me", headers=bearer(connection["token"])).get_json()["key_status"]
         == "rejected"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"), [("k9Z", ""), ("k9Z2", "2"), ("k9Z2abcd", "cd"), ("k9Z2abcdefgh", "fgh")]
+)
+def test_a_short_key_shows_at_most_a_quarter_of_itself(client, seeded, sim_admin, key, shown):
+    """ZappWay's key format is unstated, so a short key is accepted; its "last 4" then shows at
+    most a quarter of it (a 4-character key showed itself whole, in /v1/me, listings and the
+    console)."""
+    sim_admin.create_key(seeded["org"]["id"], key=key)
+    created = client.post("/v1/connections", json={"api_key": key})
+    assert created.status_code == 201, created.get_json()
+    me = client.get("/v1/me", headers=bearer(created.get_json()["token"])).get_json()
+    assert me["api_key_last4"] == shown
+    assert created.get_json()["api_key_last4"] == shown
