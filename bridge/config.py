@@ -21,6 +21,12 @@ DEFAULT_BASE_URL = "https://app.zappway.ai/api/v1"
 PLAN_LIMITS = {"free": 60, "pro": 300}
 MIN_SECRET_LENGTH = 32
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev", "development", "test"})
+# Words of six letters or more: a random 64-character secret spells one of them with odds below
+# one in a million, a hand-made one often does.
+PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "secret", "example", "password",
+                     "placeholder")  # fmt: skip
+MIN_DISTINCT_CHARACTERS = 8  # 32 random hex digits have 14 on average; fewer than 8: < 1e-6
+HOW_TO_GENERATE = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 
 
 class ConfigError(RuntimeError):
@@ -206,8 +212,7 @@ class Settings:
             return self
         if self.is_production:
             raise ConfigError(
-                "BRIDGE_SECRET_KEY is required in production (generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`), "
+                f"BRIDGE_SECRET_KEY is required in production ({HOW_TO_GENERATE}), "
                 "or set BRIDGE_ENV=development for local use"
             )
         return replace(self, secret_key=load_or_create_dev_secret(self.var_dir))
@@ -229,11 +234,26 @@ def combination_problems(settings: Settings) -> list[str]:
 
 
 def secret_problem(secret: str) -> str | None:
-    """Say what is wrong with a secret key, or None when it is acceptable."""
-    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+    """Say what is wrong with a secret key, or None when it is acceptable.
+
+    Length alone let through `"a" * 32`, `"changeme" * 4` and the test suite's published
+    secret. A random value (`secrets.token_urlsafe(48)`, `openssl rand -hex 32`) has many
+    distinct characters, repeats no shorter pattern and spells no placeholder word; the chance
+    that one is refused is below one in a million.
+    """
+    lowered = secret.strip().lower()
+    if lowered in PLACEHOLDER_SECRETS:
         return "is a placeholder value"
     if len(secret) < MIN_SECRET_LENGTH:
         return f"must be at least {MIN_SECRET_LENGTH} characters"
+    word = next((w for w in PLACEHOLDER_WORDS if w in lowered), None)
+    if word is not None:
+        return f"looks like a placeholder (it contains '{word}'); {HOW_TO_GENERATE}"
+    distinct = len(set(secret))
+    if distinct < MIN_DISTINCT_CHARACTERS or secret in (secret + secret)[1:-1]:
+        return f"is not random (a repeated pattern, {distinct} distinct characters); " + (
+            HOW_TO_GENERATE
+        )
     return None
 
 

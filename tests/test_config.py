@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 
 import pytest
 
 from bridge import create_app
 from bridge.config import ConfigError, Settings, normalise_database_url
+from tests.conftest import TEST_SECRET
 
-GOOD_SECRET = "x" * 48
+GOOD_SECRET = "Jq3vT0xR8mWc1LpZ6yKd9HsB2nGf5AeU4tQo7iVw"  # random-looking, published: tests only
 
 
 def test_production_refuses_to_start_without_secret(tmp_path):
@@ -25,11 +27,39 @@ def test_production_is_the_default_environment(tmp_path):
         Settings.from_environ({"BRIDGE_VAR_DIR": str(tmp_path)})
 
 
-@pytest.mark.parametrize("secret", ["changeme", "short-secret", "secret"])
-def test_production_refuses_placeholder_or_short_secret(secret, tmp_path):
-    """Placeholder and short secrets are refused in production."""
-    with pytest.raises(ConfigError, match="BRIDGE_SECRET_KEY"):
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        ("changeme", "placeholder value"),
+        ("short-secret", "at least 32 characters"),
+        ("secret", "placeholder value"),
+        ("a" * 32, "not random"),
+        ("changeme" * 4, "contains 'changeme'"),
+        ("abcdefghijkl" * 3, "not random"),
+        (TEST_SECRET, "contains 'secret'"),
+        ("my-example-key-0123456789-abcdefghijklm", "contains 'example'"),
+    ],
+)
+def test_production_refuses_a_placeholder_short_or_patterned_secret(secret, says, tmp_path):
+    """Placeholder, short and visibly non-random secrets (one letter repeated, a word repeated,
+    the test suite's own published secret) are refused in production, saying why."""
+    with pytest.raises(ConfigError, match="BRIDGE_SECRET_KEY") as refused:
         Settings.from_environ({"BRIDGE_ENV": "production", "BRIDGE_SECRET_KEY": secret})
+    assert says in str(refused.value)
+    assert secret not in str(refused.value) or len(secret) < 10
+
+
+@pytest.mark.parametrize("make", [lambda: secrets.token_urlsafe(48), lambda: secrets.token_hex(16)])
+def test_production_accepts_generated_secrets(make, tmp_path):
+    for _ in range(200):
+        settings = Settings.from_environ(
+            {
+                "BRIDGE_ENV": "production",
+                "BRIDGE_SECRET_KEY": make(),
+                "BRIDGE_VAR_DIR": str(tmp_path),
+            }
+        )
+        assert settings.is_production
 
 
 def test_create_app_refuses_in_production_without_secret(monkeypatch, tmp_path):
