@@ -44,6 +44,7 @@ def create_app(
     from bridge.sync.tasks import SyncTasks
     from bridge.web import cli, context, errors, health, metrics
     from bridge.web.body_timeout import BodyTimeout
+    from bridge.web.chunked_body import ChunkedBody
 
     settings = Settings.from_process_env() if config is None else Settings.for_tests(config)
     logs.configure(settings.log_level)
@@ -54,7 +55,10 @@ def create_app(
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # also makes a stalled read a 400
-    app.wsgi_app = BodyTimeout(app.wsgi_app, settings.body_timeout_s)  # type: ignore[method-assign]
+    # A chunked body is read to its end (or past the limit) inside the stall timeout.
+    app.wsgi_app = BodyTimeout(  # type: ignore[method-assign]
+        ChunkedBody(app.wsgi_app, settings.max_body_bytes), settings.body_timeout_s
+    )
     context.trust_proxy_scheme(app, settings.proxy_hops)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     context.register(app, {

@@ -139,3 +139,36 @@ def test_requests_gunicorn_refuses_are_answered_as_json(tmp_path):
         assert wrong.status_code == 405
         assert wrong.json()["error"]["code"] == "method_not_allowed"
         assert "POST" in wrong.headers["Allow"]
+
+
+def chunked(body: bytes, *, ended: bool = True, size: int = 1000) -> bytes:
+    """A POST /v1/connections with `body` sent in chunks (no Content-Length)."""
+    head = (b"POST /v1/connections HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    wire = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+    return head + wire + (b"0\r\n\r\n" if ended else b"")
+
+
+def test_a_chunked_body_is_held_to_the_same_limit_and_stall_bound(tmp_path):
+    """A body sent in chunks, without a Content-Length, is refused with a 413 past
+    BRIDGE_MAX_BODY_BYTES like an announced one (werkzeug alone stopped reading at the limit:
+    the app got it cut short, as a 200 on truncated JSON or a webhook's bad signature); one
+    within the limit is read whole; one that stops arriving is a 400 `incomplete_body`; a
+    malformed chunk is a 400, not a 500."""
+    settings = {"WEB_BODY_TIMEOUT": "1", "BRIDGE_MAX_BODY_BYTES": "2048"}
+    padded = b'{"label": "chunked"' + b" " * 1990 + b"}"  # valid JSON: cut at 2048, still valid
+    with gunicorn(tmp_path, **settings) as (base, _log, _server):
+        status, _, body = parsed(raw_exchange(base, chunked(padded + b" " * 100))[0])
+        assert (status, body["error"]["code"]) == (413, "request_entity_too_large"), body
+
+        status, _, body = parsed(raw_exchange(base, chunked(padded))[0])
+        assert (status, body["error"]["fields"]) == (422, ["api_key"]), body  # read whole
+
+        status, _, body = parsed(raw_exchange(base, chunked(padded, ended=False))[0])
+        assert (status, body["error"]["code"]) == (400, "incomplete_body"), body
+
+        malformed = chunked(b"").replace(b"0\r\n\r\n", b"zz\r\n{}\r\n0\r\n\r\n")
+        status, _, body = parsed(raw_exchange(base, malformed)[0])
+        assert status == 400, body
+        assert httpx.get(f"{base}/healthz").status_code == 200
