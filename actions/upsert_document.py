@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from bridge.operation import ActionContext
-from bridge.schemas import ToolInput, zappway_id
+from bridge.schemas import Scalar, ToolInput, zappway_id
 
 KEY = "upsert_document"
 NOUN = "Document"
@@ -33,9 +33,11 @@ class DocumentIn(ToolInput):
     url = fields.Url(require_tld=False, schemes={"http", "https"}, metadata={
         "description": "Where the document lives (http or https)."
     })  # fmt: skip
-    metadata = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), metadata={
-        "description": "Extra name/value pairs stored with the document."
-    })  # fmt: skip
+    metadata = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=100)), values=Scalar(),
+        metadata={"description": "Extra name/value pairs stored with the document (each value "
+                                 "a string, number or boolean)."},
+    )  # fmt: skip
 
 
 class Input(ToolInput):
@@ -49,6 +51,19 @@ class Input(ToolInput):
         fields.Nested(DocumentIn), validate=validate.Length(min=1, max=MAX_DOCUMENTS),
         metadata={"description": f"A batch of 1 to {MAX_DOCUMENTS} documents."},
     )  # fmt: skip
+
+    @validates_schema
+    def each_id_once(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        """Two documents of one batch with the same id would be one upstream document: the
+        first silently replaced by the second, both reported as written."""
+        first: dict[str, int] = {}
+        for index, document in enumerate(data.get("documents") or ()):
+            if (key := document.get("id")) is None:
+                continue
+            if key in first:
+                problem = f"repeats documents.{first[key]}.id; send each id once per batch"
+                raise ValidationError({"documents": {index: {"id": [problem]}}})
+            first[key] = index
 
 
 class Result(Schema):

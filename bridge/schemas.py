@@ -39,7 +39,22 @@ def integer(minimum: int, maximum: int = SQL_INT_MAX, **kwargs: Any) -> fields.I
     return fields.Integer(validate=validate.Range(min=minimum, max=maximum), **kwargs)
 
 
+class Scalar(fields.Raw):
+    """A JSON string, number or boolean: a value ZappWay stores as is (an object or a list in
+    document metadata was dropped on the way, silently)."""
+
+    default_error_messages = {"invalid": "must be a string, number or boolean"}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str | int | float | bool):
+            return value
+        raise self.make_error("invalid")
+
+
 class ToolInput(Schema):
+    # not marshmallow's "Invalid input type." (its API: a class attribute)
+    error_messages = {"type": "must be a JSON object"}  # noqa: RUF012
+
     # field -> the other names platforms send it under (Zapier's targetUrl, n8n's hookUrl...)
     ALIASES: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     # groups of fields of which exactly one must be given

@@ -117,6 +117,19 @@ def test_validation_errors_name_their_fields():
     assert error.body()["error"]["fields"] == ["query", "contact.email"]
 
 
+def test_validation_errors_name_list_items_and_whole_objects():
+    """A list's item is named by its index, and a nested object refused as a whole by its own
+    name (not marshmallow's `_schema`); the message quotes no Python structure."""
+    messages = {
+        "documents": {0: {"_schema": ["must be a JSON object"]}, 2: {"id": ["repeats"]}},
+        "contact": {"_schema": ["must be a JSON object"]},
+    }
+    error = as_bridge_error(ValidationError(messages))
+    assert error.body()["error"]["fields"] == ["documents.0", "documents.2.id", "contact"]
+    assert error.message == ("Invalid input: documents.0: must be a JSON object; "
+                             "documents.2.id: repeats; contact: must be a JSON object")  # fmt: skip
+
+
 def _end_backends(name: str) -> None:
     """End the PostgreSQL backends whose application_name is `name` (this test's only), as a
     restart or a failover does."""

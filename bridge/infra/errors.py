@@ -17,7 +17,7 @@ characters and never carry a secret.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from marshmallow import ValidationError
@@ -145,22 +145,27 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
     return InternalError()
 
 
-def validation_message(messages: Any, prefix: str = "") -> tuple[str, list[str]]:
-    """Flatten marshmallow messages into one sentence naming the fields, and the field list."""
-    if not isinstance(messages, dict):
-        return f"Invalid input: {messages}", []
-    parts, names = [], []
-    for field_name, problems in messages.items():
-        name = f"{prefix}{field_name}"
-        if isinstance(problems, dict) and not all(isinstance(k, int) for k in problems):
-            nested, nested_names = validation_message(problems, f"{name}.")
-            parts.append(nested.removeprefix("Invalid input: "))
-            names.extend(nested_names)
-            continue
-        first = problems[0] if isinstance(problems, list) and problems else problems
-        if isinstance(first, dict):
-            first = next(iter(first.values()), "invalid")
-            first = first[0] if isinstance(first, list) and first else first
-        parts.append(f"{name}: {first}")
-        names.append(name)
-    return "Invalid input: " + "; ".join(parts), names
+def validation_message(messages: Any) -> tuple[str, list[str]]:
+    """Flatten marshmallow messages into one sentence naming the fields, and the field list.
+
+    A field is named by its path: `contact.email`, a list's item by its index
+    (`documents.1.id`), and a problem with a nested object as a whole (marshmallow's `_schema`:
+    "not an object") by the object's own name, `contact` rather than `contact._schema`.
+    """
+    problems = list(_problems(messages, ""))
+    parts = [f"{name}: {problem}" for name, problem in problems]
+    return "Invalid input: " + "; ".join(parts), [name for name, _ in problems]
+
+
+def _problems(messages: Any, name: str) -> Iterator[tuple[str, str]]:
+    """(path, first problem) for each field marshmallow refused."""
+    if isinstance(messages, dict):
+        for key, nested in messages.items():
+            path = name if key == "_schema" else f"{name}.{key}" if name else str(key)
+            yield from _problems(nested, path)
+    elif isinstance(messages, list) and messages and not isinstance(messages[0], str):
+        for nested in messages:
+            yield from _problems(nested, name)
+    else:
+        first = messages[0] if isinstance(messages, list) and messages else messages
+        yield name or "body", str(first)

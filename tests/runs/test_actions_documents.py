@@ -194,7 +194,7 @@ def test_documented_upstream_gets_metadata_and_url(client, connection, datastore
         "id": "post-1",
         "text": "One",
         "url": "https://example.com/p/1",
-        "metadata": {"source": "cms", "nested": {"dropped": True}},
+        "metadata": {"source": "cms", "views": 3},
     }
     body = act(
         client, connection["token"], UPSERT, {"datastore_id": datastore, "document": document}
@@ -202,7 +202,7 @@ def test_documented_upstream_gets_metadata_and_url(client, connection, datastore
     (stored,) = [
         d for d in sim_documents(sim_app, datastore) if d.id == body["documents"][0]["upstream_id"]
     ]
-    assert stored.metadata == {"source": "cms", "source_url": "https://example.com/p/1"}
+    assert stored.metadata == {"source": "cms", "views": 3, "source_url": "https://example.com/p/1"}
 
 
 def test_document_deleted_upstream_is_created_again(bridge, datastore, sim_app):
@@ -281,17 +281,51 @@ def test_exactly_one_of_document_or_documents(client, connection, datastore, sim
         ({"id": "x", "text": ""}, "document.text"),
         ({"text": "x", "url": "not a url"}, "document.url"),
         ({"text": "x", "colour": "red"}, "document.colour"),
+        ({"text": "x", "metadata": {"tags": ["a"]}}, "document.metadata.tags.value"),
+        ({"text": "x", "metadata": {"nested": {"b": 1}}}, "document.metadata.nested.value"),
+        (5, "document"),
     ],
 )
-def test_bad_document_gets_422_naming_the_field(client, connection, datastore, document, field):
-    """A document missing its text, with a bad url or an unknown field: 422 naming it."""
+def test_bad_document_gets_422_naming_the_field(
+    client, connection, datastore, sim_admin, document, field
+):
+    """A document missing its text, with a bad url, an unknown field, metadata ZappWay would not
+    store (an object or a list: it was dropped silently) or not an object at all: 422 naming
+    it, nothing sent."""
     response = act(
         client, connection["token"], UPSERT, {"datastore_id": datastore, "document": document}
     )
     error = response.get_json()["error"]
     assert response.status_code == 422
+    assert error["fields"] == [field]
     assert field in error["message"]
+    assert "_schema" not in error["message"] and "{" not in error["message"]
     assert len(error["message"]) < 250
+    assert upsert_calls(sim_admin) == []
+
+
+@pytest.mark.parametrize(
+    ("documents", "field"),
+    [
+        ([{"id": "a", "text": "1"}, {"id": "b", "text": "2"}, {"id": "a", "text": "3"}],
+         "documents.2.id"),
+        ([{"id": "a", "text": "1"}, None], "documents.1"),
+        ([{"id": "a", "text": "1"}, {"id": "b"}], "documents.1.text"),
+    ],
+)  # fmt: skip
+def test_bad_batch_gets_422_naming_the_item(
+    client, connection, datastore, sim_admin, documents, field
+):
+    """A batch repeating an id (two writes of one upstream document, both reported as written,
+    the first lost), a null item or an item missing its text: 422 naming the item's field by
+    its index, nothing sent."""
+    body = {"datastore_id": datastore, "documents": documents}
+    response = act(client, connection["token"], UPSERT, body)
+    error = response.get_json()["error"]
+    assert response.status_code == 422, error
+    assert error["fields"] == [field]
+    assert "{" not in error["message"]
+    assert upsert_calls(sim_admin) == []
 
 
 # --- delete -------------------------------------------------------------------------------------

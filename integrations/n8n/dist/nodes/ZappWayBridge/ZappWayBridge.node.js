@@ -540,7 +540,7 @@ class ZappWayBridge {
               "name": "document_metadata",
               "type": "json",
               "default": "{}",
-              "description": "Extra name/value pairs stored with the document.",
+              "description": "Extra name/value pairs stored with the document (each value a string, number or boolean).",
               "routing": {
                 "send": {
                   "type": "body",
