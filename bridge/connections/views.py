@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import RAISE, Schema, fields, validate
 
@@ -16,13 +18,23 @@ bp = Blueprint("connections", __name__)
 PLAN_PATTERN = r"^(free|pro|[1-9][0-9]{0,5})$"
 
 
+class Plan(fields.String):
+    """`free`, `pro` or requests per minute, the number as a string or a JSON number (the README
+    says "or a number": `"plan": 120` was refused as not a string)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class CreateConnectionIn(Schema):
     class Meta:
         unknown = RAISE
 
     api_key = fields.String(required=True, validate=validate.Length(min=1, max=512))
     label = fields.String(validate=validate.Length(max=200), load_default=None)
-    plan = fields.String(
+    plan = Plan(
         validate=validate.Regexp(PLAN_PATTERN, error="must be free, pro or a number per minute"),
         load_default=None,
     )
@@ -100,7 +112,7 @@ def create_connection() -> tuple[Response, int]:
 def me() -> Response:
     """The auth test platforms call on connect: answered from storage, so it is fast."""
     connection = current_connection()
-    if request.args.get("verify") in ("1", "true"):
+    if MeQuery().load(request.args.to_dict()).get("verify") in ("1", "true"):
         connections.reverify(runtime(), get_session(), connection)
     return jsonify(connections.describe(connection, settings()))
 

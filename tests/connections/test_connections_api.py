@@ -269,3 +269,27 @@ def test_a_short_key_shows_at_most_a_quarter_of_itself(client, seeded, sim_admin
     me = client.get("/v1/me", headers=bearer(created.get_json()["token"])).get_json()
     assert me["api_key_last4"] == shown
     assert created.get_json()["api_key_last4"] == shown
+
+
+@pytest.mark.parametrize("plan", [120, "120", "pro"])
+def test_plan_is_free_pro_or_a_number_string_or_not(client, seeded, plan):
+    """The README says `plan` is free, pro or a number: a JSON number is accepted too."""
+    created = client.post("/v1/connections", json={"api_key": seeded["key"], "plan": plan})
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["plan"] == str(plan)
+
+
+@pytest.mark.parametrize("plan", [0, True, 1.5, "enterprise"])
+def test_a_plan_that_is_not_free_pro_or_a_whole_number_is_422(client, seeded, plan):
+    refused = client.post("/v1/connections", json={"api_key": seeded["key"], "plan": plan})
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"] == ["plan"]
+
+
+def test_me_refuses_a_verify_value_it_does_not_know(client, connection):
+    """`verify` is 0, 1, true or false (as documented); anything else is a 422 naming it, not a
+    silent "no"."""
+    answer = client.get("/v1/me?verify=AAA", headers=bearer(connection["token"]))
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["fields"] == ["verify"]
+    assert client.get("/v1/me?verify=0", headers=bearer(connection["token"])).status_code == 200
