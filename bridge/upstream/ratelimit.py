@@ -21,11 +21,17 @@ On Redis, which may forget the windows (a restart without persistence, a FLUSHDB
 notice it and hold every key for one window (`bridge.upstream.redis_budget`). The SQLite and
 PostgreSQL backends keep their windows durably. A store that cannot be reached is an honest 503
 (`UpstreamUnavailable`, the call never left the bridge), never a 500 or a call let through.
+
+Entries older than the window are deleted by the leak, the only thing that removes them in any
+backend (the buckets' puts only insert): every `LEAK_INTERVAL_MS`, one thread per factory, the
+bridge's own rather than pyrate-limiter's Leaker (see `SharedBuckets.schedule_leak`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -42,11 +48,15 @@ from bridge.infra import metrics
 from bridge.upstream.errors import UpstreamRateLimited, UpstreamUnavailable
 from bridge.upstream.redis_budget import GuardedRedisBucket, RedisLossGuard
 
+log = logging.getLogger(__name__)
+
 WINDOW_MS = 62_000
+LEAK_INTERVAL_MS = 10_000  # how often a factory's buckets drop entries older than the window
 # What a budget store raises when it cannot be reached: Redis, the SQL database (which holds
 # Redis's epoch), and psycopg itself under pyrate-limiter's PostgreSQL bucket (a connection the
 # server cut, after a restart or a failover: its pool replaces it, and the client retries).
 STORE_ERRORS = (RedisError, SQLAlchemyError, psycopg.Error)
+LEAK_ERRORS = (*STORE_ERRORS, sqlite3.Error)  # a leak skips a round on these, then goes on
 
 
 class KeyRateLimiter:
@@ -137,6 +147,9 @@ class SharedBuckets(BucketFactory):
         self._lock = threading.Lock()
         self._guard: RedisLossGuard | None = None
         self._closers: list[Callable[[], None]] = []  # what the backend opened, for close()
+        self.leak_interval = LEAK_INTERVAL_MS
+        self._leaking: threading.Thread | None = None
+        self._stop_leaking = threading.Event()
         self._backend = self._make_backend(settings, guard_loss)
         # Redis checks and inserts in one Lua script; SQLite under its own write lock
         # (`sqlite_budget`). pyrate-limiter's PostgreSQL bucket counts, then inserts.
@@ -187,9 +200,45 @@ class SharedBuckets(BucketFactory):
         with self._lock:
             return list(self._buckets.values())
 
+    def schedule_leak(self, new_bucket: AbstractBucket) -> None:
+        """Make sure this factory's leak thread runs; it leaks every bucket `get` made.
+
+        Not pyrate-limiter's Leaker: its thread runs `asyncio.run`. Under gunicorn's gevent
+        worker every thread is a greenlet of the process's one OS thread, and asyncio's running
+        loop is per OS thread, so the first factory's Leaker (the upstream budget's, say) held a
+        loop running for every greenlet, and the second's (the console's sign-in limiter) died
+        with "asyncio.run() cannot be called from a running event loop", once per new bucket,
+        never leaking its buckets. The buckets here are all synchronous: a plain loop does.
+        """
+        if self._leaking is None or not self._leaking.is_alive():  # the first, or after a fork
+            self._stop_leaking.clear()
+            self._leaking = threading.Thread(
+                target=self._leak_until_closed, name="bridge budget leak", daemon=True
+            )
+            self._leaking.start()
+
+    def _leak_until_closed(self) -> None:
+        """Every `leak_interval` ms, drop each bucket's entries older than its window.
+
+        A store that cannot be reached skips the round (the next one leaks what it missed):
+        an uncaught error would end the thread and every leak after it.
+        """
+        while not self._stop_leaking.wait(self.leak_interval / 1000):
+            now_ms = time.time_ns() // 1_000_000  # the clock the entries were stamped with
+            for bucket in self.owned_buckets():
+                try:
+                    bucket.leak(now_ms)
+                except LEAK_ERRORS as exc:
+                    log.warning("ratelimit.leak_skipped reason=%s", type(exc).__name__)
+
     def close(self) -> None:
-        # The base class stops the leak thread before closing the buckets: left running, it
-        # would leak into a PostgreSQL bucket's closed pool and die with PoolClosed.
+        # The leak stops before the buckets close: left running, it would leak into a
+        # PostgreSQL bucket's closed pool.
+        self._stop_leaking.set()
+        leaking = self._leaking
+        if leaking is not None and leaking is not threading.current_thread():
+            leaking.join(timeout=5)
+        self._leaking = None
         super().close()
         with self._lock:
             self._buckets.clear()

@@ -410,3 +410,56 @@ def test_closing_a_postgresql_budget_closes_its_connections(pg_url, tmp_path, ca
         assert connections() == 0
     finally:
         admin.dispose()
+
+
+GEVENT_LEAKS = """
+from gevent import monkey; monkey.patch_all()
+import json, sqlite3, sys, threading, time
+from pathlib import Path
+from bridge.config import Settings
+from bridge.console.signin import SignInLimiter, bucket_name
+from bridge.upstream.ratelimit import KeyRateLimiter
+
+died = []
+threading.excepthook = lambda hook: died.append(f"{hook.thread.name}: {hook.exc_value!r}")
+settings = Settings.for_tests({"secret_key": sys.argv[1], "var_dir": Path(sys.argv[2])})
+budget, sign_ins = KeyRateLimiter(settings), SignInLimiter(settings)
+budget._factory.leak_interval = sign_ins._open()[0].leak_interval = 50  # ms, not 10 s
+budget.acquire("fp-gevent", 60, max_wait=0)  # an upstream call, then a console sign-in
+sign_ins.admit("192.0.2.1", "zwb_gevent0000")
+tables = ["zwb_fp-gevent", "zwb_" + bucket_name("ip", "192.0.2.1")]
+with sqlite3.connect(settings.ratelimit_sqlite_path) as db:
+    stale_ms = time.time_ns() // 1_000_000 - 120_000  # two windows ago: only the leak drops it
+    for table in tables:
+        db.executemany(f'INSERT INTO "{table}" (name, item_timestamp) VALUES (?, ?)',
+                       [(table, stale_ms)] * 5)
+
+def stale():
+    with sqlite3.connect(settings.ratelimit_sqlite_path) as db:
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}" WHERE item_timestamp <= ?',
+                              (stale_ms,)).fetchone()[0] for t in tables}
+
+deadline = time.monotonic() + 5
+while any(stale().values()) and time.monotonic() < deadline:
+    time.sleep(0.05)  # gevent's: the leaks run meanwhile
+print(json.dumps({"died": died, "stale": stale()}))
+budget.close()
+sign_ins.close()
+"""
+
+
+def test_both_budgets_leak_their_old_entries_under_gevent(tmp_path: Path) -> None:
+    """Under gunicorn's gevent worker, the upstream budget and the console's sign-in limiter
+    each drop entries older than their window, and no thread dies. pyrate-limiter's leak
+    thread runs `asyncio.run`; under gevent every such thread is a greenlet of the one OS
+    thread, so the second limiter's leak found the first's loop running and died with
+    "asyncio.run() cannot be called from a running event loop" on each new bucket (a
+    traceback in the web log per sign-in), leaving that limiter's old entries forever."""
+    done = subprocess.run(  # a process of its own: monkey-patching must not leak into pytest
+        [sys.executable, "-c", GEVENT_LEAKS, TEST_SECRET, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["died"] == []
+    assert report["stale"] == dict.fromkeys(report["stale"], 0)
