@@ -332,3 +332,23 @@ def test_a_json_body_sent_without_the_json_content_type_says_so(bridge, seeded, 
                                   headers={**JSON, **bridge.headers()})  # fmt: skip
     error = refusal(response, 400, "malformed_json")  # with the right type: only "not JSON"
     assert "Content-Type" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"agent_id":', "not valid JSON (Expecting value at line 1, column 13)"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        (b"[1, 2]", "not an array"),
+        (b'"text"', "not a string"),
+        (b"null", "not null"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_says_what_it_is(bridge, body, says):
+    """The 400 `malformed_json` says what is wrong (README: "saying so"): where the JSON
+    breaks, that the bytes are not UTF-8, or what the body is instead of an object."""
+    response = bridge.client.post("/v1/actions/query_agent", data=body,
+                                  headers={**JSON, **bridge.headers()})  # fmt: skip
+    error = refusal(response, 400, "malformed_json")
+    assert says in error["message"], error
+    assert len(error["message"]) <= 250

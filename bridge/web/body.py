@@ -6,6 +6,7 @@ Every JSON body of the API is read here, through `bridge.infra.jsontext.loads`: 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import request
@@ -15,6 +16,8 @@ from bridge.infra import jsontext
 from bridge.infra.errors import ClientError
 
 NOT_AN_OBJECT = "Request body must be a JSON object"
+JSON_KINDS = {"list": "an array", "str": "a string", "int": "a number", "float": "a number",
+              "bool": "a boolean", "null": "null"}  # fmt: skip
 
 
 class MalformedBody(ClientError):
@@ -40,10 +43,16 @@ def json_object(optional: bool = False) -> dict[str, Any]:
         raise MalformedBody(f"{NOT_AN_OBJECT}; send Content-Type: application/json")
     try:
         payload = jsontext.loads(raw, max_depth=jsontext.API_DEPTH)
-    except ValueError as exc:  # not JSON, or not UTF-8
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"{NOT_AN_OBJECT}: the body is not UTF-8 text") from exc
+    except json.JSONDecodeError as exc:  # say where, so a hand-built body can be fixed
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise MalformedBody(f"{NOT_AN_OBJECT}: not valid JSON ({exc.msg} at {where})") from exc
+    except ValueError as exc:  # anything else the parser refuses
         raise MalformedBody() from exc
     if not isinstance(payload, dict):
-        raise MalformedBody()
+        kind = type(payload).__name__ if payload is not None else "null"
+        raise MalformedBody(f"{NOT_AN_OBJECT}, not {JSON_KINDS.get(kind, kind)}")
     return payload
 
 
