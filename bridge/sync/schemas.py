@@ -9,6 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from bridge.infra import netguard
 from bridge.schemas import ToolInput, zappway_id
+from bridge.sync.providers.mappers.thin import NEEDED_CREDENTIALS
 from bridge.sync.providers.providers import PROVIDERS
 from bridge.sync.source_config import check_secret, resolve
 
@@ -50,6 +51,13 @@ class CreateSourceIn(ToolInput):
         unknown = set(credentials) - {"token", "base_url"}
         if unknown:
             raise ValidationError(f"unknown credential {sorted(unknown)[0]!r}", "credentials")
+        needed = NEEDED_CREDENTIALS.get(provider.key, ())
+        missing = [name for name in needed if name not in credentials]
+        if credentials and missing:
+            problem = f"{provider.label} fetches content with {' and '.join(needed)}: give both"
+            if len(needed) == 1:
+                problem = f"{provider.label} fetches content with a {needed[0]}"
+            raise ValidationError(problem, f"credentials.{missing[0]}")
         if "base_url" in credentials:
             try:
                 netguard.check_url_shape(credentials["base_url"])

@@ -532,3 +532,24 @@ def test_other_connections_token_is_not_a_source_credential(bridge, make_app, se
     other = connect(make_app, seeded)
     answer = bridge.client.post(f"/in/{other.token}", data=b"{}", headers=bearer(other.token))
     assert answer.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("provider", "credentials", "missing"),
+    [
+        ("directus", {"token": "t"}, "credentials.base_url"),
+        ("directus", {"base_url": "https://cms.example.com"}, "credentials.token"),
+        ("storyblok", {"base_url": "https://api-us.storyblok.com"}, "credentials.token"),
+    ],
+)
+def test_credentials_that_could_never_fetch_are_422_naming_the_missing_one(
+    bridge, provider, credentials, missing
+):
+    """A thin-payload source given credentials without one its fetch needs (Directus: a token
+    and its address) is refused at creation, instead of every document ending dead later.
+    Without any credentials it is still created: deletes need no fetch (README)."""
+    response = bridge.create({**source_fields(provider, bridge.datastore_id),
+                              "credentials": credentials})  # fmt: skip
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["error"]["fields"] == [missing]
+    assert bridge.create(source_fields(provider, bridge.datastore_id)).status_code == 201

@@ -32,6 +32,10 @@ GITHUB_HEADERS = {
 DIRECTUS_ITEM = "{{base_url}}/items/{collection}/{key}"
 DIRECTUS_HEADERS = {"Authorization": "Bearer {token}"}
 DIRECTUS_STATUS, DIRECTUS_PUBLISHED = "status", "published"
+# The credentials each provider's fetch fills in (its URL and headers above): a source given
+# credentials without one of them could never fetch a document.
+NEEDED_CREDENTIALS = {"storyblok": ("token",), "directus": ("token", "base_url"),
+                      "github": ("token",)}  # fmt: skip
 
 
 def _received_ms(ev: Event) -> int | None:
