@@ -58,6 +58,10 @@ threads = int(os.environ.get("WEB_THREADS", "32"))  # gthread only
 timeout = 120  # above the action deadline, below the ~100 s upstream edge plus margin
 graceful_timeout = 25  # within the 30 s Heroku waits after SIGTERM; in-flight requests finish
 keepalive = 5
+# gunicorn's control socket (for `gunicornc`) defaults to one path per user: two servers on one
+# machine (`make run` beside `make demo`, or several web processes of a scale-out on one host)
+# shared it, and stopping one deleted the other's. Nothing here uses it; signals still work.
+control_socket_disable = True
 errorlog = "-"
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "").lower() in ("1", "true", "yes") else None
 # Path and status only: no headers (tokens travel in headers), no query strings with cursors.

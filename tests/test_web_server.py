@@ -32,6 +32,7 @@ def test_serves_with_the_access_log_off_by_default(tmp_path):
     assert "Booting worker" in text
     assert "/healthz" not in text
     assert token not in text
+    assert "Control socket" not in text  # one default path per user, shared by every server
 
 
 def test_access_log_hides_inbound_tokens(tmp_path):
