@@ -129,10 +129,15 @@ def build_openapi(app: Flask) -> dict[str, Any]:
     return spec.to_dict()
 
 
+def _path_schema(declared: Endpoint, name: str) -> dict[str, Any]:
+    pattern = declared.path_patterns.get(name)
+    return {"type": "string", **({"pattern": pattern} if pattern else {})}
+
+
 def _operation(operation: Operation) -> dict[str, Any]:
     declared = operation.endpoint
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(declared, name)}
         for name in operation.path_params
     ]
     if declared.query is not None:

@@ -206,6 +206,7 @@ def receive(token: str) -> tuple[Response, int]:
     description="For senders that do not say which event fired (WP Webhooks without an "
     "X-WP-Webhook-Name header): give each trigger its own URL, e.g. /in/<token>/post_delete. "
     "The suffix is the event when the payload names none: 1 to 64 of a-z 0-9 _ . -",
+    path_patterns={"event": f"^{EVENT_SUFFIX.pattern}$"},
 ))  # fmt: skip
 def receive_event(token: str, event: str) -> tuple[Response, int]:
     """The same as `receive`, the suffix naming the trigger that fired."""

@@ -100,6 +100,8 @@ class Endpoint:
     admin: bool = False  # secured by the operator's admin token, not a connection token
     operation_id: str | None = None
     description: str | None = None
+    # a path parameter's pattern (a regex), where the view refuses values outside it
+    path_patterns: Mapping[str, str] = field(default_factory=dict)
     # An HTML page for people (the console), not an operation of the JSON API: it is declared
     # like every route, and left out of /openapi.json on purpose.
     html: bool = False

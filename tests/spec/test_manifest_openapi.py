@@ -8,7 +8,7 @@ import pytest
 
 from bridge.registry import ACTIONS, TRIGGERS
 from bridge.spec.manifest import MANIFEST_PATH, manifest_text
-from bridge.spec.openapi import operations
+from bridge.spec.openapi import build_openapi, operations
 from bridge.web.api import endpoint_of
 from tests.conftest import bearer
 
@@ -80,3 +80,11 @@ def test_manifest_marks_dropdown_fields(client):
     agent_field = next(f for f in query["input_fields"] if f["key"] == "agent_id")
     assert agent_field["dynamic"] == "agents"
     assert {d["path"] for d in manifest["dropdowns"]} == {"/v1/agents", "/v1/datastores"}
+
+
+def test_a_path_parameter_the_view_checks_carries_its_pattern(app):
+    """The inbound URL's event suffix is refused (400) outside its alphabet: the OpenAPI
+    document says so, so a client built from it (schemathesis) does not send what is refused."""
+    operation = build_openapi(app)["paths"]["/in/{token}/{event}"]["post"]
+    (event,) = [p for p in operation["parameters"] if p["name"] == "event"]
+    assert event["schema"] == {"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$"}
