@@ -11,9 +11,11 @@ how items look is the trigger module's business (`detect`, `render`); this modul
 cursor and the log.
 
 A new watch is seeded with the agent's most recent events from before the watch was created,
-which polls show at once (Zapier's seeding poll needs them) but hooks never receive (they only
-get events logged after they subscribed). Events after the watch was created (a hook subscribes,
-a visitor writes, then the worker's first read) are new.
+which polls show at once (Zapier's seeding poll needs them) but hooks never receive. Events after
+the watch was created (a hook subscribes, a visitor writes, then the worker's first read) are
+new. A watch outlives its hooks: with none it is not polled and keeps its cursor, so a later
+hook's first read logs everything since as new; each hook is sent only what happened after it
+subscribed (`event_log.owed`), so that past goes to no hook that did not exist then.
 """
 
 from __future__ import annotations

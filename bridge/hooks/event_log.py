@@ -2,8 +2,14 @@
 
 Appending takes the next numbers of the connection's own counter (an UPDATE on its row, which
 serialises concurrent appenders of one connection), inserts only object ids not yet logged, and
-creates a delivery for every active subscription that wants the event, all in one transaction:
-an event is never logged without its deliveries, or delivered without being logged.
+creates a delivery for every active subscription owed the event, all in one transaction: an
+event is never logged without its deliveries, or delivered without being logged.
+
+A hook is owed what happens after it subscribed (`owed`), not whatever happens to be detected
+after: detection can lag the upstream by far more than an interval (a watch left unpolled while
+its agent had no hook keeps its old cursor; a poll may be reading when a hook subscribes; a
+ZappWay outage or a key on hold leaves a backlog), and a Zap just turned on must not be sent
+that past, while the hooks already there get all of it.
 """
 
 from __future__ import annotations
@@ -11,13 +17,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.infra.models import Connection, Delivery, Event, Subscription
+
+# How far ZappWay's clock (an event's `occurred_at`) may run behind ours (a hook's `created_at`)
+# before an event that happened just after a subscribe is taken for one from before it. Erring
+# this way sends a new hook an event from up to this long before it subscribed, never loses one
+# from after.
+CLOCK_TOLERANCE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -78,8 +90,27 @@ def append(
     return [] if seeded else fan_out(session, events)
 
 
+def owed(subscription: Subscription, event: Event) -> bool:
+    """Whether the hook is owed the event: logged after it subscribed (`start_seq`: never what
+    the log held already) and happened after it subscribed, by the event's own upstream time
+    (less `CLOCK_TOLERANCE`), whenever it was detected.
+
+    The second test is what keeps a new hook from the past still to be detected: the order of
+    detection says nothing about it, and the upstream's time is the one record of when the
+    event happened that does not depend on when, or by which process, the agent was read.
+    """
+    return event.seq > subscription.start_seq and _aware(event.occurred_at) >= owed_from(
+        subscription
+    )
+
+
+def owed_from(subscription: Subscription) -> datetime:
+    """The earliest upstream time of an event the hook is owed (see `owed`)."""
+    return _aware(subscription.created_at) - CLOCK_TOLERANCE
+
+
 def fan_out(session: Session, events: Sequence[Event]) -> list[int]:
-    """Create one pending delivery per (event, interested active subscription)."""
+    """Create one pending delivery per (event, active subscription wanting and `owed` it)."""
     if not events:
         return []
     sample = events[0]
@@ -95,7 +126,7 @@ def fan_out(session: Session, events: Sequence[Event]) -> list[int]:
         Delivery(subscription_id=sub.id, event_id=event.id)
         for event in events
         for sub in subscriptions
-        if event.seq > sub.start_seq
+        if owed(sub, event)
     ]
     session.add_all(deliveries)
     session.flush()
@@ -137,3 +168,8 @@ def current_seq(session: Session, connection_id: str) -> int:
     return int(
         session.scalar(select(Connection.event_seq).where(Connection.id == connection_id)) or 0
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    """Stored times come back aware (`UTCDateTime`); one set in this session may not yet."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

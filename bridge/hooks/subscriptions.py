@@ -56,7 +56,9 @@ def subscribe(
     """Create a subscription (target checked against SSRF rules) and the watch that feeds it;
     its secret is returned once. The caller commits.
 
-    Only events logged from now on are owed to it (`start_seq`), never the agent's past.
+    Only events logged from now on (`start_seq`) that happened from now on are owed to it
+    (`event_log.owed`), never the agent's past, even when the watch detects that past only
+    after this (say, a watch left unpolled while its agent had no hook, whose cursor is old).
 
     Raises:
         HookError: when the target URL is not allowed, or ZappWay has no such agent for the key.
@@ -124,12 +126,14 @@ def describe(subscription: Subscription) -> dict[str, Any]:
 def replay(session: Session, subscription: Subscription, since: datetime | None) -> list[int]:
     """Queue every matching event since `since` again (same webhook-ids); returns delivery ids.
 
-    Only events the hook was ever owed: logged after it subscribed, never the seeded past.
+    Only events the hook was ever owed (`event_log.owed`): logged and happened after it
+    subscribed, never the seeded past.
     """
     query = select(Event).where(
         (Event.connection_id == subscription.connection_id)
         & (Event.event_type == subscription.event_type)
         & (Event.seq > subscription.start_seq)
+        & (Event.occurred_at >= event_log.owed_from(subscription))
         & Event.seeded.is_(False)
     )
     if subscription.agent_id:
