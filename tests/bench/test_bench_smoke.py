@@ -192,3 +192,20 @@ def test_upstream_wire_smoke() -> None:
     for way in ("bridge", "httpx-transport", "httpx-client", "http.client"):
         assert f"| {way} | " in done.stdout
     assert tree_status() == before, "the benchmark left files in the repository"
+
+
+def test_stack_floor_smoke(tmp_path: Path) -> None:
+    """`bench.stack_floor` serves every layer, measures each against the stub, cleans up."""
+    argv = [sys.executable, "-m", "bench.stack_floor", "--out", str(tmp_path), "--seconds",
+            "0.3", "--rounds", "1", "--max-seconds", "90"]  # fmt: skip
+    before = tree_status()
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "stack_floor-none.json").read_text())
+    layers = ["bare", "flask", "upstream_http_client", "upstream_httpx", "flask_upstream",
+              "passthrough", "stub"]  # fmt: skip
+    assert targets(result) == layers
+    for entry in result["rounds"]:
+        assert entry["metrics"]["errors"] == 0 and entry["metrics"]["calls"] > 0
+    assert all(result["summary"][layer]["p50_ms"] > 0 for layer in layers[:-1])
+    assert tree_status() == before, "a benchmark left files in the repository"
