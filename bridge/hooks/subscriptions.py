@@ -109,8 +109,8 @@ def check_agent(runtime: Runtime, connection_id: str, agent_id: str) -> None:
         ) from exc
 
 
-def describe(subscription: Subscription) -> dict[str, Any]:
-    """Public view of a subscription (never its secret)."""
+def describe(subscription: Subscription, failing_reason: str | None = None) -> dict[str, Any]:
+    """Public view of a subscription (never its secret); `failing_reason` from `failing`."""
     return {
         "id": subscription.id,
         "event": subscription.event_type,
@@ -118,6 +118,7 @@ def describe(subscription: Subscription) -> dict[str, Any]:
         "target_url": subscription.target_url,
         "state": subscription.state,
         "state_reason": subscription.state_reason,
+        "failing": failing_reason,
         "created_at": subscription.created_at.isoformat(),
         "disabled_at": subscription.disabled_at.isoformat() if subscription.disabled_at else None,
     }

@@ -119,6 +119,10 @@ class HookOut(Schema):
     target_url = fields.String(required=True)
     state = fields.String(required=True)
     state_reason = fields.String(allow_none=True, required=True)
+    failing = fields.String(allow_none=True, required=True, metadata={
+        "description": "While the newest delivery waits for a retry, why its last attempt "
+        "failed (the hook is disabled if the retries run out); null otherwise."
+    })  # fmt: skip
     created_at = fields.String(required=True)
     disabled_at = fields.String(allow_none=True, required=True)
 
@@ -180,8 +184,10 @@ def subscribe() -> tuple[Response, int]:
 @endpoint(Endpoint("List hooks", {200: Answer(HookOut, many=True)}, (401,)))
 @require_connection
 def list_hooks() -> Response:
-    rows = hooks.list_owned(get_session(), current_caller().id)
-    return jsonify([hooks.describe(row) for row in rows])
+    session = get_session()
+    rows = hooks.list_owned(session, current_caller().id)
+    failing = hooks.failing(session, rows)
+    return jsonify([hooks.describe(row, failing.get(row.id)) for row in rows])
 
 
 @bp.get("/v1/hooks/<subscription_id>")
@@ -192,7 +198,8 @@ def show_hook(subscription_id: str) -> Response:
     session = get_session()
     subscription = hooks.find_owned(session, current_caller().id, subscription_id)
     history = hooks.history(session, subscription)
-    return jsonify({**hooks.describe(subscription), "deliveries": history})
+    failing = hooks.failing(session, [subscription]).get(subscription.id)
+    return jsonify({**hooks.describe(subscription, failing), "deliveries": history})
 
 
 @bp.delete("/v1/hooks/<subscription_id>")

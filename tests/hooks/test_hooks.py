@@ -457,6 +457,19 @@ def failed_once(
     return app, token, hook, delivery
 
 
+def test_a_hook_waiting_to_retry_says_it_is_failing_and_why(make_app, seeded, sim_admin):
+    """While its newest delivery waits for a retry, the API says the hook is failing and why
+    (as the console does), in the hook and in the list; `failing` is null for a healthy one."""
+    with receiver(then=500) as rec:
+        app, token, hook, _delivery = failed_once(make_app, seeded, sim_admin, rec)
+        assert show(app, token, hook["id"]).get_json()["failing"] == "the target answered 500"
+        listed = app.test_client().get("/v1/hooks", headers=bearer(token)).get_json()
+        assert [(h["state"], h["failing"]) for h in listed] == [
+            ("active", "the target answered 500")
+        ]
+    assert hook["failing"] is None  # the subscribe answer: nothing attempted yet
+
+
 def test_persistent_failure_fails_the_delivery_and_disables_the_hook(make_app, seeded, sim_admin):
     """Past the schedule the delivery fails and the hook is disabled with a reason; no more work."""
     with receiver(then=500) as rec:
