@@ -342,6 +342,15 @@ def gunicorn_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {name: conf.get(name) for name in names}
 
 
+def start_stub(procs: Processes, env: Mapping[str, str], key: str) -> tuple[Proc, int]:
+    """`bench/stub.py` (the instant upstream) on a free port, answering `key`; once healthy."""
+    port = free_port()
+    stub = procs.start("stub", [PYTHON, "-m", "bench.stub", "--port", str(port), "--key", key],
+                       env)  # fmt: skip
+    wait_http(f"http://{HOST}:{port}/healthz", stub)
+    return stub, port
+
+
 class Simulator:
     """`python -m sim` on a free loopback port, with the load tunings unless `plain`."""
 

@@ -141,10 +141,7 @@ def main() -> None:
     key = f"zw_stub_{secrets.token_hex(8)}"
     with h.workspace("stack_floor", args.keep) as work, h.Processes(work) as procs:
         env = h.base_env(work)
-        stub_port = h.free_port()
-        stub = procs.start("stub", [h.PYTHON, "-m", "bench.stub", "--port", str(stub_port),
-                                    "--key", key], env)  # fmt: skip
-        h.wait_http(f"http://{h.HOST}:{stub_port}/healthz", stub)
+        stub, stub_port = h.start_stub(procs, env, key)
         served = {**env, "STACK_UPSTREAM": f"{h.HOST}:{stub_port}", "STACK_KEY": key,
                   "PASSTHROUGH_UPSTREAM": f"http://{h.HOST}:{stub_port}/api/v1",
                   "PASSTHROUGH_TOKENS": f"tok={key}"}  # fmt: skip

@@ -83,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each, alternated (5)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, h.Processes(Path(tmp)) as procs:
-        port = h.free_port()
-        stub = procs.start("stub", [h.PYTHON, "-m", "bench.stub", "--port", str(port),
-                                    "--key", KEY], h.base_env(Path(tmp)))  # fmt: skip
-        h.wait_http(f"http://{h.HOST}:{port}/healthz", stub)
+        _stub, port = h.start_stub(procs, h.base_env(Path(tmp)), KEY)
         sends = senders(f"http://{h.HOST}:{port}/api/v1", Path(tmp))
         for send in sends.values():  # warm: connections open, caches filled
             for _ in range(min(200, args.requests)):

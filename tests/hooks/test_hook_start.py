@@ -50,6 +50,16 @@ def subscribed_long_ago(app: Flask, hook: dict[str, Any]) -> None:
         session.commit()
 
 
+def an_old_hook_then_a_conversation(
+    app: Flask, sim_admin: Any, token: str, agent: str, rec: Receiver
+) -> dict[str, Any]:
+    """A hook there for an hour on `rec`, its agent read once, then a conversation begun 41 s
+    ago (before the second hook a test subscribes next)."""
+    subscribed_long_ago(app, subscribe(app, token, rec.url, agent))
+    detect(app)
+    return begun_ago(sim_admin, agent, 41, "Begun before the second hook")
+
+
 def pushed(rec: Receiver) -> list[str]:
     return [json.loads(r.body)["id"] for r in rec.received]
 
@@ -95,9 +105,7 @@ def test_a_hook_joining_others_gets_nothing_from_before_while_they_get_everythin
     token = connect(app, seeded["key"])
     agent = seeded["agents"][0]["id"]
     with receiver() as rec_a, receiver() as rec_b:
-        subscribed_long_ago(app, subscribe(app, token, rec_a.url, agent))
-        detect(app)
-        before = begun_ago(sim_admin, agent, 41, "Begun before the second hook")
+        before = an_old_hook_then_a_conversation(app, sim_admin, token, agent, rec_a)
         hook_b = subscribe(app, token, rec_b.url, agent)  # no poll: the watch is on its beat
         detect(app)
         rec_a.wait_for(1)
@@ -138,9 +146,7 @@ def test_a_hook_subscribed_while_a_poll_is_reading_gets_nothing_that_poll_found(
     token = connect(app, seeded["key"])
     agent = seeded["agents"][0]["id"]
     with receiver() as rec_a, receiver() as rec_b:
-        subscribed_long_ago(app, subscribe(app, token, rec_a.url, agent))
-        detect(app)
-        before = begun_ago(sim_admin, agent, 41, "Begun before the second hook")
+        before = an_old_hook_then_a_conversation(app, sim_admin, token, agent, rec_a)
         late: list[dict[str, Any]] = []
         transport.action = lambda: late.append(subscribe(app, token, rec_b.url, agent))
         detect(app)
