@@ -34,9 +34,9 @@ class DocumentIn(ToolInput):
         "description": "Where the document lives (http or https)."
     })  # fmt: skip
     metadata = fields.Dict(
-        keys=fields.String(validate=validate.Length(max=100)), values=Scalar(),
+        keys=fields.String(validate=validate.Length(max=100)), values=Scalar(allow_none=True),
         metadata={"description": "Extra name/value pairs stored with the document (each value "
-                                 "a string, number or boolean)."},
+                                 "a string, number or boolean; a null one is left out)."},
     )  # fmt: skip
 
 

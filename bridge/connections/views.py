@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 from bridge.connections import service as connections
 from bridge.infra.errors import NotFound
@@ -48,6 +48,9 @@ class RotateKeyIn(Schema):
 
 
 class MeQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE  # a platform's cache-buster (`?_=123`) must not fail the auth test
+
     verify = fields.String(validate=validate.OneOf(("0", "1", "true", "false")), metadata={
         "description": "1 or true: also re-check the stored key at ZappWay"
     })  # fmt: skip

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.infra.backoff import parse_retry_after
-from bridge.infra.errors import BridgeError, clip
+from bridge.infra.errors import MAX_MESSAGE, BridgeError, clip
 from bridge.infra.redact import redact
 from bridge.upstream.wire import Answer
 
@@ -222,7 +222,11 @@ def _read_error_body(
     with credentials and quotes of `sent_secrets` masked."""
 
     def text_of(message: str) -> str:
-        return clip(redact(message, sent_secrets))
+        # Only what `clip` may keep is masked, with any quote straddling its end whole:
+        # masking a multi-megabyte body word by word would hold the worker for seconds.
+        flat = " ".join(message.split())  # as `clip` does
+        keep = MAX_MESSAGE + max((len(secret) for secret in sent_secrets), default=0)
+        return clip(redact(flat[:keep], sent_secrets))
 
     try:
         body: Any = response.json()

@@ -293,3 +293,5 @@ def test_me_refuses_a_verify_value_it_does_not_know(client, connection):
     assert answer.status_code == 422
     assert answer.get_json()["error"]["fields"] == ["verify"]
     assert client.get("/v1/me?verify=0", headers=bearer(connection["token"])).status_code == 200
+    cache_busted = client.get("/v1/me?_=1733560000", headers=bearer(connection["token"]))
+    assert cache_busted.status_code == 200  # a parameter it does not know is ignored

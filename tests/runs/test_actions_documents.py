@@ -189,12 +189,13 @@ def test_legacy_upstream_gets_no_metadata(make_app, sim_admin, seeded, datastore
 
 
 def test_documented_upstream_gets_metadata_and_url(client, connection, datastore, sim_app):
-    """The documented upstream takes free-form metadata; the url travels as source_url."""
+    """The documented upstream takes free-form metadata (a null value left out, as Make and n8n
+    send an empty mapped field); the url travels as source_url."""
     document = {
         "id": "post-1",
         "text": "One",
         "url": "https://example.com/p/1",
-        "metadata": {"source": "cms", "views": 3},
+        "metadata": {"source": "cms", "views": 3, "empty": None},  # a mapped field left empty
     }
     body = act(
         client, connection["token"], UPSERT, {"datastore_id": datastore, "document": document}

@@ -76,3 +76,17 @@ def test_a_key_quoted_by_zappway_reaches_no_answer_record_or_log(
     for path in Path(tmp_path).rglob("*"):
         if path.is_file():
             assert key[-12:].encode() not in path.read_bytes(), path
+
+
+def test_a_huge_error_body_is_masked_only_where_it_is_kept():
+    """Only what the 250-character message keeps is masked, with a key straddling its end
+    whole: a multi-megabyte body is not searched word by word (seconds of a worker)."""
+    from bridge.upstream.errors import error_from_response
+    from bridge.upstream.wire import Answer
+
+    for offset in range(200, 260, 7):  # the key across the message's end
+        text = "x " * (offset // 2) + f"{KEY} " + "filler " * 800_000
+        answer = Answer(400, [(b"content-type", b"text/plain")], text.encode())
+        message = error_from_response(answer, (KEY,)).message
+        assert len(message) <= 250
+        assert not [KEY[i : i + 4] for i in range(len(KEY) - 3) if KEY[i : i + 4] in message]

@@ -44,7 +44,7 @@ const FIELDS = [
         "key": "metadata",
         "type": "object",
         "required": false,
-        "help_text": "Extra name/value pairs stored with the document (each value a string, number or boolean)."
+        "help_text": "Extra name/value pairs stored with the document (each value a string, number or boolean; a null one is left out)."
       }
     ]
   },
@@ -81,7 +81,7 @@ const FIELDS = [
         "key": "metadata",
         "type": "object",
         "required": false,
-        "help_text": "Extra name/value pairs stored with the document (each value a string, number or boolean)."
+        "help_text": "Extra name/value pairs stored with the document (each value a string, number or boolean; a null one is left out)."
       }
     ]
   }
@@ -136,7 +136,7 @@ module.exports = {
         "label": "Document: Metadata",
         "required": false,
         "dict": true,
-        "helpText": "Extra name/value pairs stored with the document (each value a string, number or boolean)."
+        "helpText": "Extra name/value pairs stored with the document (each value a string, number or boolean; a null one is left out)."
       },
       {
         "key": "documents",

@@ -540,7 +540,7 @@ class ZappWayBridge {
               "name": "document_metadata",
               "type": "json",
               "default": "{}",
-              "description": "Extra name/value pairs stored with the document (each value a string, number or boolean).",
+              "description": "Extra name/value pairs stored with the document (each value a string, number or boolean; a null one is left out).",
               "routing": {
                 "send": {
                   "type": "body",
