@@ -15,6 +15,7 @@ that past, while the hooks already there get all of it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.infra.models import Connection, Delivery, Event, Subscription
+
+log = logging.getLogger(__name__)
 
 # How far ZappWay's clock (an event's `occurred_at`) may run behind ours (a hook's `created_at`)
 # before an event that happened just after a subscribe is taken for one from before it. Erring
@@ -122,12 +125,14 @@ def fan_out(session: Session, events: Sequence[Event]) -> list[int]:
             & or_(Subscription.agent_id.is_(None), Subscription.agent_id == sample.agent_id)
         )
     ).all()
-    deliveries = [
-        Delivery(subscription_id=sub.id, event_id=event.id)
-        for event in events
-        for sub in subscriptions
-        if owed(sub, event)
-    ]
+    deliveries = []
+    for event in events:
+        for sub in subscriptions:
+            if owed(sub, event):
+                deliveries.append(Delivery(subscription_id=sub.id, event_id=event.id))
+            elif event.seq > sub.start_seq:  # new to the log, but from before the hook: said
+                log.info("hooks.not_owed hook=%s event=%s occurred_at=%s subscribed_at=%s",
+                         sub.id, event.id, event.occurred_at, sub.created_at)  # fmt: skip
     session.add_all(deliveries)
     session.flush()
     return [delivery.id for delivery in deliveries]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from bridge.connections import service as connections
@@ -128,13 +128,18 @@ def replay(session: Session, subscription: Subscription, since: datetime | None)
     """Queue every matching event since `since` again (same webhook-ids); returns delivery ids.
 
     Only events the hook was ever owed (`event_log.owed`): logged and happened after it
-    subscribed, never the seeded past.
+    subscribed, never the seeded past; and any it was already sent.
     """
     query = select(Event).where(
         (Event.connection_id == subscription.connection_id)
         & (Event.event_type == subscription.event_type)
         & (Event.seq > subscription.start_seq)
-        & (Event.occurred_at >= event_log.owed_from(subscription))
+        & (
+            (Event.occurred_at >= event_log.owed_from(subscription))
+            | exists().where(  # sent to it before this rule existed: still its own
+                (Delivery.subscription_id == subscription.id) & (Delivery.event_id == Event.id)
+            )
+        )
         & Event.seeded.is_(False)
     )
     if subscription.agent_id:

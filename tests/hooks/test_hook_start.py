@@ -174,3 +174,31 @@ def test_a_conversation_stamped_a_little_before_the_subscribe_is_still_sent(
         rec.wait_for(1)
         time.sleep(0.2)
         assert pushed(rec) == [close["id"]]
+
+
+def test_replay_still_sends_what_a_hook_was_sent_before_the_rule(
+    make_app, seeded, sim_admin, caplog
+):
+    """An event the hook was already sent stays its own for replay, even if by the time rule it
+    would not have been owed (sent before this rule was deployed); and an event the rule keeps
+    from a hook is logged, not dropped silently."""
+    app = make_app(**HOOK_SETTINGS)
+    token = connect(app, seeded["key"])
+    agent = seeded["agents"][0]["id"]
+    with receiver() as rec:
+        hook = subscribe(app, token, rec.url, agent)
+        sent = talk(sim_admin, agent, "Sent under the old rule")
+        detect(app)
+        rec.wait_for(1)
+        with runtime_of(app).sessions() as session:  # as if subscribed after it happened
+            session.execute(update(Subscription).where(Subscription.id == hook["id"])
+                            .values(created_at=datetime.now(UTC) + timedelta(hours=1)))  # fmt: skip
+            session.commit()
+        replayed = app.test_client().post(f"/v1/hooks/{hook['id']}/replay", headers=bearer(token))
+        assert replayed.get_json() == {"replayed": 1}
+        rec.wait_for(2)
+        assert pushed(rec) == [sent["id"], sent["id"]]
+        with caplog.at_level("INFO", logger="bridge.hooks.event_log"):
+            talk(sim_admin, agent, "Begun before the hook, by its new time")
+            detect(app)
+        assert f"hooks.not_owed hook={hook['id']}" in caplog.text
